@@ -1,0 +1,2 @@
+// CONTRACT STUB: the CNI helper replaces this.
+return 1;

@@ -1,0 +1,46 @@
+using System.Collections.Immutable;
+using System.Net;
+
+namespace Ambient.Mesh.Model;
+
+/// <summary>A service VIP on a network ("network/ip" in config; an empty network is the default network).</summary>
+public sealed record NetworkAddress(string Network, IPAddress Address)
+{
+    public override string ToString() => $"{Network}/{Address}";
+}
+
+public enum LoadBalancingMode
+{
+    Unspecified,
+    Strict,
+    Failover,
+}
+
+public enum LoadBalancingScope
+{
+    Network,
+    Region,
+    Zone,
+    Subzone,
+    Node,
+    Cluster,
+}
+
+public sealed record LoadBalancing(ImmutableArray<LoadBalancingScope> RoutingPreference, LoadBalancingMode Mode);
+
+/// <summary>A service, as Istio's workload.proto Service message and the local config describe it.</summary>
+public sealed record Service
+{
+    public required string Name { get; init; }
+    public required string Namespace { get; init; }
+    public required string Hostname { get; init; }
+    public ImmutableArray<NetworkAddress> Vips { get; init; } = [];
+    /// <summary>Service port -> target port (0 = same as service port, or resolved per workload).</summary>
+    public ImmutableDictionary<int, int> Ports { get; init; } = ImmutableDictionary<int, int>.Empty;
+    public ImmutableArray<string> SubjectAltNames { get; init; } = [];
+    public GatewayAddress? Waypoint { get; init; }
+    public LoadBalancing? LoadBalancing { get; init; }
+
+    /// <summary>The key workloads use to refer to this service: "namespace/hostname".</summary>
+    public string Key => $"{Namespace}/{Hostname}";
+}
