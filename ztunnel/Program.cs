@@ -1,1 +1,91 @@
+using System.Runtime.InteropServices;
+using Ambient.Mesh.Config;
+using Ambient.Ztunnel;
+using Ambient.Ztunnel.Admin;
+using Ambient.Ztunnel.Cli;
+using Microsoft.Extensions.Logging;
+
+var cl = CommandLine.Parse(args);
+if (cl.Error is not null)
+{
+    Console.Error.WriteLine($"ztunnel: {cl.Error}\nRun 'ztunnel --help' for usage.");
+    return 2;
+}
+if (cl.Help)
+{
+    Console.WriteLine(CommandLine.Usage);
+    return 0;
+}
+if (cl.Version)
+{
+    Console.WriteLine($"ztunnel (Ambient) {typeof(Agent).Assembly.GetName().Version?.ToString(3)}");
+    return 0;
+}
+
+ConfigLoadResult loaded;
+if (cl.ConfigPath is { } path)
+{
+    loaded = ConfigLoader.LoadFile(path);
+}
+else
+{
+    using var resource = typeof(Agent).Assembly.GetManifestResourceStream("default-config.yaml")!;
+    using var reader = new StreamReader(resource);
+    loaded = ConfigLoader.Parse(reader.ReadToEnd(), "(embedded default config)");
+}
+if (!loaded.Ok)
+{
+    Console.Error.WriteLine($"ztunnel: the config has {loaded.Errors.Length} error(s):");
+    foreach (var e in loaded.Errors)
+    {
+        Console.Error.WriteLine($"  {e}");
+    }
+    return 1;
+}
+if (cl.Validate)
+{
+    var c = loaded.Config!;
+    Console.WriteLine($"{cl.ConfigPath}: valid ({c.Workloads.Length} workloads, {c.Services.Length} services, {c.Policies.Length} policies)");
+    return 0;
+}
+
+var logLevel = new LogLevelSwitch(cl.LogLevel);
+using var loggers = LoggerFactory.Create(b => b
+    .AddFilter((_, level) => level >= logLevel.Level)
+    .AddSimpleConsole(o =>
+    {
+        o.SingleLine = true;
+        o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+        o.UseUtcTimestamp = true;
+    })
+    .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
+var log = loggers.CreateLogger("ztunnel");
+
+Agent agent;
+try
+{
+    agent = await Agent.StartAsync(
+        new AgentOptions
+        {
+            ConfigPath = cl.ConfigPath,
+            NodeName = cl.NodeName,
+            StateDir = cl.StateDir,
+            AccessLog = cl.AccessLog,
+            LogLevel = cl.LogLevel,
+        },
+        loaded.Config!,
+        loggers,
+        logLevel);
+}
+catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+{
+    log.LogCritical("ztunnel could not start: {Error}", ex.Message);
+    return 1;
+}
+
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; agent.RequestShutdown("SIGTERM"); });
+using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; agent.RequestShutdown("SIGINT"); });
+string reason = await agent.ShutdownRequested;
+await agent.StopAsync(reason);
+await agent.DisposeAsync();
 return 0;

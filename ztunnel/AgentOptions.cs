@@ -1,0 +1,27 @@
+using Ambient.Mesh.Config;
+using Microsoft.Extensions.Logging;
+
+namespace Ambient.Ztunnel;
+
+/// <summary>What the command line (or a test) gives the agent besides the config file itself.</summary>
+internal sealed record AgentOptions
+{
+    /// <summary>The config file to watch; null = the embedded default (not watched).</summary>
+    public string? ConfigPath { get; init; }
+
+    /// <summary>This node's name (workloads with this <c>node</c> are local); empty = every workload is local.</summary>
+    public string NodeName { get; init; } = "";
+
+    public string? StateDir { get; init; }
+
+    public AccessLogFormat? AccessLog { get; init; }
+
+    public LogLevel LogLevel { get; init; } = LogLevel.Information;
+
+    /// <summary>Where access log lines go (stdout by default).</summary>
+    public TextWriter? AccessLogWriter { get; init; }
+
+    /// <summary>Default location for the generated CA and the in-pod registry.</summary>
+    public static string DefaultStateDir =>
+        Environment.GetEnvironmentVariable("AMBIENT_STATE_DIR") is { Length: > 0 } d ? d : "/var/lib/ambient";
+}

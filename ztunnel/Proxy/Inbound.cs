@@ -1,0 +1,275 @@
+using System.Net;
+using System.Net.Sockets;
+using Ambient.Mesh.Hbone;
+using Ambient.Mesh.Http2;
+using Ambient.Mesh.Identity;
+using Ambient.Mesh.Model;
+using Ambient.Mesh.Policy;
+using Ambient.Mesh.State;
+using Ambient.Ztunnel.Sockets;
+using Ambient.Ztunnel.Telemetry;
+using Microsoft.Extensions.Logging;
+
+namespace Ambient.Ztunnel.Proxy;
+
+/// <summary>
+/// The inbound paths: HBONE on 15008 (mTLS; the peer's SPIFFE id is the principal) and captured plaintext on 15006
+/// (principal unknown). Both find the local destination workload, apply L4 authorization, connect to the
+/// workload and relay. A denied HBONE CONNECT is answered 401; a denied plaintext connection is reset.
+/// </summary>
+internal sealed class Inbound(ProxyContext ctx)
+{
+    private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
+
+    public async Task HandleHboneAsync(Socket accepted, ProxyScope scope)
+    {
+        var local = SocketOptions.Normalize((IPEndPoint)accepted.LocalEndPoint!);
+        var snapshot = ctx.State.Current;
+        var server = scope.Pod ?? snapshot.FindWorkloadByIp(local.Address);
+        if (server is null || !ctx.State.IsLocal(server))
+        {
+            Refuse(accepted, "hbone", "unknown_destination", $"no local workload has address {local.Address}");
+            return;
+        }
+        WorkloadCertificate cert;
+        try
+        {
+            var id = new SpiffeId(server.EffectiveTrustDomain(snapshot.Config.TrustDomain), server.Namespace, server.ServiceAccount);
+            cert = await ctx.Certificates.GetAsync(id, ctx.Stopping).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            Refuse(accepted, "hbone", "identity", $"no certificate for {server.Namespace}/{server.Name}: {ex.Message}");
+            return;
+        }
+
+        string? refusal = await HboneServer.ServeAsync(
+            accepted,
+            cert,
+            ctx.Trust,
+            ctx.Http2,
+            HandshakeTimeout,
+            request => HandleStreamAsync(request, scope),
+            null,
+            ctx.Logger,
+            ctx.Stopping).ConfigureAwait(false);
+        if (refusal is not null)
+        {
+            ctx.Metrics.Refused("hbone", "tls_handshake");
+            ctx.Logger.LogWarning("HBONE connection to {Local} refused: {Reason}", local, refusal);
+        }
+    }
+
+    private async Task HandleStreamAsync(HboneInboundRequest request, ProxyScope scope)
+    {
+        var stream = request.Stream;
+        var headers = stream.RequestHeaders;
+        var remote = SocketOptions.Normalize(request.RemoteEndPoint);
+        var forwarded = HboneHeaders.ParseForwardedFor(HboneHeaders.Get(headers, HboneHeaders.Forwarded));
+        var record = new ConnectionRecord("inbound", forwarded is not null && forwarded.Address.Equals(remote.Address) ? forwarded : remote)
+        {
+            SourceIdentity = request.PeerIdentity.ToString(),
+            DestinationIdentity = request.ServerCertificate.Id.ToString(),
+            MutualTls = true,
+        };
+        var snapshot = ctx.State.Current;
+        record.SourceWorkload = snapshot.FindWorkloadByIp(remote.Address);
+
+        if (HboneHeaders.Get(headers, ":method") != "CONNECT")
+        {
+            await RejectAsync(stream, record, 400, "-", "bad request: HBONE accepts only CONNECT").ConfigureAwait(false);
+            return;
+        }
+        string? authority = HboneHeaders.Get(headers, ":authority");
+        if (!HboneHeaders.TryParseAuthority(authority, out var target))
+        {
+            await RejectAsync(stream, record, 400, "-", $"bad request: :authority '{authority}' is not ip:port").ConfigureAwait(false);
+            return;
+        }
+        target = SocketOptions.Normalize(target);
+        record.Destination = target;
+        var destination = snapshot.FindWorkloadByIp(target.Address);
+        if (destination is null || !ctx.State.IsLocal(destination) || (scope.Pod is not null && destination.Uid != scope.Pod.Uid))
+        {
+            await RejectAsync(stream, record, 400, "NR", $"bad request: {target.Address} is not a workload on this node").ConfigureAwait(false);
+            return;
+        }
+        record.DestinationWorkload = destination;
+        if (request.ServerCertificate.Id.ToString() != destination.SpiffeId(snapshot.Config.TrustDomain))
+        {
+            // The client reached us under another workload's identity: it verified the wrong SAN for this target.
+            await RejectAsync(stream, record, 400, "NR", $"bad request: {target.Address} is not served under identity {request.ServerCertificate.Id}").ConfigureAwait(false);
+            return;
+        }
+
+        if (WaypointViolation(snapshot, destination, request.PeerIdentity) is { } waypointError)
+        {
+            await RejectAsync(stream, record, 401, "DENY", waypointError).ConfigureAwait(false);
+            return;
+        }
+
+        var info = new ConnectionInfo(remote.Address, target.Address, target.Port, request.PeerIdentity.Principal, request.PeerIdentity.Namespace, request.PeerIdentity.ServiceAccount);
+        var decision = Authorizer.Evaluate(snapshot, destination, info);
+        LogDryRun(decision, record);
+        if (!decision.Allowed)
+        {
+            await RejectAsync(stream, record, 401, "DENY", $"denied by authorization policy: {decision.Reason}").ConfigureAwait(false);
+            return;
+        }
+
+        var upstream = scope.Sockets?.Invoke(target.AddressFamily) ?? new Socket(target.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            upstream.NoDelay = true;
+            using var timeout = new CancellationTokenSource(ctx.ConnectTimeout);
+            await upstream.ConnectAsync(target, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+        {
+            upstream.Dispose();
+            await RejectAsync(stream, record, 503, "CONNECT", $"upstream connect to {target} failed: {(ex is SocketException se ? se.SocketErrorCode.ToString() : "timed out")}").ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            await stream.SendResponseHeadersAsync(200, null, endStream: false, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException)
+        {
+            upstream.Dispose();
+            record.Close(ctx.Metrics, ctx.AccessLog, $"client went away before the tunnel opened: {ex.Message}");
+            return;
+        }
+
+        record.Open(ctx.Metrics);
+        using var tracked = ctx.Tracker.Register(record, destination.Uid, info);
+        string? error;
+        try
+        {
+            error = await Relay.SocketToStreamAsync(upstream, stream, record, socketIsClient: false, tracked.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            upstream.Dispose();
+        }
+        record.Close(ctx.Metrics, ctx.AccessLog, tracked.CloseReason ?? error);
+    }
+
+    /// <summary>Captured plaintext on 15006: the source is outside the mesh (or not captured), so its principal is unknown.</summary>
+    public async Task HandlePlaintextAsync(Socket client, ProxyScope scope)
+    {
+        var remote = SocketOptions.Normalize((IPEndPoint)client.RemoteEndPoint!);
+        var local = SocketOptions.Normalize((IPEndPoint)client.LocalEndPoint!);
+        // REDIRECT keeps the original destination in conntrack; TPROXY leaves it as the socket's local address.
+        var original = SocketOptions.OriginalDestination(client) ?? local;
+        if (ctx.OwnEndpoints.Contains(original) || original.Equals(local) && IsOwnListenerPort(local.Port))
+        {
+            Refuse(client, "inbound", "no_original_dst", $"connection from {remote} to {original} was not captured (no original destination)");
+            return;
+        }
+        var snapshot = ctx.State.Current;
+        var record = new ConnectionRecord("inbound", remote) { Destination = original };
+        record.SourceWorkload = snapshot.FindWorkloadByIp(remote.Address);
+        var destination = snapshot.FindWorkloadByIp(original.Address);
+        if (destination is null || !ctx.State.IsLocal(destination) || (scope.Pod is not null && destination.Uid != scope.Pod.Uid))
+        {
+            record.ResponseFlags = "NR";
+            record.Close(ctx.Metrics, ctx.AccessLog, $"{original.Address} is not a workload on this node");
+            Relay.Abort(client);
+            return;
+        }
+        record.DestinationWorkload = destination;
+        var info = new ConnectionInfo(remote.Address, original.Address, original.Port, null, null, null);
+        var decision = Authorizer.Evaluate(snapshot, destination, info);
+        LogDryRun(decision, record);
+        if (!decision.Allowed)
+        {
+            record.ResponseFlags = "DENY";
+            record.Close(ctx.Metrics, ctx.AccessLog, $"denied by authorization policy: {decision.Reason}");
+            Relay.Abort(client);
+            return;
+        }
+
+        var upstream = scope.Sockets?.Invoke(original.AddressFamily) ?? new Socket(original.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            upstream.NoDelay = true;
+            using var timeout = new CancellationTokenSource(ctx.ConnectTimeout);
+            await upstream.ConnectAsync(original, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+        {
+            upstream.Dispose();
+            record.ResponseFlags = "CONNECT";
+            record.Close(ctx.Metrics, ctx.AccessLog, $"upstream connect to {original} failed");
+            Relay.Abort(client);
+            return;
+        }
+        record.Open(ctx.Metrics);
+        using var tracked = ctx.Tracker.Register(record, destination.Uid, info);
+        string? error;
+        try
+        {
+            error = await Relay.SocketToSocketAsync(client, upstream, record, tracked.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            client.Dispose();
+            upstream.Dispose();
+        }
+        record.Close(ctx.Metrics, ctx.AccessLog, tracked.CloseReason ?? error);
+    }
+
+    /// <summary>
+    /// A destination that has a waypoint accepts mesh traffic only from that waypoint: anything else skipped the
+    /// L7 policy the waypoint enforces.
+    /// </summary>
+    private string? WaypointViolation(MeshSnapshot snapshot, Workload destination, SpiffeId peer)
+    {
+        if (destination.Waypoint is not { } gateway)
+        {
+            return null;
+        }
+        Workload? waypoint = gateway.Address is { } a
+            ? snapshot.FindWorkloadByIp(a, gateway.Network)
+            : gateway.Hostname is { } h && snapshot.FindService($"{gateway.Namespace}/{h}") is { } svc && snapshot.EndpointsOf(svc) is { Count: > 0 } eps ? eps[0] : null;
+        if (waypoint is null)
+        {
+            return $"destination {destination.Namespace}/{destination.Name} requires a waypoint that is not in the config";
+        }
+        string expected = waypoint.SpiffeId(snapshot.Config.TrustDomain);
+        return peer.ToString() == expected ? null : $"destination {destination.Namespace}/{destination.Name} accepts traffic only through its waypoint ({expected}), not from {peer}";
+    }
+
+    private void LogDryRun(in AuthorizationDecision decision, ConnectionRecord record)
+    {
+        if (!decision.DryRunMatches.IsDefaultOrEmpty)
+        {
+            ctx.Logger.LogInformation("dry-run policy {Policies} would have applied to {Source} -> {Destination}", string.Join(",", decision.DryRunMatches), record.Source, record.Destination);
+        }
+    }
+
+    private async Task RejectAsync(Http2Stream stream, ConnectionRecord record, int status, string flag, string error)
+    {
+        record.ResponseFlags = flag;
+        try
+        {
+            await stream.SendResponseHeadersAsync(status, null, endStream: true, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException)
+        {
+        }
+        record.Close(ctx.Metrics, ctx.AccessLog, error);
+    }
+
+    private bool IsOwnListenerPort(int port) =>
+        port == ctx.Config.Listeners.Inbound.Port || port == ctx.Config.Listeners.Outbound.Port || port == ctx.Config.Listeners.Hbone.Port;
+
+    private void Refuse(Socket socket, string listener, string reason, string why)
+    {
+        ctx.Metrics.Refused(listener, reason);
+        ctx.Logger.LogWarning("{Listener} connection refused: {Why}", listener, why);
+        Relay.Abort(socket);
+    }
+}

@@ -1,0 +1,159 @@
+using System.Net;
+using System.Net.Sockets;
+using Ambient.Mesh.Hbone;
+using Ambient.Mesh.Identity;
+using Ambient.Mesh.Model;
+using Ambient.Ztunnel.Sockets;
+using Ambient.Ztunnel.State;
+using Ambient.Ztunnel.Telemetry;
+using Microsoft.Extensions.Logging;
+
+namespace Ambient.Ztunnel.Proxy;
+
+/// <summary>
+/// The outbound path: a captured (or SOCKS5) connection from a local workload is resolved to its destination and
+/// sent over HBONE (mTLS, the source's own identity) or, for a destination outside the mesh, as plain TCP.
+/// A mesh (HBONE) destination never falls back to plaintext.
+/// </summary>
+internal sealed class Outbound(ProxyContext ctx)
+{
+    /// <summary>The upstream side once established: a tunnel, or a plain socket.</summary>
+    internal sealed record Upstream(HboneTunnel? Tunnel, Socket? Socket);
+
+    /// <summary>Handles a connection accepted on the outbound (15001) listener.</summary>
+    public async Task HandleCapturedAsync(Socket client, ProxyScope scope)
+    {
+        var remote = SocketOptions.Normalize((IPEndPoint)client.RemoteEndPoint!);
+        var original = SocketOptions.OriginalDestination(client);
+        if (original is null)
+        {
+            Refuse(client, "no original destination (connection was not redirected)", "no_original_dst");
+            return;
+        }
+        if (ctx.OwnEndpoints.Contains(original) || (original.Port == ((IPEndPoint)client.LocalEndPoint!).Port && IPAddress.IsLoopback(original.Address)))
+        {
+            Refuse(client, $"original destination {original} is the agent itself", "loop");
+            return;
+        }
+        var record = new ConnectionRecord("outbound", remote);
+        var upstream = await ConnectAsync(record, original, scope, CancellationToken.None).ConfigureAwait(false);
+        if (upstream is null)
+        {
+            Relay.Abort(client);
+            return;
+        }
+        await RelayAsync(client, upstream, record).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Resolves and opens the upstream for <paramref name="original"/> on behalf of the client in
+    /// <paramref name="record"/>. On failure closes the record (log + metrics) and returns null.
+    /// </summary>
+    public async Task<Upstream?> ConnectAsync(ConnectionRecord record, IPEndPoint original, ProxyScope scope, CancellationToken cancellationToken)
+    {
+        var snapshot = ctx.State.Current;
+        record.Destination = original;
+        var source = scope.Pod ?? snapshot.FindWorkloadByIp(record.Source.Address);
+        if (source is null || !ctx.State.IsLocal(source))
+        {
+            Fail(record, "NR", source is null
+                ? $"unknown source workload {record.Source.Address}: no workload with this address in the config"
+                : $"source workload {source.Namespace}/{source.Name} is on node '{source.Node}', not this node");
+            return null;
+        }
+        record.SourceWorkload = source;
+        var sourceId = new SpiffeId(source.EffectiveTrustDomain(snapshot.Config.TrustDomain), source.Namespace, source.ServiceAccount);
+        record.SourceIdentity = sourceId.ToString();
+
+        Route route;
+        try
+        {
+            route = ctx.Resolver.Resolve(snapshot, original, source);
+        }
+        catch (RouteException ex)
+        {
+            Fail(record, ex.Flag, ex.Message);
+            return null;
+        }
+        record.Destination = route.Destination;
+        record.DestinationWorkload = route.DestinationWorkload;
+        record.DestinationService = route.Service;
+
+        if (route.Kind == RouteKind.Hbone)
+        {
+            record.HboneAddress = route.HboneEndpoint;
+            record.DestinationIdentity = route.ExpectedIdentities[0];
+            record.MutualTls = true;
+            var headers = HboneHeaders.ForConnect(route.Authority!, record.Source, source);
+            var target = new HboneTarget(route.HboneEndpoint!, route.Authority!, sourceId, route.ExpectedIdentities, source.WorkloadIps.IsDefaultOrEmpty ? null : record.Source.Address, scope.Sockets);
+            try
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                timeout.CancelAfter(ctx.ConnectTimeout * 2);
+                var tunnel = await ctx.Pool.ConnectAsync(target, headers, timeout.Token).ConfigureAwait(false);
+                record.DestinationIdentity = tunnel.PeerIdentity.ToString();
+                return new Upstream(tunnel, null);
+            }
+            catch (HboneException ex)
+            {
+                Fail(record, ex.ResponseFlag, ex.Message);
+                return null;
+            }
+            catch (OperationCanceledException)
+            {
+                Fail(record, "CONNECT", $"HBONE tunnel to {route.HboneEndpoint} timed out");
+                return null;
+            }
+        }
+
+        // Plain TCP: the destination is not in the mesh (protocol TCP) or not known at all.
+        var socket = scope.Sockets?.Invoke(route.Destination.AddressFamily) ?? new Socket(route.Destination.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            socket.NoDelay = true;
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(ctx.ConnectTimeout);
+            await socket.ConnectAsync(route.Destination, timeout.Token).ConfigureAwait(false);
+            return new Upstream(null, socket);
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+        {
+            socket.Dispose();
+            Fail(record, "CONNECT", $"connect to {route.Destination} failed: {(ex is SocketException se ? se.SocketErrorCode.ToString() : "timed out")}");
+            return null;
+        }
+    }
+
+    public async Task RelayAsync(Socket client, Upstream upstream, ConnectionRecord record)
+    {
+        record.Open(ctx.Metrics);
+        using var tracked = ctx.Tracker.Register(record);
+        string? error;
+        try
+        {
+            error = upstream.Tunnel is { } tunnel
+                ? await Relay.SocketToStreamAsync(client, tunnel.Stream, record, socketIsClient: true, tracked.Token).ConfigureAwait(false)
+                : await Relay.SocketToSocketAsync(client, upstream.Socket!, record, tracked.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            client.Dispose();
+            upstream.Socket?.Dispose();
+        }
+        record.Close(ctx.Metrics, ctx.AccessLog, tracked.CloseReason ?? error);
+    }
+
+    private void Fail(ConnectionRecord record, string flag, string error)
+    {
+        record.ResponseFlags = flag;
+        ctx.Logger.LogDebug("outbound from {Source} to {Destination} refused: {Error}", record.Source, record.Destination, error);
+        record.Close(ctx.Metrics, ctx.AccessLog, error);
+    }
+
+    private void Refuse(Socket client, string why, string reason)
+    {
+        ctx.Metrics.Refused("outbound", reason);
+        ctx.Logger.LogWarning("outbound connection from {Remote} refused: {Why}", client.RemoteEndPoint, why);
+        Relay.Abort(client);
+    }
+}

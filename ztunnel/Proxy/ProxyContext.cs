@@ -1,0 +1,36 @@
+using System.Net;
+using Ambient.Mesh.Config;
+using Ambient.Mesh.Hbone;
+using Ambient.Mesh.Identity;
+using Ambient.Ztunnel.State;
+using Ambient.Ztunnel.Telemetry;
+using Microsoft.Extensions.Logging;
+
+namespace Ambient.Ztunnel.Proxy;
+
+/// <summary>What every proxy path shares: state, identities, the HBONE pool, telemetry.</summary>
+internal sealed class ProxyContext
+{
+    public required MeshState State { get; init; }
+    public required Resolver Resolver { get; init; }
+    public required CertificateManager Certificates { get; init; }
+    public required HbonePool Pool { get; init; }
+    public required MeshMetrics Metrics { get; init; }
+    public required AccessLog AccessLog { get; init; }
+    public required ConnectionTracker Tracker { get; init; }
+    public required ILogger Logger { get; init; }
+    public required MeshConfig Config { get; init; }
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Cancelled when the agent starts draining: servers send GOAWAY, listeners stop.</summary>
+    public CancellationToken Stopping { get; init; }
+
+    public Mesh.Http2.Http2Options Http2 { get; init; } = new();
+
+    /// <summary>Our own listener endpoints: a connection whose original destination is one of them would loop.</summary>
+    public HashSet<IPEndPoint> OwnEndpoints { get; } = [];
+
+    public string TrustDomain => State.Current.Config.TrustDomain;
+
+    public X509TrustBundle Trust => new(Certificates.Issuer.TrustBundle, TrustDomain);
+}

@@ -1,0 +1,13 @@
+using Ambient.Mesh.Hbone;
+using Ambient.Mesh.Model;
+
+namespace Ambient.Ztunnel.Proxy;
+
+/// <summary>
+/// Where a listener lives. Shared mode: the agent's own namespace, workloads found by address. In-pod mode: one
+/// pod's network namespace, so the pod is known and upstream sockets must be made inside that namespace.
+/// </summary>
+internal sealed record ProxyScope(Workload? Pod, SocketFactory? Sockets, string Name)
+{
+    public static readonly ProxyScope Shared = new(null, null, "shared");
+}

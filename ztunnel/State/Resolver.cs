@@ -1,0 +1,150 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Runtime.CompilerServices;
+using Ambient.Mesh.Hbone;
+using Ambient.Mesh.Model;
+using Ambient.Mesh.State;
+
+namespace Ambient.Ztunnel.State;
+
+internal enum RouteKind
+{
+    /// <summary>HTTP/2 CONNECT over mTLS to the destination's (or its waypoint's) port 15008.</summary>
+    Hbone,
+    /// <summary>A known workload that is not in the mesh: plain TCP to it.</summary>
+    Tcp,
+    /// <summary>An address the mesh doesn't know: forwarded unchanged, as Istio does.</summary>
+    Passthrough,
+}
+
+/// <summary>Where an outbound connection goes and how.</summary>
+internal sealed record Route(
+    RouteKind Kind,
+    IPEndPoint Destination,
+    Workload? DestinationWorkload,
+    Service? Service,
+    IPEndPoint? HboneEndpoint,
+    string? Authority,
+    string[] ExpectedIdentities,
+    Workload? Waypoint);
+
+internal sealed class RouteException(string message, string flag = "NR") : Exception(message)
+{
+    /// <summary>The Istio response flag: NR (no route), UH (no healthy upstream).</summary>
+    public string Flag { get; } = flag;
+}
+
+/// <summary>Outbound destination resolution: service VIP -> endpoint (port translated), workload IP, or passthrough.</summary>
+internal sealed class Resolver(string trustDomain)
+{
+    private readonly ConditionalWeakTable<MeshSnapshot, ConcurrentDictionary<(string, int), EndpointSet>> _endpointCache = [];
+
+    public Route Resolve(MeshSnapshot snapshot, IPEndPoint original, Workload? source)
+    {
+        var service = snapshot.FindServiceByVip(original.Address, source?.Network ?? "");
+        if (service is not null)
+        {
+            if (service.Waypoint is { } swp && WaypointFor(snapshot, swp) is { } waypoint && !IsSameWorkload(waypoint, source))
+            {
+                return ViaWaypoint(waypoint, original, service, null);
+            }
+            if (!service.Ports.ContainsKey(original.Port))
+            {
+                throw new RouteException($"service {service.Hostname} has no port {original.Port}");
+            }
+            var set = Endpoints(snapshot, service, original.Port);
+            var pick = set.Pick(Random.Shared)
+                ?? throw new RouteException($"service {service.Hostname} has no healthy endpoints", "UH");
+            return ToWorkload(snapshot, pick.Workload, pick.TargetPort, service, source);
+        }
+
+        var workload = snapshot.FindWorkloadByIp(original.Address, source?.Network ?? "");
+        if (workload is not null)
+        {
+            return ToWorkload(snapshot, workload, original.Port, null, source);
+        }
+        return new Route(RouteKind.Passthrough, original, null, null, null, null, [], null);
+    }
+
+    public EndpointSet Endpoints(MeshSnapshot snapshot, Service service, int port)
+    {
+        var cache = _endpointCache.GetValue(snapshot, static _ => new ConcurrentDictionary<(string, int), EndpointSet>());
+        return cache.GetOrAdd((service.Key, port), static (k, st) => EndpointSet.Build(st.service, k.Item2, st.snapshot.EndpointsOf(st.service)), (service, snapshot));
+    }
+
+    private Route ToWorkload(MeshSnapshot snapshot, Workload workload, int port, Service? service, Workload? source)
+    {
+        var ip = PickIp(workload);
+        var destination = new IPEndPoint(ip, port);
+        if (workload.Waypoint is { } wwp && service is null && WaypointFor(snapshot, wwp) is { } waypoint && !IsSameWorkload(waypoint, source))
+        {
+            return ViaWaypoint(waypoint, destination, null, workload);
+        }
+        if (workload.Protocol != InboundProtocol.Hbone)
+        {
+            return new Route(RouteKind.Tcp, destination, workload, service, null, null, [], null);
+        }
+        string[] expected = service is { SubjectAltNames.IsDefaultOrEmpty: false }
+            ? [workload.SpiffeId(trustDomain), .. service.SubjectAltNames]
+            : [workload.SpiffeId(trustDomain)];
+        return new Route(
+            RouteKind.Hbone,
+            destination,
+            workload,
+            service,
+            new IPEndPoint(ip, HboneHeaders.HbonePort),
+            HboneHeaders.FormatEndpoint(destination),
+            expected,
+            null);
+    }
+
+    private Route ViaWaypoint(Workload waypoint, IPEndPoint original, Service? service, Workload? destination)
+    {
+        // Through a waypoint the :authority keeps the original (service VIP) address; the waypoint routes it.
+        var ip = PickIp(waypoint);
+        return new Route(
+            RouteKind.Hbone,
+            original,
+            destination,
+            service,
+            new IPEndPoint(ip, HboneHeaders.HbonePort),
+            HboneHeaders.FormatEndpoint(original),
+            [waypoint.SpiffeId(trustDomain)],
+            waypoint);
+    }
+
+    private Workload? WaypointFor(MeshSnapshot snapshot, GatewayAddress gateway)
+    {
+        if (gateway.Address is { } addr)
+        {
+            return snapshot.FindWorkloadByIp(addr, gateway.Network);
+        }
+        if (gateway.Hostname is { } host && snapshot.FindService($"{gateway.Namespace}/{host}") is { } svc)
+        {
+            var eps = snapshot.EndpointsOf(svc);
+            for (int i = 0; i < eps.Count; i++)
+            {
+                if (eps[i].Status == HealthStatus.Healthy && !eps[i].WorkloadIps.IsDefaultOrEmpty)
+                {
+                    return eps[i];
+                }
+            }
+        }
+        return null;
+    }
+
+    private static bool IsSameWorkload(Workload a, Workload? b) => b is not null && a.Uid == b.Uid;
+
+    private static IPAddress PickIp(Workload w)
+    {
+        // Prefer IPv4 when a workload is dual-stack: both ends of a tunnel then agree on the family.
+        foreach (var ip in w.WorkloadIps)
+        {
+            if (ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
+            {
+                return ip;
+            }
+        }
+        return w.WorkloadIps[0];
+    }
+}
