@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Runs every test of Ambient: unit, functional (real listeners on loopback), network-namespace and interop tests.
+# On a fresh Debian machine as root it first installs what the tests use (iproute2, iptables, nftables, tcpdump,
+# Debian's reference CNI plugins, nghttp2 tools, tinyproxy, openssl, curl, Node.js).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+usage() {
+  cat <<'USAGE'
+Usage: ./test.sh [--filter EXPR] [--no-install] [-h|--help]
+
+  --filter EXPR   only tests matching a dotnet test filter, e.g. --filter FullyQualifiedName~Hbone
+  --no-install    don't apt-get install the test tools (they must already be there)
+
+Tests that need root (network namespaces, iptables, tcpdump) skip with a reason when not run as root.
+Ends with one line: "N passed, N failed, N skipped".
+USAGE
+}
+
+filter=()
+install=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --filter) filter=(--filter "$2"); shift 2 ;;
+    --no-install) install=0; shift ;;
+    *) echo "test.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+packages=(iproute2 iptables nftables tcpdump containernetworking-plugins nghttp2-client nghttp2-proxy tinyproxy openssl curl nodejs python3 procps)
+if [ "$install" = 1 ] && [ "$(id -u)" = 0 ]; then
+  missing=()
+  for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> installing test tools: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+
+echo "==> building"
+dotnet build Ambient.sln -c Release -nologo -v quiet -warnaserror 2>&1 | grep -Ev '^\s*$' | tail -n 5
+
+echo "==> testing"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+dotnet test Ambient.sln -c Release --no-build -nologo "${filter[@]}" --logger "console;verbosity=normal" 2>&1 | tee "$log" | grep -E '^\s+(Failed|Skipped) |^(Passed|Failed)!|error|Error Message' | head -n 300
+status=${PIPESTATUS[0]}
+set -e
+passed=0; failed=0; skipped=0
+while read -r f p s; do
+  failed=$((failed + f)); passed=$((passed + p)); skipped=$((skipped + s))
+done < <(grep -E '(Passed|Failed)! +- +Failed: +[0-9]+, Passed: +[0-9]+, Skipped: +[0-9]+' "$log" \
+  | sed -E 's/.*Failed: +([0-9]+), Passed: +([0-9]+), Skipped: +([0-9]+).*/\1 \2 \3/')
+echo "$passed passed, $failed failed, $skipped skipped"
+if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then
+  exit 1
+fi

@@ -1,0 +1,189 @@
+using System.Collections.Immutable;
+using System.Net;
+using Ambient.Mesh.Config;
+using Ambient.Mesh.Model;
+using Ambient.Ztunnel.Admin;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Ambient.Ztunnel.Tests.Support;
+
+/// <summary>
+/// Two agents on loopback, as two nodes: a client workload on node-a and an echo workload (behind a service VIP) on
+/// node-b. Each instance takes its own 127.77.N.0/24 so tests run in parallel without port clashes; the echo
+/// workload's agent listens on its workload IP's port 15008, as a pod's would.
+/// </summary>
+internal sealed class TwoNodeMesh : IAsyncDisposable
+{
+    private static int s_next;
+    private readonly List<IAsyncDisposable> _owned = [];
+
+    private TwoNodeMesh(int n)
+    {
+        Subnet = n;
+        ClientIp = IPAddress.Parse($"127.77.{n}.10");
+        ServerIp = IPAddress.Parse($"127.77.{n}.20");
+        ServiceVip = IPAddress.Parse($"10.96.{n}.1");
+        StateDir = Directory.CreateTempSubdirectory("ambient-test-").FullName;
+    }
+
+    public int Subnet { get; }
+    public IPAddress ClientIp { get; }
+    public IPAddress ServerIp { get; }
+    public IPAddress ServiceVip { get; }
+    public string StateDir { get; }
+    public const int ServicePort = 80;
+    public EchoServer Echo { get; private set; } = null!;
+    public Agent NodeA { get; private set; } = null!;
+    public Agent NodeB { get; private set; } = null!;
+    public StringWriter AccessLogA { get; } = new();
+    public StringWriter AccessLogB { get; } = new();
+    public MeshConfig Config { get; private set; } = null!;
+
+    public string ServiceHostname => "echo.default.svc.cluster.local";
+
+    /// <param name="customize">Edits the shared config (policies, protocols) before the agents start.</param>
+    /// <param name="separateCaForNodeB">Gives node-b its own CA, so the nodes don't trust each other.</param>
+    public static async Task<TwoNodeMesh> StartAsync(Func<TwoNodeMesh, MeshConfig, MeshConfig>? customize = null, bool separateCaForNodeB = false)
+    {
+        var mesh = new TwoNodeMesh(Interlocked.Increment(ref s_next) % 250 + 1);
+        try
+        {
+            mesh.Echo = new EchoServer(mesh.ServerIp);
+            mesh._owned.Add(mesh.Echo);
+            var config = mesh.BaseConfig();
+            if (customize is not null)
+            {
+                config = customize(mesh, config);
+            }
+            mesh.Config = config;
+            mesh.NodeA = await mesh.StartAgentAsync("node-a", mesh.ClientIp, config, mesh.StateDir, mesh.AccessLogA);
+            string stateB = separateCaForNodeB ? Directory.CreateTempSubdirectory("ambient-test-b-").FullName : mesh.StateDir;
+            mesh.NodeB = await mesh.StartAgentAsync("node-b", mesh.ServerIp, config, stateB, mesh.AccessLogB);
+            return mesh;
+        }
+        catch
+        {
+            await mesh.DisposeAsync();
+            throw;
+        }
+    }
+
+    public MeshConfig BaseConfig() => new()
+    {
+        TrustDomain = "cluster.local",
+        Workloads =
+        [
+            new Workload
+            {
+                Uid = "cluster1//v1/Pod/default/client",
+                Name = "client",
+                Namespace = "default",
+                ServiceAccount = "client",
+                WorkloadIps = [ClientIp],
+                Protocol = InboundProtocol.Hbone,
+                Node = "node-a",
+            },
+            new Workload
+            {
+                Uid = "cluster1//v1/Pod/default/echo",
+                Name = "echo",
+                Namespace = "default",
+                ServiceAccount = "echo",
+                WorkloadIps = [ServerIp],
+                Protocol = InboundProtocol.Hbone,
+                Node = "node-b",
+                Services = ImmutableDictionary<string, ImmutableDictionary<int, int>>.Empty
+                    .Add($"default/{ServiceHostname}", ImmutableDictionary<int, int>.Empty.Add(ServicePort, Echo.EndPoint.Port)),
+            },
+        ],
+        Services =
+        [
+            new Service
+            {
+                Name = "echo",
+                Namespace = "default",
+                Hostname = ServiceHostname,
+                Vips = [new NetworkAddress("", ServiceVip)],
+                Ports = ImmutableDictionary<int, int>.Empty.Add(ServicePort, Echo.EndPoint.Port),
+            },
+        ],
+    };
+
+    public static MeshConfig WithListeners(MeshConfig config, IPAddress ip) => config with
+    {
+        Listeners = new ListenerConfig
+        {
+            Outbound = new IPEndPoint(ip, 0),
+            Inbound = new IPEndPoint(ip, 0),
+            Hbone = new IPEndPoint(ip, 15008),
+            Socks5 = new IPEndPoint(ip, 0),
+            Admin = new IPEndPoint(ip, 0),
+            Metrics = new IPEndPoint(ip, 0),
+            Readiness = new IPEndPoint(ip, 0),
+        },
+        DrainTimeout = TimeSpan.FromSeconds(2),
+    };
+
+    private async Task<Agent> StartAgentAsync(string node, IPAddress ip, MeshConfig config, string stateDir, StringWriter accessLog, string? configPath = null)
+    {
+        var agent = await Agent.StartAsync(
+            new AgentOptions { NodeName = node, StateDir = stateDir, AccessLogWriter = TextWriter.Synchronized(accessLog), ConfigPath = configPath },
+            WithListeners(config, ip),
+            NullLoggerFactory.Instance,
+            new LogLevelSwitch(LogLevel.Information));
+        _owned.Insert(0, agent);
+        return agent;
+    }
+
+    /// <summary>Opens a connection from the client workload to <paramref name="target"/> via node-a's SOCKS5 listener.</summary>
+    public Task<(System.Net.Sockets.Socket Socket, int Reply)> ConnectAsync(IPEndPoint target, IPAddress? source = null) =>
+        Socks5Client.ConnectAsync(NodeA.EndPoints["socks5"], source ?? ClientIp, target);
+
+    public IPEndPoint ServiceEndPoint => new(ServiceVip, ServicePort);
+
+    /// <summary>GETs a path from one of an agent's HTTP ports.</summary>
+    public static async Task<(int Status, string Body)> GetAsync(IPEndPoint endpoint, string path, string method = "GET")
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        using var req = new HttpRequestMessage(new HttpMethod(method), $"http://{endpoint}{path}");
+        using var resp = await http.SendAsync(req);
+        return ((int)resp.StatusCode, await resp.Content.ReadAsStringAsync());
+    }
+
+    /// <summary>Waits until <paramref name="condition"/> holds (access logs are written as connections end).</summary>
+    public static async Task EventuallyAsync(Func<bool> condition, string what, int timeoutMs = 10_000)
+    {
+        var deadline = Environment.TickCount64 + timeoutMs;
+        while (!condition())
+        {
+            if (Environment.TickCount64 > deadline)
+            {
+                Assert.Fail($"timed out waiting for: {what}");
+            }
+            await Task.Delay(20);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var d in _owned)
+        {
+            try
+            {
+                await d.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+            }
+            catch (Exception)
+            {
+                // Keep disposing the rest.
+            }
+        }
+        try
+        {
+            Directory.Delete(StateDir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
