@@ -25,7 +25,7 @@ internal sealed class Inbound(ProxyContext ctx)
     {
         var local = SocketOptions.Normalize((IPEndPoint)accepted.LocalEndPoint!);
         var snapshot = ctx.State.Current;
-        var server = scope.Pod ?? snapshot.FindWorkloadByIp(local.Address);
+        var server = scope.Pod(snapshot) ?? snapshot.FindWorkloadByIp(local.Address);
         if (server is null || !ctx.State.IsLocal(server))
         {
             Refuse(accepted, "hbone", "unknown_destination", $"no local workload has address {local.Address}");
@@ -89,7 +89,7 @@ internal sealed class Inbound(ProxyContext ctx)
         target = SocketOptions.Normalize(target);
         record.Destination = target;
         var destination = snapshot.FindWorkloadByIp(target.Address);
-        if (destination is null || !ctx.State.IsLocal(destination) || (scope.Pod is not null && destination.Uid != scope.Pod.Uid))
+        if (destination is null || !ctx.State.IsLocal(destination) || (scope.PodUid is not null && destination.Uid != scope.PodUid))
         {
             await RejectAsync(stream, record, 400, "NR", $"bad request: {target.Address} is not a workload on this node").ConfigureAwait(false);
             return;
@@ -172,7 +172,7 @@ internal sealed class Inbound(ProxyContext ctx)
         var record = new ConnectionRecord("inbound", remote) { Destination = original };
         record.SourceWorkload = snapshot.FindWorkloadByIp(remote.Address);
         var destination = snapshot.FindWorkloadByIp(original.Address);
-        if (destination is null || !ctx.State.IsLocal(destination) || (scope.Pod is not null && destination.Uid != scope.Pod.Uid))
+        if (destination is null || !ctx.State.IsLocal(destination) || (scope.PodUid is not null && destination.Uid != scope.PodUid))
         {
             record.ResponseFlags = "NR";
             record.Close(ctx.Metrics, ctx.AccessLog, $"{original.Address} is not a workload on this node");

@@ -53,7 +53,7 @@ internal sealed class Outbound(ProxyContext ctx)
     {
         var snapshot = ctx.State.Current;
         record.Destination = original;
-        var source = scope.Pod ?? snapshot.FindWorkloadByIp(record.Source.Address);
+        var source = scope.Pod(snapshot) ?? snapshot.FindWorkloadByIp(record.Source.Address);
         if (source is null || !ctx.State.IsLocal(source))
         {
             Fail(record, "NR", source is null
