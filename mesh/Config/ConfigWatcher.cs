@@ -1,4 +1,7 @@
 using System.Collections.Immutable;
+using System.Security.Cryptography;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Ambient.Mesh.Config;
 
@@ -6,14 +9,200 @@ namespace Ambient.Mesh.Config;
 /// Watches a config file; a valid edit is handed to <c>onValid</c>, an invalid one to <c>onInvalid</c>
 /// (the caller keeps its last good config). Debounces editors' write bursts.
 /// </summary>
+/// <remarks>
+/// <para>Two triggers feed one debounced reload: a <see cref="FileSystemWatcher"/> on the file's directory
+/// (not the file: editors write a temp file and rename it over the original, and a Kubernetes ConfigMap
+/// volume swaps a <c>..data</c> symlink, neither of which raises a change event for the file's own name),
+/// and a poll every <see cref="PollInterval"/> in case the watcher misses events (network file systems,
+/// inotify limits, overflowed buffers).</para>
+/// <para>A reload happens only when the file's content hash changed since the last one reported, so the
+/// callbacks see each distinct content once. <see cref="Start"/> records the file as it is then without
+/// reporting it: the agent loads the config itself at start-up.</para>
+/// <para>Callbacks run one at a time on a thread-pool thread. Nothing escapes from the reload path: an
+/// exception from a callback is logged and swallowed so a bad handler cannot stop the watching.</para>
+/// </remarks>
 public sealed class ConfigWatcher : IDisposable
 {
+    private readonly string _path;
+    private readonly Action<MeshConfig> _onValid;
+    private readonly Action<ImmutableArray<ConfigError>> _onInvalid;
+    private readonly ILogger _logger;
+    private readonly Lock _gate = new();
+    private readonly SemaphoreSlim _reloading = new(1, 1);
+    private FileSystemWatcher? _watcher;
+    private Timer? _debounce;
+    private Timer? _poll;
+    private byte[]? _lastHash;
+    private bool _lastMissing;
+    private bool _disposed;
+
     public ConfigWatcher(string path, Action<MeshConfig> onValid, Action<ImmutableArray<ConfigError>> onInvalid)
+        : this(path, onValid, onInvalid, null)
     {
-        throw new NotImplementedException();
     }
 
-    public void Start() => throw new NotImplementedException();
+    public ConfigWatcher(string path, Action<MeshConfig> onValid, Action<ImmutableArray<ConfigError>> onInvalid, ILogger? logger)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentNullException.ThrowIfNull(onValid);
+        ArgumentNullException.ThrowIfNull(onInvalid);
+        _path = Path.GetFullPath(path);
+        _onValid = onValid;
+        _onInvalid = onInvalid;
+        _logger = logger ?? NullLogger.Instance;
+    }
 
-    public void Dispose() => throw new NotImplementedException();
+    /// <summary>Quiet time after the last change event before reloading (editors write in bursts).</summary>
+    public TimeSpan Debounce { get; init; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>How often the file is checked even without change events.</summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    public void Start()
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_debounce is not null)
+            {
+                return;
+            }
+            _lastHash = Fingerprint(out _);
+            _lastMissing = _lastHash is null;
+            _debounce = new Timer(_ => OnDebounced(), null, Timeout.Infinite, Timeout.Infinite);
+            _poll = new Timer(_ => Schedule(TimeSpan.Zero), null, PollInterval, PollInterval);
+            string? dir = Path.GetDirectoryName(_path);
+            if (dir is not null && Directory.Exists(dir))
+            {
+                try
+                {
+                    _watcher = new FileSystemWatcher(dir)
+                    {
+                        // Every name in the directory: the rename target, the ConfigMap's ..data symlink.
+                        IncludeSubdirectories = false,
+                        NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite
+                            | NotifyFilters.Size | NotifyFilters.CreationTime,
+                    };
+                    _watcher.Changed += OnEvent;
+                    _watcher.Created += OnEvent;
+                    _watcher.Deleted += OnEvent;
+                    _watcher.Renamed += OnEvent;
+                    _watcher.Error += (_, e) => _logger.LogDebug(e.GetException(), "config file watcher error; polling continues");
+                    _watcher.EnableRaisingEvents = true;
+                }
+                catch (Exception e) when (e is IOException or ArgumentException or PlatformNotSupportedException or UnauthorizedAccessException)
+                {
+                    // inotify instance limit reached, for example: the poll still catches every change.
+                    _logger.LogWarning(e, "cannot watch {Directory} for changes; polling every {Interval}", dir, PollInterval);
+                    _watcher?.Dispose();
+                    _watcher = null;
+                }
+            }
+        }
+    }
+
+    private void OnEvent(object sender, FileSystemEventArgs e) => Schedule(Debounce);
+
+    private void Schedule(TimeSpan delay)
+    {
+        lock (_gate)
+        {
+            if (!_disposed)
+            {
+                // Restarting the timer on every event is the debounce: the reload runs once the burst is over.
+                _debounce?.Change(delay, Timeout.InfiniteTimeSpan);
+            }
+        }
+    }
+
+    private void OnDebounced()
+    {
+        // One reload at a time; a poll arriving during a reload is dropped (the next one sees the result).
+        if (!_reloading.Wait(0))
+        {
+            return;
+        }
+        try
+        {
+            ReloadIfChanged();
+        }
+        catch (Exception e)
+        {
+            _logger.LogError(e, "config reload of {Path} failed unexpectedly", _path);
+        }
+        finally
+        {
+            _reloading.Release();
+        }
+    }
+
+    private void ReloadIfChanged()
+    {
+        byte[]? hash = Fingerprint(out string? text);
+        bool missing = hash is null;
+        if (_disposed || (missing && _lastMissing) || (!missing && _lastHash is not null && hash!.AsSpan().SequenceEqual(_lastHash)))
+        {
+            return;
+        }
+        _lastHash = hash;
+        _lastMissing = missing;
+
+        ConfigLoadResult result = text is null ? ConfigLoader.LoadFile(_path) : ConfigLoader.Parse(text, _path);
+        foreach (ConfigError warning in result.Warnings)
+        {
+            _logger.LogWarning("config warning: {Warning}", warning);
+        }
+        try
+        {
+            if (result.Ok)
+            {
+                _logger.LogInformation("config {Path} reloaded: {Workloads} workloads, {Services} services, {Policies} policies",
+                    _path, result.Config!.Workloads.Length, result.Config.Services.Length, result.Config.Policies.Length);
+                _onValid(result.Config);
+            }
+            else
+            {
+                _logger.LogWarning("config {Path} is invalid; keeping the last good config. {Count} error(s), first: {First}",
+                    _path, result.Errors.Length, result.Errors.IsEmpty ? "" : result.Errors[0].ToString());
+                _onInvalid(result.Errors);
+            }
+        }
+        catch (Exception e)
+        {
+            _logger.LogError(e, "config change handler threw; the watcher keeps running");
+        }
+    }
+
+    /// <summary>SHA-256 of the content, or null when the file cannot be read (missing, mid-swap).</summary>
+    private byte[]? Fingerprint(out string? text)
+    {
+        text = null;
+        try
+        {
+            byte[] bytes = File.ReadAllBytes(_path);
+            // Same decoding as File.ReadAllText (a UTF-8 BOM is dropped), but from the bytes that were hashed.
+            using var reader = new StreamReader(new MemoryStream(bytes), System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+            text = reader.ReadToEnd();
+            return SHA256.HashData(bytes);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+            _disposed = true;
+            _watcher?.Dispose();
+            _debounce?.Dispose();
+            _poll?.Dispose();
+        }
+    }
 }

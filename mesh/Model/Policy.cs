@@ -45,34 +45,45 @@ public readonly record struct IpNet(IPAddress Network, int PrefixLength)
 {
     public bool Contains(IPAddress address)
     {
-        if (address.IsIPv4MappedToIPv6)
-        {
-            address = address.MapToIPv4();
-        }
-        if (address.AddressFamily != Network.AddressFamily)
+        // Allocation-free (policy checks run per connection): compare raw bytes; an IPv4-mapped IPv6
+        // address is compared by its last four bytes instead of allocating MapToIPv4().
+        Span<byte> a = stackalloc byte[16];
+        Span<byte> n = stackalloc byte[16];
+        if (!address.TryWriteBytes(a, out int len) || !Network.TryWriteBytes(n, out int netLen))
         {
             return false;
         }
-        Span<byte> a = stackalloc byte[16];
-        Span<byte> n = stackalloc byte[16];
-        address.TryWriteBytes(a, out int len);
-        Network.TryWriteBytes(n, out _);
-        int full = PrefixLength / 8;
-        if (!a[..full].SequenceEqual(n[..full]))
+        ReadOnlySpan<byte> addr = a[..len];
+        if (len == 16 && address.IsIPv4MappedToIPv6)
+        {
+            addr = a.Slice(12, 4);
+        }
+        if (addr.Length != netLen)
+        {
+            return false;
+        }
+        int full = Math.Min(PrefixLength / 8, netLen);
+        if (!addr[..full].SequenceEqual(n[..full]))
         {
             return false;
         }
         int rem = PrefixLength % 8;
-        if (rem == 0 || full >= len)
+        if (rem == 0 || full >= netLen)
         {
             return true;
         }
         int mask = 0xFF << (8 - rem) & 0xFF;
-        return (a[full] & mask) == (n[full] & mask);
+        return (addr[full] & mask) == (n[full] & mask);
     }
 
     public override string ToString() => $"{Network}/{PrefixLength}";
 }
+
+/// <summary>
+/// Istio's newer form of a service-account match (ztunnel <c>ServiceAccountMatch</c>): both the source's
+/// namespace and its service account must equal these.
+/// </summary>
+public readonly record struct ServiceAccountMatch(string Namespace, string ServiceAccount);
 
 /// <summary>
 /// One match: values of a field are OR'd, different fields are AND'd; a <c>not*</c> field excludes.
@@ -84,6 +95,9 @@ public sealed record PolicyMatch
     public ImmutableArray<StringMatch> NotNamespaces { get; init; } = [];
     public ImmutableArray<StringMatch> ServiceAccounts { get; init; } = [];
     public ImmutableArray<StringMatch> NotServiceAccounts { get; init; } = [];
+    /// <summary>Same field as <see cref="ServiceAccounts"/> (values OR'd together), in Istio's <c>{namespace, serviceAccount}</c> form.</summary>
+    public ImmutableArray<ServiceAccountMatch> NamespacedServiceAccounts { get; init; } = [];
+    public ImmutableArray<ServiceAccountMatch> NotNamespacedServiceAccounts { get; init; } = [];
     public ImmutableArray<StringMatch> Principals { get; init; } = [];
     public ImmutableArray<StringMatch> NotPrincipals { get; init; } = [];
     public ImmutableArray<IpNet> SourceIps { get; init; } = [];

@@ -11,9 +11,19 @@ public sealed record NetworkAddress(string Network, IPAddress Address)
 
 public enum LoadBalancingMode
 {
+    /// <summary>Istio's "Standard": scopes are not considered.</summary>
     Unspecified,
     Strict,
     Failover,
+    /// <summary>No endpoint choice: traffic goes to the original destination address.</summary>
+    Passthrough,
+}
+
+/// <summary>Which endpoints a service may pick (Istio LoadBalancing.HealthPolicy).</summary>
+public enum LoadBalancingHealthPolicy
+{
+    OnlyHealthy,
+    AllowAll,
 }
 
 public enum LoadBalancingScope
@@ -26,7 +36,10 @@ public enum LoadBalancingScope
     Cluster,
 }
 
-public sealed record LoadBalancing(ImmutableArray<LoadBalancingScope> RoutingPreference, LoadBalancingMode Mode);
+public sealed record LoadBalancing(ImmutableArray<LoadBalancingScope> RoutingPreference, LoadBalancingMode Mode)
+{
+    public LoadBalancingHealthPolicy HealthPolicy { get; init; } = LoadBalancingHealthPolicy.OnlyHealthy;
+}
 
 /// <summary>A service, as Istio's workload.proto Service message and the local config describe it.</summary>
 public sealed record Service

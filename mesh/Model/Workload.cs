@@ -12,6 +12,13 @@ public enum InboundProtocol
     Hbone,
 }
 
+/// <summary>Istio workload.proto NetworkMode: host-network workloads share the node's IP, so they are not indexed by address.</summary>
+public enum NetworkMode
+{
+    Standard,
+    HostNetwork,
+}
+
 public enum HealthStatus
 {
     Healthy,
@@ -36,6 +43,7 @@ public sealed record Workload
     public string TrustDomain { get; init; } = "";
     public ImmutableArray<IPAddress> WorkloadIps { get; init; } = [];
     public InboundProtocol Protocol { get; init; } = InboundProtocol.Tcp;
+    public NetworkMode NetworkMode { get; init; } = NetworkMode.Standard;
     public string Node { get; init; } = "";
     public string Network { get; init; } = "";
     public string ClusterId { get; init; } = "";

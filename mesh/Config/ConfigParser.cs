@@ -1,0 +1,383 @@
+using System.Collections.Immutable;
+using System.Net;
+using Ambient.Mesh.Model;
+using YamlDotNet.RepresentationModel;
+using static Ambient.Mesh.Config.YamlConfigReader;
+
+namespace Ambient.Mesh.Config;
+
+/// <summary>
+/// Turns one YAML document into a <see cref="MeshConfig"/>: the top level and the project keys here, the Istio
+/// sections in the partial files by facet. Errors go to the reader; parsing always continues so the user
+/// sees every problem at once.
+/// </summary>
+internal sealed partial class ConfigParser(YamlConfigReader r, string? baseDir)
+{
+    // Top-level keys. Istio's LocalConfig is deny_unknown_fields, so an unknown top-level key is never
+    // something a newer Istio added: it is a typo ("workload:", "policy:") that would silently drop a whole
+    // section, and it is an error.
+    private static readonly string[] TopLevelKeys =
+    [
+        "workloads", "services", "policies",
+        "trustDomain", "ca", "mode", "listeners", "admin", "metrics", "readiness", "accessLog",
+        "certificateLifetime", "drainTimeout", "stateDir",
+    ];
+
+    private static readonly string[] CaKeys = ["certFile", "keyFile"];
+    private static readonly string[] ListenerKeys = ["outbound", "inbound", "hbone", "socks5"];
+
+    private static readonly (string, AgentMode)[] Modes = [("shared", AgentMode.Shared), ("inpod", AgentMode.InPod), ("in-pod", AgentMode.InPod)];
+    private static readonly (string, AccessLogFormat)[] AccessLogFormats =
+        [("text", AccessLogFormat.Text), ("json", AccessLogFormat.Json), ("off", AccessLogFormat.Off)];
+
+    public MeshConfig? Parse(YamlNode root, string fileName)
+    {
+        var config = new MeshConfig { SourcePath = fileName };
+        if (IsNull(root))
+        {
+            return config; // a file of only comments
+        }
+        if (root is YamlSequenceNode legacy)
+        {
+            // The earliest ztunnel local configs were a bare list of workloads.
+            config = config with { Workloads = ParseWorkloads(legacy, "workloads") };
+            Validate(config);
+            return config;
+        }
+        YamlMappingNode? map = r.Mapping(root, "");
+        if (map is null)
+        {
+            return null;
+        }
+
+        YamlSequenceNode? workloadNodes = null, serviceNodes = null, policyNodes = null;
+        var listeners = new ListenerConfig();
+        YamlMappingNode? caNode = null;
+        foreach ((YamlScalarNode key, string name, YamlNode value) in r.Entries(map, ""))
+        {
+            switch (name)
+            {
+                case "workloads":
+                    workloadNodes = r.Sequence(value, name);
+                    break;
+                case "services":
+                    serviceNodes = r.Sequence(value, name);
+                    break;
+                case "policies":
+                    policyNodes = r.Sequence(value, name);
+                    break;
+                case "trustDomain":
+                    string? td = r.String(value, name);
+                    if (td is not null)
+                    {
+                        if (td.Length == 0 || td.Contains('/') || td.Contains(' '))
+                        {
+                            r.Error(value, name, $"'{td}' is not a trust domain (a DNS-like name such as cluster.local)");
+                        }
+                        else
+                        {
+                            config = config with { TrustDomain = td };
+                        }
+                    }
+                    break;
+                case "ca":
+                    caNode = r.Mapping(value, name);
+                    break;
+                case "mode":
+                    if (r.Enum(value, name, Modes) is AgentMode mode)
+                    {
+                        config = config with { Mode = mode };
+                    }
+                    break;
+                case "listeners":
+                    listeners = ParseListeners(value, name, listeners);
+                    break;
+                case "admin":
+                    listeners = Endpoint(value, name) is { } admin ? listeners with { Admin = admin } : listeners;
+                    break;
+                case "metrics":
+                    listeners = Endpoint(value, name) is { } metrics ? listeners with { Metrics = metrics } : listeners;
+                    break;
+                case "readiness":
+                    listeners = Endpoint(value, name) is { } ready ? listeners with { Readiness = ready } : listeners;
+                    break;
+                case "accessLog":
+                    if (r.Enum(value, name, AccessLogFormats) is AccessLogFormat format)
+                    {
+                        config = config with { AccessLog = format };
+                    }
+                    break;
+                case "certificateLifetime":
+                    if (Duration(value, name) is TimeSpan lifetime)
+                    {
+                        if (lifetime < TimeSpan.FromMinutes(1))
+                        {
+                            // Renewal runs at half-life; shorter than a minute would renew in a busy loop.
+                            r.Error(value, name, "must be at least 1m");
+                        }
+                        else
+                        {
+                            config = config with { CertificateLifetime = lifetime };
+                        }
+                    }
+                    break;
+                case "drainTimeout":
+                    if (Duration(value, name) is TimeSpan drain)
+                    {
+                        config = config with { DrainTimeout = drain };
+                    }
+                    break;
+                case "stateDir":
+                    string? dir = r.String(value, name);
+                    if (dir is not null)
+                    {
+                        if (dir.Length == 0)
+                        {
+                            r.Error(value, name, "must not be empty (omit the key for the default)");
+                        }
+                        else
+                        {
+                            config = config with { StateDir = ResolvePath(dir) };
+                        }
+                    }
+                    break;
+                default:
+                    r.UnknownKey(key, "", TopLevelKeys, strict: true);
+                    break;
+            }
+        }
+        config = config with { Listeners = listeners };
+        if (caNode is not null)
+        {
+            config = ParseCa(caNode, config);
+        }
+        config = config with
+        {
+            Workloads = workloadNodes is null ? [] : ParseWorkloads(workloadNodes, "workloads"),
+            Services = serviceNodes is null ? [] : ParseServices(serviceNodes, "services"),
+            Policies = policyNodes is null ? [] : ParsePolicies(policyNodes, "policies"),
+        };
+        Validate(config);
+        return config;
+    }
+
+    private MeshConfig ParseCa(YamlMappingNode node, MeshConfig config)
+    {
+        YamlNode? certNode = null, keyNode = null;
+        string? cert = null, key = null;
+        foreach ((YamlScalarNode k, string name, YamlNode value) in r.Entries(node, "ca"))
+        {
+            string path = Child("ca", name);
+            switch (name)
+            {
+                case "certFile":
+                    certNode = value;
+                    cert = r.String(value, path);
+                    break;
+                case "keyFile":
+                    keyNode = value;
+                    key = r.String(value, path);
+                    break;
+                default:
+                    r.UnknownKey(k, "ca", CaKeys, strict: true);
+                    break;
+            }
+        }
+        if (string.IsNullOrEmpty(cert) != string.IsNullOrEmpty(key))
+        {
+            // One without the other cannot sign; silently generating a CA instead would surprise.
+            r.Error(certNode ?? keyNode ?? node, string.IsNullOrEmpty(cert) ? "ca.certFile" : "ca.keyFile",
+                "ca.certFile and ca.keyFile must be given together (or omit ca: to generate a CA)");
+            return config;
+        }
+        if (string.IsNullOrEmpty(cert) || string.IsNullOrEmpty(key))
+        {
+            return config;
+        }
+        string certPath = ResolvePath(cert);
+        string keyPath = ResolvePath(key);
+        CheckReadable(certNode!, "ca.certFile", certPath);
+        CheckReadable(keyNode!, "ca.keyFile", keyPath);
+        return config with { CaCertFile = certPath, CaKeyFile = keyPath };
+    }
+
+    private void CheckReadable(YamlNode node, string field, string path)
+    {
+        if (!File.Exists(path))
+        {
+            r.Error(node, field, $"file '{path}' does not exist");
+        }
+    }
+
+    /// <summary>Relative paths are relative to the config file, so a config directory can be moved whole.</summary>
+    private string ResolvePath(string path) =>
+        baseDir is null || Path.IsPathRooted(path) ? path : Path.GetFullPath(Path.Combine(baseDir, path));
+
+    private ListenerConfig ParseListeners(YamlNode node, string path, ListenerConfig listeners)
+    {
+        YamlMappingNode? map = r.Mapping(node, path);
+        if (map is null)
+        {
+            return listeners;
+        }
+        foreach ((YamlScalarNode k, string name, YamlNode value) in r.Entries(map, path))
+        {
+            string field = Child(path, name);
+            switch (name)
+            {
+                case "outbound":
+                    listeners = Endpoint(value, field) is { } o ? listeners with { Outbound = o } : listeners;
+                    break;
+                case "inbound":
+                    listeners = Endpoint(value, field) is { } i ? listeners with { Inbound = i } : listeners;
+                    break;
+                case "hbone":
+                    listeners = Endpoint(value, field) is { } h ? listeners with { Hbone = h } : listeners;
+                    break;
+                case "socks5":
+                    listeners = Endpoint(value, field) is { } s ? listeners with { Socks5 = s } : listeners;
+                    break;
+                default:
+                    r.UnknownKey(k, path, ListenerKeys, strict: true);
+                    break;
+            }
+        }
+        return listeners;
+    }
+
+    private IPEndPoint? Endpoint(YamlNode node, string path)
+    {
+        string? text = r.String(node, path);
+        if (text is null)
+        {
+            return null;
+        }
+        if (!ConfigValues.TryParseEndpoint(text, out IPEndPoint ep, out string error))
+        {
+            r.Error(node, path, error);
+            return null;
+        }
+        return ep;
+    }
+
+    private TimeSpan? Duration(YamlNode node, string path)
+    {
+        string? text = r.String(node, path);
+        if (text is null)
+        {
+            return null;
+        }
+        if (!ConfigValues.TryParseDuration(text, out TimeSpan value, out string error))
+        {
+            r.Error(node, path, error);
+            return null;
+        }
+        return value;
+    }
+
+    private IPAddress? Ip(YamlNode node, string path)
+    {
+        string? text = r.String(node, path);
+        if (text is null)
+        {
+            return null;
+        }
+        if (!ConfigValues.TryParseIp(text, out IPAddress ip, out string error))
+        {
+            r.Error(node, path, error);
+            return null;
+        }
+        return ip;
+    }
+
+    private ImmutableArray<string> Strings(YamlNode node, string path)
+    {
+        YamlSequenceNode? seq = r.Sequence(node, path);
+        if (seq is null)
+        {
+            return [];
+        }
+        var b = ImmutableArray.CreateBuilder<string>(seq.Children.Count);
+        for (int i = 0; i < seq.Children.Count; i++)
+        {
+            if (r.String(seq.Children[i], Index(path, i)) is { } s)
+            {
+                b.Add(s);
+            }
+        }
+        return b.ToImmutable();
+    }
+
+    /// <summary>A port map "servicePort: targetPort" (target 0 = same as the service port).</summary>
+    private ImmutableDictionary<int, int> PortMap(YamlNode node, string path)
+    {
+        YamlMappingNode? map = r.Mapping(node, path);
+        if (map is null)
+        {
+            return ImmutableDictionary<int, int>.Empty;
+        }
+        var b = ImmutableDictionary.CreateBuilder<int, int>();
+        foreach ((YamlScalarNode k, string name, YamlNode value) in r.Entries(map, path))
+        {
+            string field = Child(path, name);
+            int? port = r.Port(k, field, allowZero: false);
+            int? target = r.Port(value, field, allowZero: true);
+            if (port is int p && target is int t)
+            {
+                b[p] = t;
+            }
+        }
+        return b.ToImmutable();
+    }
+
+    /// <summary>Istio GatewayAddress: <c>{destination: "ns/hostname" | "network/ip", hboneMtlsPort: 15008}</c>.</summary>
+    private GatewayAddress? Gateway(YamlNode node, string path)
+    {
+        YamlMappingNode? map = r.Mapping(node, path);
+        if (map is null)
+        {
+            return null;
+        }
+        YamlNode? destNode = null;
+        string? dest = null;
+        int port = 15008;
+        foreach ((YamlScalarNode k, string name, YamlNode value) in r.Entries(map, path))
+        {
+            switch (name)
+            {
+                case "destination":
+                    destNode = value;
+                    dest = r.String(value, Child(path, name));
+                    break;
+                case "hboneMtlsPort":
+                    port = r.Port(value, Child(path, name), allowZero: false) ?? port;
+                    break;
+                default:
+                    r.UnknownKey(k, path, ["destination", "hboneMtlsPort"], strict: false);
+                    break;
+            }
+        }
+        if (dest is null)
+        {
+            r.Error(destNode ?? map, Child(path, "destination"), "required: \"<namespace>/<hostname>\" or \"<network>/<ip>\"");
+            return null;
+        }
+        int slash = dest.IndexOf('/');
+        if (slash < 0)
+        {
+            r.Error(destNode, Child(path, "destination"), $"'{dest}' is neither \"<namespace>/<hostname>\" nor \"<network>/<ip>\"");
+            return null;
+        }
+        // Istio tries the address form first (its untagged enum lists Address before Hostname).
+        if (ConfigValues.TryParseIp(dest[(slash + 1)..], out IPAddress ip, out _))
+        {
+            return new GatewayAddress(null, null, ip, dest[..slash], port);
+        }
+        if (slash == 0 || slash == dest.Length - 1)
+        {
+            r.Error(destNode, Child(path, "destination"), $"'{dest}' must be \"<namespace>/<hostname>\" with both parts");
+            return null;
+        }
+        return new GatewayAddress(dest[(slash + 1)..], dest[..slash], null, "", port);
+    }
+}
