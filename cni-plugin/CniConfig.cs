@@ -48,11 +48,16 @@ internal sealed record CniConfig
         JsonNode? rootNode;
         try
         {
-            rootNode = JsonNode.Parse(utf8);
+            // JsonObject cannot hold a key twice and would throw later, deep inside prevResult; reject
+            // duplicates here where the error can say where they are.
+            rootNode = JsonNode.Parse(utf8, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false });
         }
         catch (JsonException ex)
         {
-            throw new CniException(CniErrorCode.DecodingFailure, $"network configuration on stdin is not valid JSON (line {Line(ex)}, byte {ex.BytePositionInLine + 1})");
+            throw new CniException(
+                CniErrorCode.DecodingFailure,
+                $"network configuration on stdin is not valid JSON (line {Line(ex)}, byte {ex.BytePositionInLine + 1})",
+                "malformed JSON or a key that appears twice in one object");
         }
 
         if (rootNode is not JsonObject root)

@@ -12,6 +12,8 @@ public sealed class InputValidationTests : PluginTestBase
     [InlineData("")]
     [InlineData("[1,2]")]
     [InlineData("\"just a string\"")]
+    [InlineData("""{"cniVersion":"1.1.0","name":"a","name":"b"}""")]
+    [InlineData("""{"cniVersion":"1.1.0","prevResult":{"ips":[],"ips":[]}}""")]
     public async Task Malformed_stdin_is_decoding_failure(string stdin)
     {
         var run = await Run(Env("ADD"), stdin);
