@@ -1,2 +1,9 @@
-// CONTRACT STUB: the CNI helper replaces this.
-return 1;
+using Ambient.Cni;
+
+// The runtime starts this process once per pod and command; keep it to the one call.
+return await Plugin.RunAsync(
+    args,
+    CniEnvironment.FromProcess(),
+    Console.OpenStandardInput(),
+    Console.OpenStandardOutput(),
+    Console.Error);
