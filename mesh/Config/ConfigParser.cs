@@ -20,8 +20,12 @@ internal sealed partial class ConfigParser(YamlConfigReader r, string? baseDir)
     [
         "workloads", "services", "policies",
         "trustDomain", "ca", "mode", "listeners", "admin", "metrics", "readiness", "accessLog",
-        "certificateLifetime", "drainTimeout", "stateDir",
+        "certificateLifetime", "drainTimeout", "stateDir", "inpod",
     ];
+
+    private static readonly string[] InPodKeys = ["cniSocket", "enrollmentFile", "firewall", "inboundCapture", "namespaces", "all"];
+    private static readonly (string, CaptureFirewall)[] Firewalls = [("iptables", CaptureFirewall.Iptables), ("nftables", CaptureFirewall.Nftables)];
+    private static readonly (string, InboundCapture)[] InboundCaptures = [("tproxy", InboundCapture.Tproxy), ("redirect", InboundCapture.Redirect)];
 
     private static readonly string[] CaKeys = ["certFile", "keyFile"];
     private static readonly string[] ListenerKeys = ["outbound", "inbound", "hbone", "socks5"];
@@ -127,6 +131,9 @@ internal sealed partial class ConfigParser(YamlConfigReader r, string? baseDir)
                         config = config with { DrainTimeout = drain };
                     }
                     break;
+                case "inpod":
+                    config = ParseInPod(value, config);
+                    break;
                 case "stateDir":
                     string? dir = r.String(value, name);
                     if (dir is not null)
@@ -159,6 +166,78 @@ internal sealed partial class ConfigParser(YamlConfigReader r, string? baseDir)
         };
         Validate(config);
         return config;
+    }
+
+    private MeshConfig ParseInPod(YamlNode node, MeshConfig config)
+    {
+        YamlMappingNode? map = r.Mapping(node, "inpod");
+        if (map is null)
+        {
+            return config;
+        }
+        var inpod = config.InPod;
+        foreach ((YamlScalarNode k, string name, YamlNode value) in r.Entries(map, "inpod"))
+        {
+            string field = Child("inpod", name);
+            switch (name)
+            {
+                case "cniSocket":
+                    if (r.String(value, field) is { Length: > 0 } socket)
+                    {
+                        if (System.Text.Encoding.UTF8.GetByteCount(socket) > 107)
+                        {
+                            r.Error(value, field, "a unix socket path can be at most 107 bytes");
+                        }
+                        inpod = inpod with { CniSocket = ResolvePath(socket) };
+                    }
+                    break;
+                case "enrollmentFile":
+                    if (r.String(value, field) is { Length: > 0 } file)
+                    {
+                        inpod = inpod with { EnrollmentFile = ResolvePath(file) };
+                    }
+                    break;
+                case "firewall":
+                    if (r.Enum(value, field, Firewalls) is CaptureFirewall fw)
+                    {
+                        inpod = inpod with { Firewall = fw };
+                    }
+                    break;
+                case "inboundCapture":
+                    if (r.Enum(value, field, InboundCaptures) is InboundCapture ic)
+                    {
+                        inpod = inpod with { InboundCapture = ic };
+                    }
+                    break;
+                case "namespaces":
+                    if (value is YamlSequenceNode seq)
+                    {
+                        var list = System.Collections.Immutable.ImmutableArray.CreateBuilder<string>();
+                        int i = 0;
+                        foreach (var item in seq)
+                        {
+                            if (r.String(item, $"{field}[{i}]") is { Length: > 0 } ns)
+                            {
+                                list.Add(ns);
+                            }
+                            i++;
+                        }
+                        inpod = inpod with { Namespaces = list.ToImmutable() };
+                    }
+                    else if (!IsNull(value))
+                    {
+                        r.Error(value, field, "must be a list of namespace names");
+                    }
+                    break;
+                case "all":
+                    inpod = inpod with { All = r.Bool(value, field) ?? false };
+                    break;
+                default:
+                    r.UnknownKey(k, "inpod", InPodKeys, strict: true);
+                    break;
+            }
+        }
+        return config with { InPod = inpod };
     }
 
     private MeshConfig ParseCa(YamlMappingNode node, MeshConfig config)

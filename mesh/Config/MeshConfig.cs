@@ -20,6 +20,40 @@ public enum AccessLogFormat
     Off,
 }
 
+/// <summary>Which firewall programs the in-pod capture rules.</summary>
+public enum CaptureFirewall
+{
+    Iptables,
+    Nftables,
+}
+
+/// <summary>How inbound traffic reaches the 15006 listener inside a pod.</summary>
+public enum InboundCapture
+{
+    /// <summary>mangle/TPROXY: no NAT, the listener sees the true destination as its local address (the default).</summary>
+    Tproxy,
+    /// <summary>nat/REDIRECT to 15006 (Istio 1.24+); the destination comes back from SO_ORIGINAL_DST.</summary>
+    Redirect,
+}
+
+/// <summary>In-pod mode settings (project keys under <c>inpod:</c>).</summary>
+public sealed record InPodConfig
+{
+    /// <summary>Unix socket the CNI plugin talks to (cni-plugin/PROTOCOL.md).</summary>
+    public string CniSocket { get; init; } = "/var/run/ambient/cni.sock";
+    /// <summary>Where the agent publishes which pods are enrolled, for the plugin to read while the agent is down.</summary>
+    public string EnrollmentFile { get; init; } = "/var/run/ambient/enrollment.json";
+    public CaptureFirewall Firewall { get; init; } = CaptureFirewall.Iptables;
+    public InboundCapture InboundCapture { get; init; } = InboundCapture.Tproxy;
+    /// <summary>
+    /// Namespaces whose every pod is enrolled (local mode has no namespace labels: this stands in for
+    /// <c>istio.io/dataplane-mode=ambient</c> on a namespace). Pods named by a config workload are always enrolled.
+    /// </summary>
+    public System.Collections.Immutable.ImmutableArray<string> Namespaces { get; init; } = [];
+    /// <summary>Enroll every pod outside kube-system.</summary>
+    public bool All { get; init; }
+}
+
 /// <summary>Listener addresses (project keys under <c>listeners:</c>, plus admin/metrics/readiness at top level).</summary>
 public sealed record ListenerConfig
 {
@@ -44,6 +78,7 @@ public sealed record MeshConfig
     public string? CaKeyFile { get; init; }
     public AgentMode Mode { get; init; } = AgentMode.Shared;
     public ListenerConfig Listeners { get; init; } = new();
+    public InPodConfig InPod { get; init; } = new();
     public AccessLogFormat AccessLog { get; init; } = AccessLogFormat.Text;
     /// <summary>Workload certificate lifetime (Istio default 24 h).</summary>
     public TimeSpan CertificateLifetime { get; init; } = TimeSpan.FromHours(24);

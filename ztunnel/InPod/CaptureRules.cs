@@ -1,22 +1,8 @@
 using System.Diagnostics;
 using System.Text;
+using Ambient.Mesh.Config;
 
 namespace Ambient.Ztunnel.InPod;
-
-/// <summary>How inbound traffic reaches the 15006 listener inside the pod.</summary>
-internal enum InboundCapture
-{
-    /// <summary>mangle/TPROXY: no NAT, the listener sees the true destination as its local address (the default).</summary>
-    Tproxy,
-    /// <summary>nat/REDIRECT to 15006 (Istio 1.24+); the destination comes back from SO_ORIGINAL_DST.</summary>
-    Redirect,
-}
-
-internal enum FirewallBackend
-{
-    Iptables,
-    Nftables,
-}
 
 /// <summary>
 /// The redirection rules Istio's CNI agent installs inside an enrolled pod's network namespace, in our own chains
@@ -178,16 +164,16 @@ internal static class CaptureRules
         sb.AppendLine($"ip route flush table {RouteTable} 2>/dev/null || true");
     }
 
-    public static Task InstallAsync(string netns, FirewallBackend backend, InboundCapture inbound, CancellationToken ct) =>
-        RunInNetnsAsync(netns, backend == FirewallBackend.Iptables ? IptablesScript(inbound) : NftablesScript(inbound), ct);
+    public static Task InstallAsync(string netns, CaptureFirewall backend, InboundCapture inbound, CancellationToken ct) =>
+        RunInNetnsAsync(netns, backend == CaptureFirewall.Iptables ? IptablesScript(inbound) : NftablesScript(inbound), ct);
 
-    public static Task RemoveAsync(string netns, FirewallBackend backend, CancellationToken ct) =>
-        RunInNetnsAsync(netns, backend == FirewallBackend.Iptables ? IptablesRemoveScript() : NftablesRemoveScript(), ct);
+    public static Task RemoveAsync(string netns, CaptureFirewall backend, CancellationToken ct) =>
+        RunInNetnsAsync(netns, backend == CaptureFirewall.Iptables ? IptablesRemoveScript() : NftablesRemoveScript(), ct);
 
     /// <summary>True when our rules are present in the namespace (for CNI CHECK and re-adoption).</summary>
-    public static async Task<bool> PresentAsync(string netns, FirewallBackend backend, CancellationToken ct)
+    public static async Task<bool> PresentAsync(string netns, CaptureFirewall backend, CancellationToken ct)
     {
-        string check = backend == FirewallBackend.Iptables
+        string check = backend == CaptureFirewall.Iptables
             ? "iptables -t nat -C OUTPUT -j AMBIENT_OUTPUT && iptables -t nat -S AMBIENT_OUTPUT | grep -q 'REDIRECT --to-ports 15001'"
             : "nft list chain ip ambient output_nat | grep -q 'redirect to :15001'";
         try

@@ -1,0 +1,149 @@
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+
+namespace Ambient.Ztunnel.InPod;
+
+/// <summary>
+/// The unix socket the CNI plugin calls (cni-plugin/PROTOCOL.md): one JSON line in, one JSON line out, per
+/// connection. The socket file is root-only (0600) in a directory only root can write.
+/// </summary>
+internal sealed class CniServer : IAsyncDisposable
+{
+    private const int MaxRequestBytes = 64 * 1024;
+    private readonly Socket _socket;
+    private readonly InPodManager _manager;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+
+    public CniServer(string path, InPodManager manager, ILogger logger)
+    {
+        Path = path;
+        _manager = manager;
+        _logger = logger;
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
+        if (File.Exists(path))
+        {
+            File.Delete(path); // a stale socket from a previous agent
+        }
+        _socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        _socket.Bind(new UnixDomainSocketEndPoint(path));
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        _socket.Listen(64);
+        _loop = Task.Run(AcceptAsync);
+    }
+
+    public string Path { get; }
+
+    private async Task AcceptAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket s;
+            try
+            {
+                s = await _socket.AcceptAsync(_stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException)
+            {
+                await Task.Delay(50).ConfigureAwait(false);
+                continue;
+            }
+            _ = ServeAsync(s);
+        }
+    }
+
+    private async Task ServeAsync(Socket s)
+    {
+        using (s)
+        {
+            CniResponse response;
+            try
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+                timeout.CancelAfter(TimeSpan.FromSeconds(60));
+                var line = await ReadLineAsync(s, timeout.Token).ConfigureAwait(false);
+                if (line is null)
+                {
+                    return;
+                }
+                CniRequest? request;
+                try
+                {
+                    request = JsonSerializer.Deserialize(line, InPodJson.Default.CniRequest);
+                }
+                catch (JsonException ex)
+                {
+                    request = null;
+                    _logger.LogWarning("CNI request is not valid JSON: {Error}", ex.Message);
+                }
+                response = request is null
+                    ? CniResponse.Error("request is not a JSON object")
+                    : await _manager.HandleAsync(request, timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (Exception ex) when (ex is SocketException or IOException)
+            {
+                _logger.LogDebug("CNI client went away: {Error}", ex.Message);
+                return;
+            }
+            try
+            {
+                var bytes = JsonSerializer.SerializeToUtf8Bytes(response, InPodJson.Default.CniResponse);
+                await s.SendAsync(bytes, SocketFlags.None).ConfigureAwait(false);
+                await s.SendAsync("\n"u8.ToArray(), SocketFlags.None).ConfigureAwait(false);
+            }
+            catch (SocketException)
+            {
+            }
+        }
+    }
+
+    private static async Task<byte[]?> ReadLineAsync(Socket s, CancellationToken ct)
+    {
+        var buf = new byte[MaxRequestBytes];
+        int len = 0;
+        while (len < buf.Length)
+        {
+            int n = await s.ReceiveAsync(buf.AsMemory(len), SocketFlags.None, ct).ConfigureAwait(false);
+            if (n == 0)
+            {
+                return len == 0 ? null : buf[..len];
+            }
+            int nl = Array.IndexOf(buf, (byte)'\n', len, n);
+            len += n;
+            if (nl >= 0)
+            {
+                return buf[..nl];
+            }
+        }
+        throw new IOException($"CNI request longer than {MaxRequestBytes} bytes");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        _socket.Dispose();
+        await _loop.ConfigureAwait(false);
+        try
+        {
+            File.Delete(Path);
+        }
+        catch (IOException)
+        {
+        }
+        _stop.Dispose();
+    }
+}

@@ -1,0 +1,413 @@
+using System.Collections.Immutable;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Ambient.Mesh.Config;
+using Ambient.Mesh.Model;
+using Ambient.Ztunnel.Proxy;
+using Ambient.Ztunnel.Sockets;
+using Microsoft.Extensions.Logging;
+
+namespace Ambient.Ztunnel.InPod;
+
+/// <summary>
+/// In-pod mode: for each enrolled pod the CNI plugin announces, install the capture rules inside the pod's network
+/// namespace and open the agent's listeners there (15001 outbound, 15006 inbound, 15008 HBONE), so the pod's
+/// traffic is in the mesh from its first packet. Pods are persisted and re-adopted when the agent restarts.
+/// Requests are served one at a time: ADD/DEL for one attachment must never interleave, and they are rare.
+/// </summary>
+internal sealed class InPodManager : IAsyncDisposable
+{
+    private readonly ProxyContext _ctx;
+    private readonly Outbound _outbound;
+    private readonly Inbound _inbound;
+    private readonly ILogger _logger;
+    private readonly PodRegistry _registry;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly Dictionary<string, PodCapture> _pods = new(StringComparer.Ordinal);
+    private byte[]? _lastEnrollment;
+
+    public InPodManager(ProxyContext ctx, Outbound outbound, Inbound inbound, string stateDir, ILogger logger)
+    {
+        _ctx = ctx;
+        _outbound = outbound;
+        _inbound = inbound;
+        _logger = logger;
+        _registry = new PodRegistry(Path.Combine(stateDir, "pods.json"));
+    }
+
+    private InPodConfig Settings => _ctx.State.BaseConfig.InPod;
+
+    public int CapturedCount
+    {
+        get
+        {
+            _gate.Wait();
+            try
+            {
+                return _pods.Count;
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        }
+    }
+
+    /// <summary>Publishes the enrollment file and re-adopts the pods captured before a restart.</summary>
+    public async Task StartAsync(CancellationToken ct)
+    {
+        WriteEnrollmentFile();
+        _ctx.State.Changed += (_, _) => WriteEnrollmentFile();
+        var saved = _registry.Load();
+        if (saved.Count == 0)
+        {
+            return;
+        }
+        await _gate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            foreach (var pod in saved)
+            {
+                if (!File.Exists(pod.Netns))
+                {
+                    _logger.LogInformation("pod {Namespace}/{Name}: network namespace {Netns} is gone, forgetting it", pod.Namespace, pod.Name, pod.Netns);
+                    continue;
+                }
+                try
+                {
+                    _pods[Key(pod.ContainerId, pod.IfName)] = await CaptureAsync(pod, ct).ConfigureAwait(false);
+                    _logger.LogInformation("re-adopted pod {Namespace}/{Name} ({Netns})", pod.Namespace, pod.Name, pod.Netns);
+                }
+                catch (Exception ex) when (ex is IOException or SocketException or InvalidOperationException)
+                {
+                    _logger.LogError("could not re-adopt pod {Namespace}/{Name}: {Error}; its traffic stays refused until the CNI plugin adds it again", pod.Namespace, pod.Name, ex.Message);
+                }
+            }
+            SaveRegistry();
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async Task<CniResponse> HandleAsync(CniRequest request, CancellationToken ct)
+    {
+        if (request.Version != 1)
+        {
+            return CniResponse.Error($"unsupported protocol version {request.Version}");
+        }
+        await _gate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            return request.Command switch
+            {
+                "ADD" => await AddAsync(request.Pod, ct).ConfigureAwait(false),
+                "DEL" => await DelAsync(request.Pod, ct).ConfigureAwait(false),
+                "CHECK" => await CheckAsync(request.Pod, ct).ConfigureAwait(false),
+                "STATUS" => CniResponse.Ready,
+                "GC" => await GcAsync(request.ValidAttachments ?? [], ct).ConfigureAwait(false),
+                _ => CniResponse.Error($"unknown command '{request.Command}'"),
+            };
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async Task<CniResponse> AddAsync(CniPod? pod, CancellationToken ct)
+    {
+        if (Validate(pod, needNetns: true) is { } invalid)
+        {
+            return invalid;
+        }
+        if (!IsEnrolled(pod!.Namespace!, pod.Name!))
+        {
+            _logger.LogInformation("pod {Namespace}/{Name} is not enrolled: left untouched", pod.Namespace, pod.Name);
+            return CniResponse.NotEnrolled;
+        }
+        var key = Key(pod.ContainerId!, pod.IfName!);
+        if (_pods.TryGetValue(key, out var existing))
+        {
+            if (existing.Pod.Netns == pod.Netns && await CaptureRules.PresentAsync(existing.Pod.Netns, Settings.Firewall, ct).ConfigureAwait(false))
+            {
+                return CniResponse.Captured;
+            }
+            await ReleaseAsync(existing, ct).ConfigureAwait(false);
+            _pods.Remove(key);
+        }
+        var captured = new CapturedPod
+        {
+            Uid = string.IsNullOrEmpty(pod.Uid) ? $"{pod.Namespace}/{pod.Name}" : pod.Uid,
+            Name = pod.Name!,
+            Namespace = pod.Namespace!,
+            ContainerId = pod.ContainerId!,
+            IfName = pod.IfName!,
+            Netns = pod.Netns!,
+            Ips = pod.Ips ?? [],
+        };
+        try
+        {
+            _pods[key] = await CaptureAsync(captured, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or InvalidOperationException or UnauthorizedAccessException)
+        {
+            _logger.LogError("capturing pod {Namespace}/{Name} failed: {Error}", pod.Namespace, pod.Name, ex.Message);
+            return CniResponse.Error($"capturing pod {pod.Namespace}/{pod.Name} in {pod.Netns} failed: {ex.Message}");
+        }
+        SaveRegistry();
+        _logger.LogInformation("captured pod {Namespace}/{Name} ({Ips}) in {Netns}", pod.Namespace, pod.Name, string.Join(",", captured.Ips), pod.Netns);
+        return CniResponse.Captured;
+    }
+
+    private async Task<CniResponse> DelAsync(CniPod? pod, CancellationToken ct)
+    {
+        if (pod?.ContainerId is null || pod.IfName is null)
+        {
+            return CniResponse.Removed;
+        }
+        if (_pods.Remove(Key(pod.ContainerId, pod.IfName), out var capture))
+        {
+            await ReleaseAsync(capture, ct).ConfigureAwait(false);
+            SaveRegistry();
+            _logger.LogInformation("released pod {Namespace}/{Name}", capture.Pod.Namespace, capture.Pod.Name);
+        }
+        return CniResponse.Removed;
+    }
+
+    private async Task<CniResponse> CheckAsync(CniPod? pod, CancellationToken ct)
+    {
+        if (Validate(pod, needNetns: true) is { } invalid)
+        {
+            return invalid;
+        }
+        if (!IsEnrolled(pod!.Namespace!, pod.Name!))
+        {
+            return CniResponse.NotEnrolled;
+        }
+        if (!_pods.TryGetValue(Key(pod.ContainerId!, pod.IfName!), out var capture))
+        {
+            return CniResponse.Error($"pod {pod.Namespace}/{pod.Name} is enrolled but not captured by this agent");
+        }
+        if (!await CaptureRules.PresentAsync(capture.Pod.Netns, Settings.Firewall, ct).ConfigureAwait(false))
+        {
+            return CniResponse.Error($"pod {pod.Namespace}/{pod.Name}: capture rules are missing from {capture.Pod.Netns}");
+        }
+        return CniResponse.Captured;
+    }
+
+    private async Task<CniResponse> GcAsync(List<CniAttachment> valid, CancellationToken ct)
+    {
+        var keep = valid.Where(a => a.ContainerId is not null && a.IfName is not null).Select(a => Key(a.ContainerId!, a.IfName!)).ToHashSet(StringComparer.Ordinal);
+        foreach (var key in _pods.Keys.Where(k => !keep.Contains(k)).ToList())
+        {
+            if (_pods.Remove(key, out var capture))
+            {
+                await ReleaseAsync(capture, ct).ConfigureAwait(false);
+                _logger.LogInformation("GC released stale pod {Namespace}/{Name}", capture.Pod.Namespace, capture.Pod.Name);
+            }
+        }
+        SaveRegistry();
+        return CniResponse.Removed;
+    }
+
+    private static CniResponse? Validate(CniPod? pod, bool needNetns)
+    {
+        if (pod is null)
+        {
+            return CniResponse.Error("request has no pod");
+        }
+        if (string.IsNullOrEmpty(pod.Name) || string.IsNullOrEmpty(pod.Namespace))
+        {
+            return CniResponse.Error("pod name and namespace are required");
+        }
+        if (string.IsNullOrEmpty(pod.ContainerId) || string.IsNullOrEmpty(pod.IfName))
+        {
+            return CniResponse.Error("pod containerId and ifname are required");
+        }
+        if (needNetns && string.IsNullOrEmpty(pod.Netns))
+        {
+            return CniResponse.Error("pod netns is required");
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Local mode has no labels: a pod is enrolled when a config workload names it (namespace/name), when its
+    /// namespace is listed under <c>inpod.namespaces</c>, or when <c>inpod.all</c> is set (kube-system excepted).
+    /// </summary>
+    public bool IsEnrolled(string ns, string name)
+    {
+        var s = Settings;
+        if (s.All && ns != "kube-system")
+        {
+            return true;
+        }
+        if (s.Namespaces.Contains(ns))
+        {
+            return true;
+        }
+        foreach (var w in _ctx.State.BaseConfig.Workloads)
+        {
+            if (w.Namespace == ns && w.Name == name)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private async Task<PodCapture> CaptureAsync(CapturedPod pod, CancellationToken ct)
+    {
+        var workload = WorkloadFor(pod);
+        var netns = Netns.Open(pod.Netns);
+        var listeners = new List<Listener>();
+        try
+        {
+            var settings = Settings;
+            await CaptureRules.InstallAsync(pod.Netns, settings.Firewall, settings.InboundCapture, ct).ConfigureAwait(false);
+            _ctx.State.SetPod(workload);
+            var scope = new ProxyScope(workload.Uid, f => netns.CreateSocket(f, SocketOptions.AgentMark), $"{pod.Namespace}/{pod.Name}");
+            Func<AddressFamily, Socket> create = f => netns.CreateSocket(f);
+            bool tproxy = settings.InboundCapture == InboundCapture.Tproxy;
+            listeners.Add(new Listener($"{scope.Name} outbound", Listener.Bind(new IPEndPoint(IPAddress.Loopback, 15001), create), s => _outbound.HandleCapturedAsync(s, scope), _logger));
+            listeners.Add(new Listener($"{scope.Name} inbound", Listener.Bind(new IPEndPoint(IPAddress.Any, 15006), create, transparent: tproxy), s => _inbound.HandlePlaintextAsync(s, scope), _logger));
+            listeners.Add(new Listener($"{scope.Name} hbone", Listener.Bind(new IPEndPoint(IPAddress.Any, 15008), create), s => _inbound.HandleHboneAsync(s, scope), _logger));
+            foreach (var l in listeners)
+            {
+                l.Start();
+            }
+            return new PodCapture(pod, workload.Uid, netns, listeners);
+        }
+        catch
+        {
+            foreach (var l in listeners)
+            {
+                await l.DisposeAsync().ConfigureAwait(false);
+            }
+            _ctx.State.RemovePod(workload.Uid);
+            try
+            {
+                await CaptureRules.RemoveAsync(pod.Netns, Settings.Firewall, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (IOException)
+            {
+            }
+            netns.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The config's workload for this pod (same namespace/name), with the CNI's addresses; else a new one with service account "default".</summary>
+    private Workload WorkloadFor(CapturedPod pod)
+    {
+        var ips = pod.Ips.Select(s => IPAddress.TryParse(s, out var ip) ? ip : null).Where(ip => ip is not null).Select(ip => ip!).ToImmutableArray();
+        foreach (var w in _ctx.State.BaseConfig.Workloads)
+        {
+            if (w.Namespace == pod.Namespace && w.Name == pod.Name)
+            {
+                return w with
+                {
+                    WorkloadIps = ips.IsEmpty ? w.WorkloadIps : ips,
+                    Node = _ctx.State.NodeName,
+                    Protocol = InboundProtocol.Hbone,
+                };
+            }
+        }
+        return new Workload
+        {
+            Uid = pod.Uid,
+            Name = pod.Name,
+            Namespace = pod.Namespace,
+            ServiceAccount = "default",
+            WorkloadIps = ips,
+            Protocol = InboundProtocol.Hbone,
+            Node = _ctx.State.NodeName,
+        };
+    }
+
+    private async Task ReleaseAsync(PodCapture capture, CancellationToken ct)
+    {
+        foreach (var l in capture.Listeners)
+        {
+            await l.DisposeAsync().ConfigureAwait(false);
+        }
+        _ctx.State.RemovePod(capture.Uid);
+        foreach (var t in _ctx.Tracker.Live)
+        {
+            if (t.DestinationUid == capture.Uid)
+            {
+                t.Close("pod removed");
+            }
+        }
+        if (File.Exists(capture.Pod.Netns))
+        {
+            try
+            {
+                await CaptureRules.RemoveAsync(capture.Pod.Netns, Settings.Firewall, ct).ConfigureAwait(false);
+            }
+            catch (IOException ex)
+            {
+                _logger.LogWarning("removing capture rules of {Namespace}/{Name}: {Error}", capture.Pod.Namespace, capture.Pod.Name, ex.Message);
+            }
+        }
+        capture.Netns.Dispose();
+    }
+
+    private void SaveRegistry() => _registry.Save(_pods.Values.Select(p => p.Pod));
+
+    private void WriteEnrollmentFile()
+    {
+        try
+        {
+            var s = Settings;
+            var file = new EnrollmentFile(
+                1,
+                [.. s.Namespaces],
+                [.. _ctx.State.BaseConfig.Workloads.Select(w => $"{w.Namespace}/{w.Name}").Distinct()],
+                s.All);
+            var bytes = JsonSerializer.SerializeToUtf8Bytes(file, InPodJson.Default.EnrollmentFile);
+            if (_lastEnrollment is not null && bytes.AsSpan().SequenceEqual(_lastEnrollment))
+            {
+                return;
+            }
+            AtomicFile.Write(s.EnrollmentFile, bytes);
+            _lastEnrollment = bytes;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            _logger.LogError("cannot write the enrollment file: {Error}", ex.Message);
+        }
+    }
+
+    private static string Key(string containerId, string ifname) => $"{containerId}/{ifname}";
+
+    /// <summary>
+    /// Stops the pods' listeners but keeps their rules: while no agent runs, captured traffic hits closed ports and
+    /// is refused, never sent around the mesh; the next agent re-adopts the pods from the registry.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            foreach (var p in _pods.Values)
+            {
+                foreach (var l in p.Listeners)
+                {
+                    await l.DisposeAsync().ConfigureAwait(false);
+                }
+                p.Netns.Dispose();
+            }
+            _pods.Clear();
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private sealed record PodCapture(CapturedPod Pod, string Uid, Netns Netns, List<Listener> Listeners);
+}
