@@ -204,9 +204,10 @@ public sealed class CertificateAuthority : ICertificateIssuer, IDisposable
         var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         try
         {
+            // The builder encodes the last-added RDN first; this yields the conventional O=..., CN=... order.
             var name = new X500DistinguishedNameBuilder();
-            name.AddOrganizationName(trustDomain);
             name.AddCommonName(RootCommonName);
+            name.AddOrganizationName(trustDomain);
             var request = new CertificateRequest(name.Build(), key, HashAlgorithmName.SHA256);
             // pathlen 0: this root only ever signs workload leaves directly.
             request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, true, 0, true));
