@@ -141,14 +141,9 @@ public sealed class CertificateAuthority : ICertificateIssuer, IDisposable
             throw new ArgumentException($"'{uri}' is not a valid SPIFFE id", nameof(id));
         }
 
-        // A leaf must not outlive (or predate) its issuer, or no verifier would accept the chain.
-        DateTimeOffset signerNotBefore = new(_signer.NotBefore);
+        // A leaf must not outlive its issuer: the chain would stop verifying before the leaf expired, and the
+        // manager would renew by the leaf's dates, too late.
         DateTimeOffset signerNotAfter = new(_signer.NotAfter);
-        if (notBefore < signerNotBefore)
-        {
-            notBefore = signerNotBefore;
-        }
-
         if (notAfter > signerNotAfter)
         {
             notAfter = signerNotAfter;

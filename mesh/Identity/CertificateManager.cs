@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Net.Security;
 using Microsoft.Extensions.Logging;
 
 namespace Ambient.Mesh.Identity;
@@ -164,15 +163,7 @@ public sealed class CertificateManager : IAsyncDisposable
         {
             IssuedCertificate issued = await _issuer.IssueAsync(entry.Id, _lifetime, _stopping.Token);
             CheckIssued(entry.Id, issued);
-            certificate = new WorkloadCertificate
-            {
-                Id = entry.Id,
-                Leaf = issued.Leaf,
-                Intermediates = issued.Intermediates,
-                // Built once per certificate: creating it per handshake would redo chain building every connection.
-                // offline: no AIA or OCSP fetches from the data path.
-                Context = SslStreamCertificateContext.Create(issued.Leaf, issued.Intermediates, offline: true),
-            };
+            certificate = WorkloadCertificate.Create(entry.Id, issued);
         }
         catch (Exception ex)
         {

@@ -194,7 +194,7 @@ public sealed class CertificateAuthorityTests : IDisposable
     [Fact]
     public async Task An_intermediate_CA_sends_its_chain_and_trusts_the_root()
     {
-        await CreateIntermediateAsync(_dir);
+        await OpenSsl.CreateIntermediateAsync(_dir);
         await File.WriteAllTextAsync(_dir.File("chain.pem"),
             await File.ReadAllTextAsync(_dir.File("int-cert.pem")) + await File.ReadAllTextAsync(_dir.File("root-cert.pem")));
 
@@ -215,7 +215,7 @@ public sealed class CertificateAuthorityTests : IDisposable
     [Fact]
     public async Task An_intermediate_without_its_root_is_refused()
     {
-        await CreateIntermediateAsync(_dir);
+        await OpenSsl.CreateIntermediateAsync(_dir);
         var error = Assert.Throws<InvalidOperationException>(() =>
             CertificateAuthority.LoadOrCreate(_dir.File("int-cert.pem"), _dir.File("int-key.pem"), _dir.Path, "example.org"));
         Assert.Contains(_dir.File("int-cert.pem"), error.Message, StringComparison.Ordinal);
@@ -266,16 +266,6 @@ public sealed class CertificateAuthorityTests : IDisposable
 
         var half = Assert.Throws<InvalidOperationException>(() => CertificateAuthority.LoadOrCreate(cert, null, _dir.Path, "cluster.local"));
         Assert.Contains("must be set together", half.Message, StringComparison.Ordinal);
-    }
-
-    internal static async Task CreateIntermediateAsync(TempDir dir)
-    {
-        await OpenSsl.CreateEcRootAsync(dir, "root", "/O=example.org/CN=Interop Root");
-        await OpenSsl.CheckedAsync(dir.Path, "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "int-key.pem");
-        await OpenSsl.CheckedAsync(dir.Path, "req", "-new", "-key", "int-key.pem", "-subj", "/O=example.org/CN=Interop Intermediate",
-            "-config", "min.cnf", "-out", "int.csr");
-        await OpenSsl.CheckedAsync(dir.Path, "x509", "-req", "-in", "int.csr", "-CA", "root-cert.pem", "-CAkey", "root-key.pem",
-            "-set_serial", "4242", "-days", "30", "-extfile", "min.cnf", "-extensions", "v3_int", "-out", "int-cert.pem");
     }
 
     private void AssertLoadFails(string certFile, string keyFile, string namedFile, string expected)

@@ -98,4 +98,15 @@ internal static class OpenSsl
         await CheckedAsync(dir.Path, "req", "-x509", "-new", "-key", $"{name}-key.pem", "-subj", subject, "-days", "30",
             "-config", "min.cnf", "-extensions", "v3_ca", "-out", $"{name}-cert.pem");
     }
+
+    /// <summary>An openssl root (root-cert.pem) and an intermediate CA under it (int-cert.pem, int-key.pem).</summary>
+    public static async Task CreateIntermediateAsync(TempDir dir)
+    {
+        await CreateEcRootAsync(dir, "root", "/O=example.org/CN=Interop Root");
+        await CheckedAsync(dir.Path, "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "int-key.pem");
+        await CheckedAsync(dir.Path, "req", "-new", "-key", "int-key.pem", "-subj", "/O=example.org/CN=Interop Intermediate",
+            "-config", "min.cnf", "-out", "int.csr");
+        await CheckedAsync(dir.Path, "x509", "-req", "-in", "int.csr", "-CA", "root-cert.pem", "-CAkey", "root-key.pem",
+            "-set_serial", "4242", "-days", "30", "-extfile", "min.cnf", "-extensions", "v3_int", "-out", "int-cert.pem");
+    }
 }
