@@ -109,12 +109,7 @@ public sealed class CertificateManager : IAsyncDisposable
 
     private async ValueTask<WorkloadCertificate> GetSlowAsync(Entry entry, CancellationToken cancellationToken)
     {
-        Task<WorkloadCertificate> issuing;
-        lock (entry.Gate)
-        {
-            issuing = StartOrJoinLocked(entry, foreground: true);
-        }
-
+        Task<WorkloadCertificate> issuing = StartOrJoin(entry, foreground: true);
         try
         {
             return await issuing.WaitAsync(cancellationToken);
@@ -126,34 +121,49 @@ public sealed class CertificateManager : IAsyncDisposable
         }
     }
 
-    private Task<WorkloadCertificate> StartOrJoinLocked(Entry entry, bool foreground)
+    private Task<WorkloadCertificate> StartOrJoin(Entry entry, bool foreground)
     {
-        if (entry.InFlight is { } inFlight)
+        TaskCompletionSource<WorkloadCertificate> issuing;
+        lock (entry.Gate)
         {
-            return inFlight;
-        }
-
-        WorkloadCertificate? current = entry.Current;
-        if (foreground && current is not null)
-        {
-            if (_time.GetUtcNow() < current.NotAfter)
+            if (entry.InFlight is { } inFlight)
             {
-                // Renewed between the caller's lock-free check and now.
-                return Task.FromResult(current);
+                return inFlight;
             }
 
-            IdentityLog.Expired(_logger, entry.Id, current.NotAfter);
+            WorkloadCertificate? current = entry.Current;
+            if (foreground && current is not null)
+            {
+                if (_time.GetUtcNow() < current.NotAfter)
+                {
+                    // Renewed between the caller's lock-free check and now.
+                    return Task.FromResult(current);
+                }
+
+                IdentityLog.Expired(_logger, entry.Id, current.NotAfter);
+            }
+
+            // Recorded before the issuer runs, so a caller arriving meanwhile joins it even if it completes
+            // synchronously; the issuer then runs outside the lock (it may be a remote call, and RenewalFailed
+            // handlers should not run under it).
+            issuing = new TaskCompletionSource<WorkloadCertificate>(TaskCreationOptions.RunContinuationsAsynchronously);
+            entry.InFlight = issuing.Task;
         }
 
-        // The issuance may complete synchronously (the local CA does) and then has already cleared InFlight
-        // under this same (reentrant) lock; only a still-running one is recorded for others to join.
-        Task<WorkloadCertificate> task = IssueAsync(entry);
-        if (!task.IsCompleted)
+        _ = RunIssueAsync(entry, issuing);
+        return issuing.Task;
+    }
+
+    private async Task RunIssueAsync(Entry entry, TaskCompletionSource<WorkloadCertificate> issuing)
+    {
+        try
         {
-            entry.InFlight = task;
+            issuing.SetResult(await IssueAsync(entry));
         }
-
-        return task;
+        catch (Exception ex)
+        {
+            issuing.SetException(ex);
+        }
     }
 
     private async Task<WorkloadCertificate> IssueAsync(Entry entry)
@@ -281,20 +291,9 @@ public sealed class CertificateManager : IAsyncDisposable
 
     private async Task RenewInBackgroundAsync(Entry entry)
     {
-        Task<WorkloadCertificate> renewing;
-        lock (entry.Gate)
-        {
-            if (_disposed)
-            {
-                return;
-            }
-
-            renewing = StartOrJoinLocked(entry, foreground: false);
-        }
-
         try
         {
-            await renewing;
+            await StartOrJoin(entry, foreground: false);
         }
         catch (Exception)
         {
