@@ -12,4 +12,16 @@ public sealed class WorkloadCertificate
     public required SslStreamCertificateContext Context { get; init; }
     public DateTimeOffset NotBefore => Leaf.NotBefore.ToUniversalTime();
     public DateTimeOffset NotAfter => Leaf.NotAfter.ToUniversalTime();
+
+    /// <summary>
+    /// Wraps an issued certificate. The TLS context is built here, once per certificate: building it per handshake
+    /// would redo chain building on every connection. Offline: no AIA or OCSP fetches from the data path.
+    /// </summary>
+    internal static WorkloadCertificate Create(SpiffeId id, IssuedCertificate issued) => new()
+    {
+        Id = id,
+        Leaf = issued.Leaf,
+        Intermediates = issued.Intermediates,
+        Context = SslStreamCertificateContext.Create(issued.Leaf, issued.Intermediates, offline: true),
+    };
 }
