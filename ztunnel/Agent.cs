@@ -30,6 +30,10 @@ internal sealed class Agent : IAsyncDisposable
     private readonly TaskCompletionSource<string> _shutdownRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private ConfigWatcher? _watcher;
     private AdminServer? _admin;
+    private InPod.InPodManager? _inPod;
+    private InPod.CniServer? _cniServer;
+    private readonly string _stateDir;
+    private readonly ILoggerFactory _loggers;
     private volatile bool _ready;
     private int _stopped;
 
@@ -40,6 +44,8 @@ internal sealed class Agent : IAsyncDisposable
         _logger = loggers.CreateLogger("ztunnel");
         Metrics = new MeshMetrics();
         var stateDir = config.StateDir ?? options.StateDir ?? AgentOptions.DefaultStateDir;
+        _stateDir = stateDir;
+        _loggers = loggers;
         _ca = CertificateAuthority.LoadOrCreate(config.CaCertFile, config.CaKeyFile, stateDir, config.TrustDomain);
         _certificates = new CertificateManager(_ca, config.CertificateLifetime, TimeProvider.System, loggers.CreateLogger("identity"));
         _certificates.RenewalFailed += (id, ex) =>
@@ -97,7 +103,10 @@ internal sealed class Agent : IAsyncDisposable
         return agent;
     }
 
-    private Task StartListenersAsync(MeshConfig config)
+    /// <summary>In-pod mode: the pods captured now (for tests and /config_dump).</summary>
+    public int CapturedPods => _inPod?.CapturedCount ?? 0;
+
+    private async Task StartListenersAsync(MeshConfig config)
     {
         var l = config.Listeners;
         var outbound = new Outbound(_ctx);
@@ -110,6 +119,20 @@ internal sealed class Agent : IAsyncDisposable
             Add("hbone", l.Hbone, s => inbound.HandleHboneAsync(s, ProxyScope.Shared));
         }
         Add("socks5", l.Socks5, s => socks.HandleAsync(s, ProxyScope.Shared));
+        if (config.Mode == AgentMode.InPod)
+        {
+            // Re-adopt the pods of a previous run before serving the CNI plugin, so a pod is never half-owned.
+            _inPod = new InPod.InPodManager(_ctx, outbound, inbound, _stateDir, _loggers.CreateLogger("inpod"));
+            await _inPod.StartAsync(CancellationToken.None).ConfigureAwait(false);
+            try
+            {
+                _cniServer = new InPod.CniServer(config.InPod.CniSocket, _inPod, _loggers.CreateLogger("cni"));
+            }
+            catch (System.Net.Sockets.SocketException ex)
+            {
+                throw new InvalidOperationException($"cannot listen on the CNI socket {config.InPod.CniSocket}: {ex.SocketErrorCode}", ex);
+            }
+        }
 
         _admin = new AdminServer(
             config.Listeners.Admin,
@@ -139,7 +162,11 @@ internal sealed class Agent : IAsyncDisposable
             config.Services.Length,
             config.Policies.Length,
             string.Join(", ", EndPoints.Select(e => $"{e.Key}={e.Value}")));
-        return Task.CompletedTask;
+        if (_cniServer is not null)
+        {
+            _logger.LogInformation("in-pod mode: CNI plugin socket {Socket}, {Pods} pods re-adopted, capture by {Firewall} ({Inbound} inbound)",
+                _cniServer.Path, _inPod!.CapturedCount, config.InPod.Firewall.ToString().ToLowerInvariant(), config.InPod.InboundCapture.ToString().ToLowerInvariant());
+        }
     }
 
     private void Add(string name, IPEndPoint endpoint, Func<System.Net.Sockets.Socket, Task> handler)
@@ -226,6 +253,14 @@ internal sealed class Agent : IAsyncDisposable
         var timeout = State.Current.Config.DrainTimeout;
         _logger.LogInformation("draining ({Reason}): {Count} open connections, deadline {Seconds}s", reason, _ctx.Tracker.Count, timeout.TotalSeconds);
         await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_cniServer is not null)
+        {
+            await _cniServer.DisposeAsync().ConfigureAwait(false);
+        }
+        if (_inPod is not null)
+        {
+            await _inPod.DisposeAsync().ConfigureAwait(false);
+        }
         foreach (var l in _listeners)
         {
             await l.StopAsync().ConfigureAwait(false);

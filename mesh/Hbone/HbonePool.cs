@@ -264,8 +264,9 @@ public sealed class HbonePool : IAsyncDisposable
         }
         catch (Exception ex) when (ex is AuthenticationException or IOException or OperationCanceledException)
         {
+            string reason = MeshTls.RejectionReason(ssl) ?? ex.GetBaseException().Message;
             await ssl.DisposeAsync().ConfigureAwait(false);
-            throw new HboneException(HboneFailure.Tls, $"TLS handshake with {target.HboneEndpoint} failed (expected identity {string.Join(" or ", target.ExpectedIdentities)}): {ex.Message}", ex);
+            throw new HboneException(HboneFailure.Tls, $"TLS handshake with {target.HboneEndpoint} failed (expected identity {string.Join(" or ", target.ExpectedIdentities)}): {reason}", ex);
         }
         catch
         {

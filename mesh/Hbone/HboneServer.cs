@@ -61,8 +61,9 @@ public static class HboneServer
             }
             catch (Exception ex) when (ex is AuthenticationException or IOException or OperationCanceledException or SocketException)
             {
-                logger.LogDebug("HBONE handshake from {Remote} failed: {Error}", remote, ex.Message);
-                return $"TLS handshake failed: {ex.GetBaseException().Message}";
+                string reason = MeshTls.RejectionReason(ssl) ?? ex.GetBaseException().Message;
+                logger.LogDebug("HBONE handshake from {Remote} failed: {Error}", remote, reason);
+                return $"TLS handshake from {remote} failed: {reason}";
             }
 
             var connection = Http2Connection.CreateServer(
