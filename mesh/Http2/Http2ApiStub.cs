@@ -1,58 +1,8 @@
-// CONTRACT STUB: the HTTP/2 helper replaces this file with the implementation (split into one type per file).
+// TEMPORARY: stubs until the connection is implemented.
 using System.IO.Pipelines;
 using Microsoft.Extensions.Logging;
 
 namespace Ambient.Mesh.Http2;
-
-public enum Http2ErrorCode : uint
-{
-    NoError = 0x0,
-    ProtocolError = 0x1,
-    InternalError = 0x2,
-    FlowControlError = 0x3,
-    SettingsTimeout = 0x4,
-    StreamClosed = 0x5,
-    FrameSizeError = 0x6,
-    RefusedStream = 0x7,
-    Cancel = 0x8,
-    CompressionError = 0x9,
-    ConnectError = 0xa,
-    EnhanceYourCalm = 0xb,
-    InadequateSecurity = 0xc,
-    Http11Required = 0xd,
-}
-
-public readonly record struct HeaderField(string Name, string Value);
-
-/// <summary>Tunables; defaults are Istio ztunnel's HBONE settings.</summary>
-public sealed record Http2Options
-{
-    public int InitialStreamWindowSize { get; init; } = 4 * 1024 * 1024;
-    public int InitialConnectionWindowSize { get; init; } = 16 * 1024 * 1024;
-    /// <summary>Largest frame payload we accept (advertised as SETTINGS_MAX_FRAME_SIZE).</summary>
-    public int MaxFrameSize { get; init; } = 1024 * 1024;
-    /// <summary>Streams the peer may open on a server connection; a client also never exceeds this many.</summary>
-    public int MaxConcurrentStreams { get; init; } = 100;
-    public int MaxHeaderListSize { get; init; } = 64 * 1024;
-    public int HeaderTableSize { get; init; } = 4096;
-    /// <summary>How long the preface + first SETTINGS may take before the connection is dropped.</summary>
-    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
-}
-
-/// <summary>A connection-level protocol error (we send GOAWAY with <see cref="Code"/>).</summary>
-public sealed class Http2ProtocolException(Http2ErrorCode code, string message) : Exception(message)
-{
-    public Http2ErrorCode Code { get; } = code;
-}
-
-/// <summary>A stream ended abnormally: RST_STREAM from the peer (<see cref="RemoteReset"/>), or the connection was lost.</summary>
-public sealed class Http2StreamException(Http2ErrorCode code, bool remoteReset, string message) : IOException(message)
-{
-    public Http2ErrorCode Code { get; } = code;
-    public bool RemoteReset { get; } = remoteReset;
-}
-
-public sealed record Http2Response(int Status, IReadOnlyList<HeaderField> Headers);
 
 /// <summary>
 /// One HTTP/2 connection over an established transport (an SslStream with ALPN h2, or any duplex Stream for h2c),
