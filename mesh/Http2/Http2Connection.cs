@@ -176,6 +176,15 @@ public sealed partial class Http2Connection : IAsyncDisposable
         }
     }
 
+    /// <summary>The streams currently open (for diagnostics and tests).</summary>
+    internal Http2Stream[] SnapshotStreams()
+    {
+        lock (_lock)
+        {
+            return [.. _streams.Values];
+        }
+    }
+
     private string Role => _isServer ? "server" : "client";
 
     /// <summary>Client role: opens a stream with these request headers (pseudo-headers first), END_STREAM not set.</summary>

@@ -47,6 +47,13 @@ internal static class Http2TestUtil
         await stream.CompleteWritesAsync(CancellationToken.None);
     }
 
+    /// <summary>Echo without sending headers (the handler already did).</summary>
+    public static async Task EchoHandler2(Http2Stream stream)
+    {
+        await CopyAsync(stream.Input, stream);
+        await stream.CompleteWritesAsync(CancellationToken.None);
+    }
+
     public static async Task CopyAsync(PipeReader input, Http2Stream output)
     {
         while (true)
