@@ -228,7 +228,7 @@ internal sealed class Agent : IAsyncDisposable
             if (!decision.Allowed)
             {
                 t.Record.ResponseFlags = "DENY";
-                t.Close($"closed after policy change: {decision.Reason}");
+                t.Close($"closed after policy change: {decision.Describe()}");
                 closed++;
             }
         }

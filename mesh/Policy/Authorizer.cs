@@ -18,7 +18,11 @@ public readonly record struct ConnectionInfo(
     string? SourceServiceAccount);
 
 /// <summary>The verdict and why: <see cref="PolicyKey"/> names the deciding policy ("ns/name") when one decided.</summary>
-public readonly record struct AuthorizationDecision(bool Allowed, string? PolicyKey, string Reason, ImmutableArray<string> DryRunMatches);
+public readonly record struct AuthorizationDecision(bool Allowed, string? PolicyKey, string Reason, ImmutableArray<string> DryRunMatches)
+{
+    /// <summary>The reason with the deciding policy, for logs: "denied by a DENY policy (ns/name)".</summary>
+    public string Describe() => PolicyKey is null ? Reason : $"{Reason} ({PolicyKey})";
+}
 
 /// <summary>Istio's L4 evaluation: any matching DENY denies; no ALLOW applying allows; a matching ALLOW allows; else deny.</summary>
 /// <remarks>

@@ -113,7 +113,7 @@ internal sealed class Inbound(ProxyContext ctx)
         LogDryRun(decision, record);
         if (!decision.Allowed)
         {
-            await RejectAsync(stream, record, 401, "DENY", $"denied by authorization policy: {decision.Reason}").ConfigureAwait(false);
+            await RejectAsync(stream, record, 401, "DENY", $"denied by authorization policy: {decision.Describe()}").ConfigureAwait(false);
             return;
         }
 
@@ -186,7 +186,7 @@ internal sealed class Inbound(ProxyContext ctx)
         if (!decision.Allowed)
         {
             record.ResponseFlags = "DENY";
-            record.Close(ctx.Metrics, ctx.AccessLog, $"denied by authorization policy: {decision.Reason}");
+            record.Close(ctx.Metrics, ctx.AccessLog, $"denied by authorization policy: {decision.Describe()}");
             Relay.Abort(client);
             return;
         }
