@@ -47,7 +47,7 @@ echo "==> testing"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-dotnet test Ambient.sln -c Release --no-build -nologo "${filter[@]}" --logger "console;verbosity=normal" 2>&1 | tee "$log" | grep -E '^\s+(Failed|Skipped) |^(Passed|Failed)!|error|Error Message' | head -n 300
+dotnet test Ambient.sln -c Release --no-build -nologo "${filter[@]}" 2>&1 | tee "$log" | grep -Ev '^\s*$|^A total of|^Test run for|^VSTest version|^Starting test execution|matched the specified pattern' | head -n 400
 status=${PIPESTATUS[0]}
 set -e
 passed=0; failed=0; skipped=0
