@@ -620,6 +620,12 @@ public sealed partial class Http2Connection
         {
             await _onStream!(stream).ConfigureAwait(false);
         }
+        catch (Http2StreamException ex)
+        {
+            // The stream was reset or the connection went away under the handler: routine for tunnels.
+            Http2Log.HandlerStreamEnded(_logger, stream.Id, ex.Message);
+            stream.Reset(Http2ErrorCode.Cancel);
+        }
         catch (Exception ex)
         {
             Http2Log.HandlerFailed(_logger, stream.Id, ex);
