@@ -8,9 +8,9 @@ public sealed class Http2FramingTests
 {
     private static readonly TimeSpan s_timeout = Http2TestUtil.Timeout;
 
-    private static async Task AssertGoAwayAsync(Http2ErrorCode expected, Func<RawPeer, Task> send, Http2Options? options = null)
+    private static async Task AssertGoAwayAsync(Http2ErrorCode expected, Func<RawPeer, Task> send, Http2Options? options = null, Func<Http2Stream, Task>? onStream = null)
     {
-        var (peer, server) = await RawPeer.ConnectToServerAsync(options);
+        var (peer, server) = await RawPeer.ConnectToServerAsync(options, onStream);
         await using (peer)
         await using (server)
         {
@@ -194,7 +194,14 @@ public sealed class Http2FramingTests
         await p.SendConnectAsync(3);
         await p.SendFrameAsync(Http2FrameType.Data, Http2FrameFlags.None, 1, new byte[60_000]);
         await p.SendFrameAsync(Http2FrameType.Data, Http2FrameFlags.None, 3, new byte[60_000]);
-    }, new Http2Options { InitialConnectionWindowSize = 100_000 });
+    }, new Http2Options { InitialConnectionWindowSize = 100_000 }, NeverReads);
+
+    /// <summary>Accepts the stream but never consumes input, so no window credit goes back during the test.</summary>
+    private static async Task NeverReads(Http2Stream stream)
+    {
+        await stream.SendResponseHeadersAsync(200, null, false, CancellationToken.None);
+        await stream.Completion;
+    }
 
     [Fact]
     public Task PaddingLongerThanFrame() => AssertGoAwayAsync(Http2ErrorCode.ProtocolError, async p =>
