@@ -538,8 +538,16 @@ public sealed partial class Http2Connection
         {
             if (id <= _lastPeerStreamId)
             {
-                // A stream already closed (section 5.1.1 forbids reusing ids); its block is decoded, now ignore it.
-                return;
+                // Frames on a stream we reset are ignored (section 5.1). Otherwise the stream closed normally, or the
+                // id went backwards (section 5.1.1): both are connection errors.
+                if (WasRecentlyResetLocked(id))
+                {
+                    return;
+                }
+
+                throw new Http2ProtocolException(
+                    id == _lastPeerStreamId ? Http2ErrorCode.StreamClosed : Http2ErrorCode.ProtocolError,
+                    $"HEADERS on closed stream {id}.");
             }
 
             _lastPeerStreamId = id;
@@ -562,6 +570,7 @@ public sealed partial class Http2Connection
                     if (!endStream)
                     {
                         Http2FrameWriter.WriteRstStream(_output, id, Http2ErrorCode.NoError);
+                        NoteResetLocked(id);
                     }
 
                     FlushOutputLocked();
@@ -610,6 +619,12 @@ public sealed partial class Http2Connection
         try
         {
             await _onStream!(stream).ConfigureAwait(false);
+        }
+        catch (Http2StreamException ex)
+        {
+            // The stream was reset or the connection went away under the handler: routine for tunnels.
+            Http2Log.HandlerStreamEnded(_logger, stream.Id, ex.Message);
+            stream.Reset(Http2ErrorCode.Cancel);
         }
         catch (Exception ex)
         {
@@ -736,6 +751,10 @@ public sealed partial class Http2Connection
             if (_streams.TryGetValue(id, out stream))
             {
                 DetachStreamLocked(stream);
+            }
+            else
+            {
+                NoteResetLocked(id);
             }
         }
 

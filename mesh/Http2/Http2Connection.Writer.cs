@@ -35,6 +35,8 @@ public sealed partial class Http2Connection
     private int _connectionReceiveWindow;
     private int _connectionPendingCredit;
     private TaskCompletionSource? _drainWaiter;
+    private readonly int[] _recentlyReset = new int[32];
+    private int _recentlyResetNext;
 
     private void WritePrefaceLocked()
     {
@@ -341,6 +343,7 @@ public sealed partial class Http2Connection
     /// <summary>Removes a reset stream from the table, releasing its buffered bytes back to the connection window.</summary>
     private void DetachStreamLocked(Http2Stream stream)
     {
+        NoteResetLocked(stream.Id);
         stream.IsReset = true;
         stream.IsClosed = true;
         if (!stream.CreditDisabled)
@@ -354,6 +357,15 @@ public sealed partial class Http2Connection
         stream.WindowWaiter = null;
         RemoveStreamLocked(stream);
     }
+
+    /// <summary>Remembers the last few reset stream ids: the peer's frames already in flight for them are ignored.</summary>
+    private void NoteResetLocked(int streamId)
+    {
+        _recentlyReset[_recentlyResetNext] = streamId;
+        _recentlyResetNext = (_recentlyResetNext + 1) % _recentlyReset.Length;
+    }
+
+    private bool WasRecentlyResetLocked(int streamId) => Array.IndexOf(_recentlyReset, streamId) >= 0;
 
     private void CloseStreamIfDoneLocked(Http2Stream stream)
     {

@@ -20,6 +20,9 @@ internal static partial class Http2Log
     [LoggerMessage(EventId = 2104, Level = LogLevel.Warning, Message = "HTTP/2 stream handler failed for stream {StreamId}")]
     public static partial void HandlerFailed(ILogger logger, int streamId, Exception exception);
 
+    [LoggerMessage(EventId = 2108, Level = LogLevel.Debug, Message = "HTTP/2 stream {StreamId} handler ended by a stream error: {Reason}")]
+    public static partial void HandlerStreamEnded(ILogger logger, int streamId, string reason);
+
     [LoggerMessage(EventId = 2105, Level = LogLevel.Debug, Message = "HTTP/2 {Role} transport closed: {Reason}")]
     public static partial void TransportClosed(ILogger logger, string role, string reason);
 

@@ -180,6 +180,8 @@ internal sealed class RawPeer(NetworkStream stream) : IAsyncDisposable
         return b;
     }
 
+    public static uint UInt32Of(byte[] payload) => BinaryPrimitives.ReadUInt32BigEndian(payload);
+
     /// <summary>The next frame, or null at end of stream.</summary>
     public async Task<RawFrame?> ReadFrameAsync()
     {
