@@ -21,44 +21,19 @@ internal readonly record struct HttpResponse(int Status, string ContentType, str
 internal sealed class HttpEndpoint : IAsyncDisposable
 {
     private const int MaxRequestBytes = 8192;
-    private readonly Socket _socket;
+    private readonly Proxy.Listener _listener;
     private readonly Func<HttpRequest, ValueTask<HttpResponse>> _handler;
     private readonly ILogger _logger;
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Task _loop;
 
     public HttpEndpoint(IPEndPoint endpoint, Func<HttpRequest, ValueTask<HttpResponse>> handler, ILogger logger)
     {
         _handler = handler;
         _logger = logger;
-        _socket = Proxy.Listener.Bind(endpoint);
-        EndPoint = (IPEndPoint)_socket.LocalEndPoint!;
-        _loop = Task.Run(AcceptLoopAsync);
+        _listener = new Proxy.Listener($"http {endpoint}", Proxy.Listener.Bind(endpoint), ServeAsync, logger);
+        _listener.Start();
     }
 
-    public IPEndPoint EndPoint { get; }
-
-    private async Task AcceptLoopAsync()
-    {
-        while (!_stop.IsCancellationRequested)
-        {
-            Socket s;
-            try
-            {
-                s = await _socket.AcceptAsync(_stop.Token).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException)
-            {
-                return;
-            }
-            catch (SocketException)
-            {
-                await Task.Delay(50).ConfigureAwait(false);
-                continue;
-            }
-            _ = ServeAsync(s);
-        }
-    }
+    public IPEndPoint EndPoint => _listener.EndPoint;
 
     private async Task ServeAsync(Socket s)
     {
@@ -136,11 +111,5 @@ internal sealed class HttpEndpoint : IAsyncDisposable
         _ => "Internal Server Error",
     };
 
-    public async ValueTask DisposeAsync()
-    {
-        await _stop.CancelAsync().ConfigureAwait(false);
-        _socket.Dispose();
-        await _loop.ConfigureAwait(false);
-        _stop.Dispose();
-    }
+    public ValueTask DisposeAsync() => _listener.DisposeAsync();
 }

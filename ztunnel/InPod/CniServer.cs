@@ -12,11 +12,10 @@ namespace Ambient.Ztunnel.InPod;
 internal sealed class CniServer : IAsyncDisposable
 {
     private const int MaxRequestBytes = 64 * 1024;
-    private readonly Socket _socket;
+    private readonly Proxy.Listener _listener;
     private readonly InPodManager _manager;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop = new();
-    private readonly Task _loop;
 
     public CniServer(string path, InPodManager manager, ILogger logger)
     {
@@ -28,39 +27,26 @@ internal sealed class CniServer : IAsyncDisposable
         {
             File.Delete(path); // a stale socket from a previous agent
         }
-        _socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        _socket.Bind(new UnixDomainSocketEndPoint(path));
-        if (!OperatingSystem.IsWindows())
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
         {
-            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            socket.Bind(new UnixDomainSocketEndPoint(path));
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
+            socket.Listen(64);
         }
-        _socket.Listen(64);
-        _loop = Task.Run(AcceptAsync);
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+        _listener = new Proxy.Listener("cni", socket, ServeAsync, logger);
+        _listener.Start();
     }
 
     public string Path { get; }
-
-    private async Task AcceptAsync()
-    {
-        while (!_stop.IsCancellationRequested)
-        {
-            Socket s;
-            try
-            {
-                s = await _socket.AcceptAsync(_stop.Token).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException)
-            {
-                return;
-            }
-            catch (SocketException)
-            {
-                await Task.Delay(50).ConfigureAwait(false);
-                continue;
-            }
-            _ = ServeAsync(s);
-        }
-    }
 
     private async Task ServeAsync(Socket s)
     {
@@ -135,8 +121,7 @@ internal sealed class CniServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
-        _socket.Dispose();
-        await _loop.ConfigureAwait(false);
+        await _listener.DisposeAsync().ConfigureAwait(false);
         try
         {
             File.Delete(Path);

@@ -117,17 +117,10 @@ internal sealed class Inbound(ProxyContext ctx)
             return;
         }
 
-        var upstream = scope.Sockets?.Invoke(target.AddressFamily) ?? new Socket(target.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        try
+        var (upstream, connectError) = await ConnectUpstreamAsync(scope, target).ConfigureAwait(false);
+        if (upstream is null)
         {
-            upstream.NoDelay = true;
-            using var timeout = new CancellationTokenSource(ctx.ConnectTimeout);
-            await upstream.ConnectAsync(target, timeout.Token).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
-        {
-            upstream.Dispose();
-            await RejectAsync(stream, record, 503, "CONNECT", $"upstream connect to {target} failed: {(ex is SocketException se ? se.SocketErrorCode.ToString() : "timed out")}").ConfigureAwait(false);
+            await RejectAsync(stream, record, 503, "CONNECT", connectError!).ConfigureAwait(false);
             return;
         }
 
@@ -191,18 +184,11 @@ internal sealed class Inbound(ProxyContext ctx)
             return;
         }
 
-        var upstream = scope.Sockets?.Invoke(original.AddressFamily) ?? new Socket(original.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        try
+        var (upstream, connectError) = await ConnectUpstreamAsync(scope, original).ConfigureAwait(false);
+        if (upstream is null)
         {
-            upstream.NoDelay = true;
-            using var timeout = new CancellationTokenSource(ctx.ConnectTimeout);
-            await upstream.ConnectAsync(original, timeout.Token).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
-        {
-            upstream.Dispose();
             record.ResponseFlags = "CONNECT";
-            record.Close(ctx.Metrics, ctx.AccessLog, $"upstream connect to {original} failed");
+            record.Close(ctx.Metrics, ctx.AccessLog, connectError);
             Relay.Abort(client);
             return;
         }
@@ -219,6 +205,24 @@ internal sealed class Inbound(ProxyContext ctx)
             upstream.Dispose();
         }
         record.Close(ctx.Metrics, ctx.AccessLog, tracked.CloseReason ?? error);
+    }
+
+    /// <summary>Connects to the local workload (from inside its pod in in-pod mode, with the agent's mark).</summary>
+    private async Task<(Socket? Socket, string? Error)> ConnectUpstreamAsync(ProxyScope scope, IPEndPoint target)
+    {
+        var upstream = scope.Sockets?.Invoke(target.AddressFamily) ?? new Socket(target.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            upstream.NoDelay = true;
+            using var timeout = new CancellationTokenSource(ctx.ConnectTimeout);
+            await upstream.ConnectAsync(target, timeout.Token).ConfigureAwait(false);
+            return (upstream, null);
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+        {
+            upstream.Dispose();
+            return (null, $"upstream connect to {target} failed: {(ex is SocketException se ? se.SocketErrorCode.ToString() : "timed out")}");
+        }
     }
 
     /// <summary>

@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging;
 namespace Ambient.Ztunnel.Proxy;
 
 /// <summary>
-/// An accept loop: each accepted connection is handed to its handler on its own task; a handler's failure is
+/// The one accept loop of the agent (proxy listeners, HTTP ports, the CNI socket): each accepted connection is handed to its handler on its own task; a handler's failure is
 /// logged and never stops the loop. Stopping closes the listening socket (no new connections) and leaves accepted
 /// connections to the drain.
 /// </summary>
@@ -23,12 +23,15 @@ internal sealed class Listener : IAsyncDisposable
         _socket = listening;
         _handler = handler;
         _logger = logger;
-        EndPoint = (IPEndPoint)listening.LocalEndPoint!;
+        LocalEndPoint = listening.LocalEndPoint!;
     }
 
     public string Name { get; }
 
-    public IPEndPoint EndPoint { get; }
+    /// <summary>The bound address (an <see cref="IPEndPoint"/>, or a unix socket path).</summary>
+    public EndPoint LocalEndPoint { get; }
+
+    public IPEndPoint EndPoint => (IPEndPoint)LocalEndPoint;
 
     /// <summary>Creates, binds and listens (with SO_REUSEADDR so a restarted agent rebinds at once).</summary>
     public static Socket Bind(IPEndPoint endpoint, Func<AddressFamily, Socket>? create = null, bool transparent = false)
