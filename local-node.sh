@@ -56,7 +56,7 @@ bold=$'\e[1m' green=$'\e[32m' red=$'\e[31m' dim=$'\e[2m' reset=$'\e[0m'
 step() { printf '%s==> %s%s\n' "$bold" "$*" "$reset"; }
 ok() { printf '    %s✓%s %s\n' "$green" "$reset" "$*"; }
 fail() { printf '    %s✗ %s%s\n' "$red" "$*" "$reset"; failures=$((failures + 1)); }
-show() { [ "$quiet" = 1 ] || sed 's/^/      /'; }
+show() { if [ "$quiet" = 1 ]; then cat > /dev/null; else sed "s/^/      /"; fi; }
 failures=0
 
 cleanup() {
@@ -74,7 +74,7 @@ cleanup() {
   exit "$code"
 }
 
-if ip netns list | grep -q "^$prefix-"; then
+if ip netns list | grep "^$prefix-" > /dev/null; then
   echo "local-node.sh: a local node is already running (from --keep?). Remove it with ./local-node.sh --down" >&2
   exit 1
 fi
@@ -261,7 +261,7 @@ grep -h 'DENY' "$root/node-b/access.log" | tail -n 1 | grep -oE '(src.identity|d
 grep -q 'response_flags="DENY"' "$root/node-b/access.log" && ok "node-b answered the CONNECT with 401 and logged DENY" || fail "no DENY in node-b's log"
 
 step "a pod outside the mesh (namespace legacy, not enrolled)"
-in_pod legacy iptables-save -t nat | grep -q AMBIENT && fail "legacy pod has capture rules" || ok "legacy pod has no capture rules"
+in_pod legacy iptables-save -t nat | grep AMBIENT > /dev/null && fail "legacy pod has capture rules" || ok "legacy pod has no capture rules"
 if out=$(in_pod legacy curl -sS --max-time 10 http://10.10.2.10:8080/); then
   ok "legacy -> web pod directly (plaintext; web's agent captured it inbound on 15006): \"$out\""
 else fail "legacy -> web failed"; fi
@@ -282,10 +282,11 @@ if [ "$packets" -gt 0 ] && [ "$other" = 0 ] && [ "$leaks" = 0 ]; then
 else fail "capture: $packets packets, $other not HBONE, canary seen $leaks times"; fi
 
 step "metrics (node-b, Prometheus on 15020)"
-nsenter --net="/var/run/netns/$prefix-node-b" curl -s http://127.0.0.1:15020/metrics \
-  | grep -E '^istio_tcp_connections_opened_total' | sed -E 's/\{.*source_workload="([^"]*)".*destination_workload="([^"]*)".*response_flags="([^"]*)".*\} /{source=\1 destination=\2 flags=\3} /' | show
-nsenter --net="/var/run/netns/$prefix-node-b" curl -s http://127.0.0.1:15020/metrics | grep -q 'istio_tcp_connections_opened_total{reporter="destination"' \
-  && ok "istio_tcp_* metrics with reporter, workloads and principals" || fail "metrics missing"
+metrics=$(nsenter --net="/var/run/netns/$prefix-node-b" curl -s http://127.0.0.1:15020/metrics || true)
+grep -E '^istio_tcp_connections_opened_total' <<< "$metrics" | sed -E 's/\{.*source_workload="([^"]*)".*destination_workload="([^"]*)".*response_flags="([^"]*)".*\} /{source=\1 destination=\2 flags=\3} /' | show
+if grep -q 'istio_tcp_connections_opened_total{reporter="destination"' <<< "$metrics"; then
+  ok "istio_tcp_* metrics with reporter, workloads and principals"
+else fail "metrics missing"; fi
 
 if [ "$failures" -gt 0 ]; then
   printf '%s%d check(s) failed%s; agent logs: %s/node-*/ztunnel.log\n' "$red" "$failures" "$reset" "$root"
