@@ -115,7 +115,7 @@ public sealed class HboneEndToEndTests
     public async Task Unknown_source_workload_is_refused()
     {
         await using var mesh = await TwoNodeMesh.StartAsync();
-        var stranger = IPAddress.Parse($"127.77.{mesh.Subnet}.99");
+        var stranger = new IPAddress([127, mesh.ClientIp.GetAddressBytes()[1], (byte)mesh.Subnet, 99]);
         var (socket, reply) = await mesh.ConnectAsync(mesh.ServiceEndPoint, stranger);
         socket.Dispose();
         Assert.NotEqual(0, reply);

@@ -31,6 +31,9 @@ internal sealed class EchoServer : IAsyncDisposable
 
     public int Accepted => Volatile.Read(ref _accepted);
 
+    /// <summary>When a received chunk contains this byte, the server resets the connection (SO_LINGER 0).</summary>
+    public byte? ResetOn { get; set; }
+
     /// <summary>Source addresses the server saw, in order.</summary>
     public List<IPEndPoint> Peers { get; } = [];
 
@@ -79,6 +82,12 @@ internal sealed class EchoServer : IAsyncDisposable
                         return;
                     }
                     total += n;
+                    if (ResetOn is { } r && buf.AsSpan(0, n).IndexOf(r) >= 0)
+                    {
+                        s.LingerState = new LingerOption(true, 0);
+                        s.Close();
+                        return;
+                    }
                     if (ReplyOnEof is null)
                     {
                         await s.SendAsync(buf.AsMemory(0, n), SocketFlags.None);

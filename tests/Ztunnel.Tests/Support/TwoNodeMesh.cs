@@ -10,19 +10,23 @@ namespace Ambient.Ztunnel.Tests.Support;
 
 /// <summary>
 /// Two agents on loopback, as two nodes: a client workload on node-a and an echo workload (behind a service VIP) on
-/// node-b. Each instance takes its own 127.77.N.0/24 so tests run in parallel without port clashes; the echo
+/// node-b. Each instance takes its own 127.X.N.0/24 so tests run in parallel without port clashes; the echo
 /// workload's agent listens on its workload IP's port 15008, as a pod's would.
 /// </summary>
 internal sealed class TwoNodeMesh : IAsyncDisposable
 {
     private static int s_next;
+
+    // Another test process (a second `dotnet test`, a developer's run) may use this class at the same time: a
+    // per-process second octet keeps two processes' agents from answering each other's 15008.
+    private static readonly int s_octet = 100 + Random.Shared.Next(100);
     private readonly List<IAsyncDisposable> _owned = [];
 
     private TwoNodeMesh(int n)
     {
         Subnet = n;
-        ClientIp = IPAddress.Parse($"127.77.{n}.10");
-        ServerIp = IPAddress.Parse($"127.77.{n}.20");
+        ClientIp = IPAddress.Parse($"127.{s_octet}.{n}.10");
+        ServerIp = IPAddress.Parse($"127.{s_octet}.{n}.20");
         ServiceVip = IPAddress.Parse($"10.96.{n}.1");
         StateDir = Directory.CreateTempSubdirectory("ambient-test-").FullName;
     }
@@ -167,6 +171,11 @@ internal sealed class TwoNodeMesh : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Environment.GetEnvironmentVariable("AMBIENT_TEST_DUMP") is { Length: > 0 } dumpDir)
+        {
+            Directory.CreateDirectory(dumpDir);
+            await File.WriteAllTextAsync(Path.Combine(dumpDir, $"mesh-{Subnet}.log"), $"== node-a\n{AccessLogA}\n== node-b\n{AccessLogB}\n");
+        }
         foreach (var d in _owned)
         {
             try
