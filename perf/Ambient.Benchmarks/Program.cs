@@ -1,0 +1,56 @@
+using BenchmarkDotNet.Reports;
+using BenchmarkDotNet.Running;
+
+namespace Ambient.Benchmarks;
+
+/// <summary>
+/// <c>dotnet run -c Release --project perf/Ambient.Benchmarks -- --filter '*'</c> runs the suite; any other
+/// BenchmarkDotNet option works (<c>--job short</c>, <c>--list flat</c>, <c>--filter '*Relay*'</c>).
+/// <c>--validate</c> is shorthand for <c>--job dry --filter '*'</c>: every benchmark once, to prove it still runs
+/// (CI). Exits non-zero when a benchmark fails (its setup threw or its process crashed), never on timings.
+/// </summary>
+internal static class Program
+{
+    public static int Main(string[] args)
+    {
+        bool validate = args.Contains("--validate");
+        if (validate)
+        {
+            var expanded = args.Where(a => a != "--validate").ToList();
+            if (!expanded.Contains("--job") && !expanded.Contains("-j"))
+            {
+                expanded.AddRange(["--job", "dry"]);
+            }
+            if (!expanded.Contains("--filter") && !expanded.Contains("-f"))
+            {
+                expanded.AddRange(["--filter", "*"]);
+            }
+            args = [.. expanded];
+        }
+
+        Summary[] summaries = [.. BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args)];
+        int failed = 0;
+        foreach (Summary summary in summaries)
+        {
+            if (summary.HasCriticalValidationErrors)
+            {
+                Console.Error.WriteLine($"benchmarks: {summary.Title}: invalid benchmark definition (see the validation errors above)");
+                failed++;
+            }
+            foreach (BenchmarkReport report in summary.Reports)
+            {
+                if (!report.Success)
+                {
+                    Console.Error.WriteLine($"benchmarks: {report.BenchmarkCase.DisplayInfo} failed (see its log above)");
+                    failed++;
+                }
+            }
+        }
+        if (validate && summaries.Length == 0)
+        {
+            Console.Error.WriteLine("benchmarks: --validate ran nothing; check the --filter expression");
+            return 1;
+        }
+        return failed == 0 ? 0 : 1;
+    }
+}
