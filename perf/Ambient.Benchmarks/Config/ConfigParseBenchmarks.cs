@@ -6,7 +6,7 @@ namespace Ambient.Benchmarks.Config;
 
 /// <summary>
 /// Loading the agent's YAML config (what every file reload pays before the snapshot is built): a generated
-/// Istio local config with 1,000 workloads, 100 services and 100 policies (about 0.6 MB).
+/// Istio local config with 1,000 workloads, 100 services and 100 policies.
 /// </summary>
 [MemoryDiagnoser]
 public class ConfigParseBenchmarks
