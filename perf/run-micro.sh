@@ -10,7 +10,7 @@ Usage: perf/run-micro.sh [--quick] [-- BENCHMARKDOTNET-ARGS...]
   (no flag)   the full suite with BenchmarkDotNet's default job (long: tens of minutes on 2 cores;
               add `-- --job short` for a ~10 minute run with wider error bars)
   --quick     validation only: every benchmark runs once (BenchmarkDotNet's Dry job), no timing is judged;
-              what CI runs, under 3 minutes on 2 cores
+              in-process (--validate), what CI runs: about 70 s from a cold build on 2 cores
   -- ARGS     passed to BenchmarkDotNet, e.g. -- --filter '*Relay*' --job short
 
 Reports (GitHub markdown) land in perf/results/micro/ (--quick: perf/results/micro/dry/).
