@@ -1,9 +1,3 @@
-// TODO(http2): turn on when mesh/Http2 is implemented. Today Http2Api.cs is a contract stub that throws
-// NotImplementedException, so this class is compiled out and NOT registered. To enable: delete the #if/#endif
-// (or build with -p:DefineConstants=AMBIENT_BENCH_HTTP2), run `perf/run-micro.sh --quick -- --filter '*Hbone*'`.
-// Written against the contract (Http2Connection/Http2Stream); HPACK gets its own file (HpackBenchmarks.cs,
-// see the note at the bottom) once the implementation's encoder/decoder types exist.
-#if AMBIENT_BENCH_HTTP2
 using System.Net;
 using System.Net.Sockets;
 using Ambient.Benchmarks.Columns;
@@ -97,8 +91,3 @@ public class HboneStreamBenchmarks
         }
     }
 }
-#endif
-
-// TODO(http2): HpackBenchmarks.cs: encode and decode the HBONE CONNECT header block (ForConnect's fields, with
-// and without the dynamic table warm) with the implementation's internal HPACK encoder/decoder; expected zero
-// allocation on encode with a warm table. InternalsVisibleTo("Ambient.Benchmarks") is already set on mesh.

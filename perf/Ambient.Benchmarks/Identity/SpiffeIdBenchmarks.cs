@@ -1,7 +1,3 @@
-// TODO(identity): turn on when mesh/Identity is implemented (SpiffeId is a contract stub that throws
-// NotImplementedException today), so this class is compiled out and NOT registered. To enable: delete the
-// #if/#endif (or build with -p:DefineConstants=AMBIENT_BENCH_IDENTITY).
-#if AMBIENT_BENCH_IDENTITY
 using Ambient.Mesh.Identity;
 using BenchmarkDotNet.Attributes;
 
@@ -21,4 +17,3 @@ public class SpiffeIdBenchmarks
     [Benchmark]
     public string Principal() => _id.Principal;
 }
-#endif

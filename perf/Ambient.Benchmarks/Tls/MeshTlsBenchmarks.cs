@@ -1,7 +1,3 @@
-// TODO(tls): turn on when mesh/Tls and mesh/Identity are implemented (MeshTls and CertificateAuthority are
-// contract stubs that throw NotImplementedException today), so this class is compiled out and NOT registered.
-// To enable: delete the #if/#endif (or build with -p:DefineConstants=AMBIENT_BENCH_TLS).
-#if AMBIENT_BENCH_TLS
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
@@ -73,4 +69,3 @@ public class MeshTlsBenchmarks
         };
     }
 }
-#endif
