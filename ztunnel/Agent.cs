@@ -209,6 +209,7 @@ internal sealed class Agent : IAsyncDisposable
     /// <summary>Istio re-checks live connections when policy changes: close the ones now denied.</summary>
     private void OnConfigChanged(MeshSnapshot previous, MeshSnapshot next)
     {
+        Metrics.ForgetLabelCache();
         int closed = 0;
         foreach (var t in _ctx.Tracker.Live)
         {

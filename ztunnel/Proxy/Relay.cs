@@ -10,7 +10,7 @@ namespace Ambient.Ztunnel.Proxy;
 /// The tunnel copy loops: TCP to TCP and TCP to an HBONE stream, both directions at once. A FIN on one side
 /// becomes a half-close on the other (shutdown(SHUT_WR) / END_STREAM); a reset becomes a reset
 /// (RST / RST_STREAM CONNECT_ERROR, RFC 9113 section 8.5). Buffers are rented only once data is waiting and
-/// returned whenever the socket has nothing more queued, so an idle tunnel holds no buffer.
+/// returned after any read that drained the socket, so an idle tunnel holds no buffer.
 /// </summary>
 internal static class Relay
 {
@@ -93,8 +93,11 @@ internal static class Relay
                 }
                 await to.WriteAsync(buffer.AsMemory(0, n)).ConfigureAwait(false);
                 Count(record, towardsDestination, n);
-                if (from.Available == 0)
+                if (n < buffer.Length)
                 {
+                    // A short read drained the socket: the flow is idle or interactive, so give the buffer back and
+                    // wait without memory. A full read means more is queued: keep reading into the same buffer
+                    // (no extra syscall per chunk to ask).
                     ArrayPool<byte>.Shared.Return(buffer);
                     buffer = null;
                 }

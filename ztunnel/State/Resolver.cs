@@ -37,7 +37,11 @@ internal sealed class RouteException(string message, string flag = "NR") : Excep
 /// <summary>Outbound destination resolution: service VIP -> endpoint (port translated), workload IP, or passthrough.</summary>
 internal sealed class Resolver(string trustDomain)
 {
-    private readonly ConditionalWeakTable<MeshSnapshot, ConcurrentDictionary<(string, int), EndpointSet>> _endpointCache = [];
+    private readonly ConditionalWeakTable<MeshSnapshot, ConcurrentDictionary<ServicePort, EndpointSet>> _endpointCache = [];
+
+    // Workloads are immutable snapshot objects: their SPIFFE id (and the one-element array of accepted server ids)
+    // is formatted once, not per connection. Entries go away with the workload.
+    private readonly ConditionalWeakTable<Workload, string[]> _identities = [];
 
     public Route Resolve(MeshSnapshot snapshot, IPEndPoint original, Workload? source)
     {
@@ -68,8 +72,8 @@ internal sealed class Resolver(string trustDomain)
 
     public EndpointSet Endpoints(MeshSnapshot snapshot, Service service, int port)
     {
-        var cache = _endpointCache.GetValue(snapshot, static _ => new ConcurrentDictionary<(string, int), EndpointSet>());
-        return cache.GetOrAdd((service.Key, port), static (k, st) => EndpointSet.Build(st.service, k.Item2, st.snapshot.EndpointsOf(st.service)), (service, snapshot));
+        var cache = _endpointCache.GetValue(snapshot, static _ => new ConcurrentDictionary<ServicePort, EndpointSet>(ServicePortComparer.Instance));
+        return cache.GetOrAdd(new ServicePort(service, port), static (k, snapshot) => EndpointSet.Build(k.Service, k.Port, snapshot.EndpointsOf(k.Service)), snapshot);
     }
 
     private Route ToWorkload(MeshSnapshot snapshot, Workload workload, int port, Service? service, Workload? source)
@@ -86,7 +90,7 @@ internal sealed class Resolver(string trustDomain)
         }
         string[] expected = service is { SubjectAltNames.IsDefaultOrEmpty: false }
             ? [workload.SpiffeId(trustDomain), .. service.SubjectAltNames]
-            : [workload.SpiffeId(trustDomain)];
+            : IdentityOf(workload);
         return new Route(
             RouteKind.Hbone,
             destination,
@@ -109,7 +113,7 @@ internal sealed class Resolver(string trustDomain)
             service,
             new IPEndPoint(ip, HboneHeaders.HbonePort),
             HboneHeaders.FormatEndpoint(original),
-            [waypoint.SpiffeId(trustDomain)],
+            IdentityOf(waypoint),
             waypoint);
     }
 
@@ -131,6 +135,30 @@ internal sealed class Resolver(string trustDomain)
             }
         }
         return null;
+    }
+
+    /// <summary>The workload's SPIFFE id as the single accepted server identity (shared, never mutated).</summary>
+    public string[] IdentityOf(Workload w)
+    {
+        if (_identities.TryGetValue(w, out var ids))
+        {
+            return ids;
+        }
+        ids = [w.SpiffeId(trustDomain)];
+        _identities.AddOrUpdate(w, ids);
+        return ids;
+    }
+
+    private readonly record struct ServicePort(Service Service, int Port);
+
+    /// <summary>By reference: a snapshot's services are unique objects, and value equality would hash every field.</summary>
+    private sealed class ServicePortComparer : IEqualityComparer<ServicePort>
+    {
+        public static readonly ServicePortComparer Instance = new();
+
+        public bool Equals(ServicePort a, ServicePort b) => ReferenceEquals(a.Service, b.Service) && a.Port == b.Port;
+
+        public int GetHashCode(ServicePort k) => HashCode.Combine(RuntimeHelpers.GetHashCode(k.Service), k.Port);
     }
 
     private static bool IsSameWorkload(Workload a, Workload? b) => b is not null && a.Uid == b.Uid;

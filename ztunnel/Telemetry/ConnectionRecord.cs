@@ -39,17 +39,15 @@ internal sealed class ConnectionRecord(string direction, IPEndPoint source)
         {
             return;
         }
-        _counters = metrics.For(new TcpLabels
-        {
-            Reporter = Direction == "inbound" ? "destination" : "source",
-            Source = SourceWorkload,
-            SourcePrincipal = SourceIdentity,
-            Destination = DestinationWorkload,
-            DestinationPrincipal = DestinationIdentity,
-            DestinationService = DestinationService,
-            ResponseFlags = ResponseFlags,
-            MutualTls = MutualTls,
-        });
+        _counters = metrics.For(new TcpLabels.Key(
+            Direction == "inbound" ? "destination" : "source",
+            SourceWorkload,
+            SourceIdentity,
+            DestinationWorkload,
+            DestinationIdentity,
+            DestinationService,
+            ResponseFlags,
+            MutualTls));
         metrics.ConnectionOpened(_counters);
     }
 

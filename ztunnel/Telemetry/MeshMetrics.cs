@@ -20,6 +20,7 @@ internal sealed class TcpCounters(string labels)
 internal sealed class MeshMetrics
 {
     private readonly ConcurrentDictionary<string, TcpCounters> _tcp = new(StringComparer.Ordinal);
+    private ConcurrentDictionary<TcpLabels.Key, TcpCounters> _byKey = new(TcpLabels.KeyComparer.Instance);
     private readonly ConcurrentDictionary<string, long> _refusals = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _configReloads = new(StringComparer.Ordinal);
     private long _certRenewalFailures;
@@ -29,6 +30,35 @@ internal sealed class MeshMetrics
     public string Version { get; init; } = typeof(MeshMetrics).Assembly.GetName().Version?.ToString(3) ?? "dev";
 
     public TcpCounters For(TcpLabels labels) => _tcp.GetOrAdd(labels.Render(), static l => new TcpCounters(l));
+
+    /// <summary>
+    /// The counters for a label set, found by reference in the common case; only a label set not seen since the
+    /// last config change is rendered (and then shares the counters of an equal rendering).
+    /// </summary>
+    public TcpCounters For(in TcpLabels.Key key)
+    {
+        var cache = Volatile.Read(ref _byKey);
+        if (cache.TryGetValue(key, out var counters))
+        {
+            return counters;
+        }
+        counters = For(new TcpLabels
+        {
+            Reporter = key.Reporter,
+            Source = key.Source,
+            SourcePrincipal = key.SourcePrincipal,
+            Destination = key.Destination,
+            DestinationPrincipal = key.DestinationPrincipal,
+            DestinationService = key.DestinationService,
+            ResponseFlags = key.ResponseFlags,
+            MutualTls = key.MutualTls,
+        });
+        cache.TryAdd(key, counters);
+        return counters;
+    }
+
+    /// <summary>Called when the config snapshot changes: the cache holds old snapshot objects, so start afresh.</summary>
+    public void ForgetLabelCache() => Volatile.Write(ref _byKey, new ConcurrentDictionary<TcpLabels.Key, TcpCounters>(TcpLabels.KeyComparer.Instance));
 
     public void ConnectionOpened(TcpCounters c)
     {

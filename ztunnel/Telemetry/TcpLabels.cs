@@ -9,6 +9,43 @@ namespace Ambient.Ztunnel.Telemetry;
 /// </summary>
 internal sealed record TcpLabels
 {
+    /// <summary>The same label set as a key compared by reference (workloads and services are immutable snapshot
+    /// objects), so finding a connection's counters costs a hash of eight references, not rendering 19 labels.</summary>
+    public Key ToKey() => new(Reporter, Source, SourcePrincipal, Destination, DestinationPrincipal, DestinationService, ResponseFlags, MutualTls);
+
+    internal readonly record struct Key(
+        string Reporter,
+        Workload? Source,
+        string? SourcePrincipal,
+        Workload? Destination,
+        string? DestinationPrincipal,
+        Service? DestinationService,
+        string ResponseFlags,
+        bool MutualTls);
+
+    internal sealed class KeyComparer : IEqualityComparer<Key>
+    {
+        public static readonly KeyComparer Instance = new();
+
+        public bool Equals(Key a, Key b) =>
+            ReferenceEquals(a.Source, b.Source) && ReferenceEquals(a.Destination, b.Destination) &&
+            ReferenceEquals(a.DestinationService, b.DestinationService) && a.MutualTls == b.MutualTls &&
+            string.Equals(a.Reporter, b.Reporter, StringComparison.Ordinal) &&
+            string.Equals(a.ResponseFlags, b.ResponseFlags, StringComparison.Ordinal) &&
+            string.Equals(a.SourcePrincipal, b.SourcePrincipal, StringComparison.Ordinal) &&
+            string.Equals(a.DestinationPrincipal, b.DestinationPrincipal, StringComparison.Ordinal);
+
+        public int GetHashCode(Key k) => HashCode.Combine(
+            System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(k.Source),
+            System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(k.Destination),
+            System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(k.DestinationService),
+            k.Reporter.GetHashCode(StringComparison.Ordinal),
+            k.ResponseFlags.GetHashCode(StringComparison.Ordinal),
+            k.SourcePrincipal?.GetHashCode(StringComparison.Ordinal) ?? 0,
+            k.DestinationPrincipal?.GetHashCode(StringComparison.Ordinal) ?? 0,
+            k.MutualTls);
+    }
+
     public required string Reporter { get; init; }
     public Workload? Source { get; init; }
     public string? SourcePrincipal { get; init; }
