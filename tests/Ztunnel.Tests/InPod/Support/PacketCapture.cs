@@ -28,13 +28,14 @@ internal sealed class PacketCapture : IAsyncDisposable
 
     public static async Task<PacketCapture> StartAsync(string netns, string iface, string file)
     {
-        // -U: write each packet as it arrives, so what was captured before the stop is in the file.
-        var d = Daemon.Start("tcpdump", "nsenter", [$"--net={netns}", "tcpdump", "-i", iface, "-nn", "-U", "-w", file, "tcp"]);
+        // --immediate-mode: hand each packet over as it arrives rather than when the kernel's ring block fills or
+        // times out (1 s), and -U: write it to the file at once; so everything sent before the stop is in the file.
+        var d = Daemon.Start("tcpdump", "nsenter", [$"--net={netns}", "tcpdump", "--immediate-mode", "-i", iface, "-nn", "-U", "-w", file, "tcp"]);
         var capture = new PacketCapture(d, file);
         try
         {
             // tcpdump says so on stderr once the socket is bound: no packet after this line is missed.
-            await d.WaitForLineAsync(l => l.StartsWith("listening on", StringComparison.Ordinal), TimeSpan.FromSeconds(30), stderr: true);
+            await d.WaitForLineAsync(l => l.Contains("listening on", StringComparison.Ordinal), TimeSpan.FromSeconds(30), stderr: true);
             return capture;
         }
         catch
