@@ -35,6 +35,8 @@ internal sealed partial class Daemon : IAsyncDisposable
 
     public bool HasExited => _exited.Task.IsCompleted;
 
+    public int ExitCode => HasExited ? _process.ExitCode : throw new InvalidOperationException($"{Name} is still running");
+
     public static Daemon Start(string name, string file, IEnumerable<string> args)
     {
         var psi = new ProcessStartInfo(file)
