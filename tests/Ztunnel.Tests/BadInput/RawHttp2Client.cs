@@ -47,6 +47,9 @@ internal sealed class RawHttp2Client : IAsyncDisposable
     private readonly HpackDecoder _decoder = new(4096);
     private readonly byte[] _header = new byte[9];
 
+    // A test may write while a reader task acks SETTINGS: SslStream allows one writer at a time.
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+
     private RawHttp2Client(Socket socket, SslStream ssl)
     {
         _socket = socket;
@@ -122,7 +125,18 @@ internal sealed class RawHttp2Client : IAsyncDisposable
         Assert.Equal(RawFrame.Settings, first.Type);
     }
 
-    public Task WriteRawAsync(byte[] bytes) => _ssl.WriteAsync(bytes).AsTask().WaitAsync(Timeout);
+    public async Task WriteRawAsync(byte[] bytes)
+    {
+        await _writeLock.WaitAsync(Timeout);
+        try
+        {
+            await _ssl.WriteAsync(bytes).AsTask().WaitAsync(Timeout);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
 
     public Task WriteFrameAsync(byte type, byte flags, int streamId, ReadOnlySpan<byte> payload, int? declaredLength = null) =>
         WriteRawAsync(Frame(type, flags, streamId, payload, declaredLength));
@@ -284,5 +298,6 @@ internal sealed class RawHttp2Client : IAsyncDisposable
     {
         await _ssl.DisposeAsync();
         _socket.Dispose();
+        _writeLock.Dispose();
     }
 }
