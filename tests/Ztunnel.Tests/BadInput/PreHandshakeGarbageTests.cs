@@ -67,6 +67,49 @@ public sealed class PreHandshakeGarbageTests
         }
     }
 
+    /// <summary>
+    /// Slowloris: a client that opens TCP and never starts TLS, and one that completes mTLS and never sends the HTTP/2
+    /// preface, must both be disconnected by the agent (its handshake timeouts), not held open forever.
+    /// </summary>
+    [Fact]
+    public async Task Clients_that_stall_the_tls_or_http2_handshake_are_disconnected()
+    {
+        await using var mesh = await TwoNodeMesh.StartAsync();
+        using var pki = MeshPki.Open(mesh.StateDir);
+        long before = await BadInputAssertions.RefusedAsync(mesh);
+        using var silentTcp = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await silentTcp.ConnectAsync(BadInputAssertions.Hbone(mesh)).WaitAsync(RawHttp2Client.Timeout);
+        await using var silentTls = await RawHttp2Client.ConnectAsync(BadInputAssertions.Hbone(mesh), pki.Root, pki.Issue(MeshPki.Id("staller")));
+
+        // Nothing sent on either. The agent's limits are 10 s each; 40 s is only our backstop.
+        var tcpClosed = ReadUntilClosedAsync(silentTcp);
+        var tlsClosed = Task.Run(async () =>
+        {
+            while (await silentTls.ReadFrameAsync() is not null)
+            {
+                // Its SETTINGS may arrive first; the close is what we wait for.
+            }
+        });
+        await Task.WhenAll(tcpClosed, tlsClosed).WaitAsync(TimeSpan.FromSeconds(40));
+
+        await BadInputAssertions.RefusalCountedAsync(mesh, before);
+        await BadInputAssertions.StillServesAsync(mesh, pki);
+    }
+
+    private static async Task ReadUntilClosedAsync(Socket s)
+    {
+        var buf = new byte[1024];
+        try
+        {
+            while (await s.ReceiveAsync(buf.AsMemory(), SocketFlags.None).AsTask().WaitAsync(TimeSpan.FromSeconds(40)) > 0)
+            {
+            }
+        }
+        catch (SocketException)
+        {
+        }
+    }
+
     private static async Task<byte[]> SendAndReadUntilClosedAsync(System.Net.IPEndPoint endpoint, byte[] bytes)
     {
         using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);

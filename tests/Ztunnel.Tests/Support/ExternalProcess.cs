@@ -50,7 +50,7 @@ internal sealed partial class ExternalProcess : IAsyncDisposable
     }
 
     /// <summary>Runs to completion with <paramref name="stdin"/> as input; kills the process if it overruns.</summary>
-    public static async Task<ExternalProcess> RunAsync(string tool, IEnumerable<string> args, byte[]? stdin, TimeSpan timeout, bool keepStdinOpen = false)
+    public static async Task<ExternalProcess> RunAsync(string tool, IEnumerable<string> args, byte[]? stdin, TimeSpan timeout)
     {
         var p = Start(tool, args);
         try
@@ -60,15 +60,8 @@ internal sealed partial class ExternalProcess : IAsyncDisposable
                 await p._process.StandardInput.BaseStream.WriteAsync(stdin).AsTask().WaitAsync(timeout);
                 await p._process.StandardInput.BaseStream.FlushAsync().WaitAsync(timeout);
             }
-            if (!keepStdinOpen)
-            {
-                p._process.StandardInput.Close();
-            }
+            p._process.StandardInput.Close();
             await p.WaitForExitAsync(timeout);
-            if (keepStdinOpen)
-            {
-                p._process.StandardInput.Close();
-            }
             return p;
         }
         catch

@@ -13,18 +13,21 @@ public sealed class RequiresToolsFactAttribute : FactAttribute
         Skip = ExternalTools.MissingReason(tools, needsRoot: false);
     }
 
-    /// <summary>Also require uid 0 (packet capture).</summary>
+    /// <summary>Also require root (packet capture). A named argument, so it is applied after the constructor.</summary>
     public bool NeedsRoot
     {
-        get => false;
+        get => _needsRoot;
         set
         {
+            _needsRoot = value;
             if (value && Skip is null && !ExternalTools.IsRoot)
             {
                 Skip = "needs root (packet capture on lo); run ./test.sh as root";
             }
         }
     }
+
+    private bool _needsRoot;
 }
 
 /// <summary>Finds programs on PATH the way a shell's <c>command -v</c> does.</summary>
