@@ -264,6 +264,9 @@ internal sealed class Inbound(ProxyContext ctx)
         catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException)
         {
         }
+        // The answer is complete: free the stream now rather than wait for the client to end its side, so a client
+        // that never does can't fill its connection's stream limit with refused tunnels (RFC 9113 section 8.1).
+        stream.Reset(Http2ErrorCode.NoError);
         record.Close(ctx.Metrics, ctx.AccessLog, error);
     }
 

@@ -76,7 +76,7 @@ public sealed class NghttpxPeerTests
         Assert.DoesNotContain("CONNECT", rig.NghttpxAccessLog(), StringComparison.Ordinal);
     }
 
-    /// <summary>node-a's mesh plus a workload at 127.77.N.30 served by nghttpx on :15008, tinyproxy on 127.77.N.31.</summary>
+    /// <summary>node-a's mesh plus a workload at 127.X.N.30 (the mesh's own subnet) served by nghttpx on :15008, tinyproxy on 127.X.N.31.</summary>
     private sealed class ForeignHbonePeer : IAsyncDisposable
     {
         private readonly List<IAsyncDisposable> _owned = [];
@@ -101,7 +101,7 @@ public sealed class NghttpxPeerTests
             {
                 rig.Mesh = await TwoNodeMesh.StartAsync((m, c) =>
                 {
-                    rig.ProxyIp = IPAddress.Parse($"127.77.{m.Subnet}.30");
+                    rig.ProxyIp = new IPAddress([127, m.ClientIp.GetAddressBytes()[1], (byte)m.Subnet, 30]);
                     rig.App = new EchoServer(rig.ProxyIp);
                     return c with
                     {
@@ -122,7 +122,7 @@ public sealed class NghttpxPeerTests
                 rig._pki = MeshPki.Open(rig.Mesh.StateDir);
                 var (cert, key) = rig._pki.Write("nghttpx", rig._pki.Issue(MeshPki.Id(serverAccount)));
 
-                var tinyproxyAt = new IPEndPoint(IPAddress.Parse($"127.77.{rig.Mesh.Subnet}.31"), 8888);
+                var tinyproxyAt = new IPEndPoint(new IPAddress([127, rig.Mesh.ClientIp.GetAddressBytes()[1], (byte)rig.Mesh.Subnet, 31]), 8888);
                 var tinyConf = Path.Combine(rig.Dir, "tinyproxy.conf");
                 // No Allow/ConnectPort lines: every client and every CONNECT port is allowed (tinyproxy's documented
                 // default), which is what a backend behind an mTLS front end needs.
