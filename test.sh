@@ -55,7 +55,18 @@ while read -r f p s; do
   failed=$((failed + f)); passed=$((passed + p)); skipped=$((skipped + s))
 done < <(grep -E '(Passed|Failed)! +- +Failed: +[0-9]+, Passed: +[0-9]+, Skipped: +[0-9]+' "$log" \
   | sed -E 's/.*Failed: +([0-9]+), Passed: +([0-9]+), Skipped: +([0-9]+).*/\1 \2 \3/')
+
+# The micro-benchmarks once each (BenchmarkDotNet's dry job): proves they still run and their setups still
+# check out; no timing is judged here (perf/README.md has the full run).
+micro_status=0
+if [ ${#filter[@]} -eq 0 ]; then
+  echo "==> micro-benchmark validation (perf/run-micro.sh --quick)"
+  perf/run-micro.sh --quick > "$log.micro" 2>&1 || micro_status=$?
+  if [ "$micro_status" -ne 0 ]; then tail -n 40 "$log.micro"; echo "micro-benchmark validation failed"; else tail -n 1 "$log.micro"; fi
+  rm -f "$log.micro"
+fi
+
 echo "$passed passed, $failed failed, $skipped skipped"
-if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then
+if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ] || [ "$micro_status" -ne 0 ]; then
   exit 1
 fi
