@@ -51,7 +51,7 @@ internal sealed class AdminServer : IAsyncDisposable
     public IPEndPoint MetricsEndPoint => _metrics.EndPoint;
     public IPEndPoint ReadinessEndPoint => _readiness.EndPoint;
 
-    private static HttpResponse Prometheus(MeshMetrics m) => new(200, "text/plain; version=0.0.4; charset=utf-8", m.Render());
+    private static HttpResponse Prometheus(MeshMetrics m) => new(200, "text/plain; version=0.0.4; charset=utf-8", "", m.WriteToAsync);
 
     private static HttpResponse Quit(Action<string> quit)
     {

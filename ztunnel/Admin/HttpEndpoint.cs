@@ -7,7 +7,7 @@ namespace Ambient.Ztunnel.Admin;
 
 internal readonly record struct HttpRequest(string Method, string Path, string Query);
 
-internal readonly record struct HttpResponse(int Status, string ContentType, string Body)
+internal readonly record struct HttpResponse(int Status, string ContentType, string Body, Func<Socket, Task>? Stream = null)
 {
     public static HttpResponse Text(int status, string body) => new(status, "text/plain; charset=utf-8", body);
     public static HttpResponse Json(string body) => new(200, "application/json", body);
@@ -93,6 +93,16 @@ internal sealed class HttpEndpoint : IAsyncDisposable
 
     private static async Task SendAsync(Socket s, HttpResponse r)
     {
+        if (r.Stream is { } stream)
+        {
+            // Streamed bodies end with the connection (HTTP/1.1 allows it with Connection: close), so the body
+            // never has to be built whole just to learn its length.
+            string streamedHead = $"HTTP/1.1 {r.Status} {Reason(r.Status)}\r\nContent-Type: {r.ContentType}\r\nConnection: close\r\n\r\n";
+            await s.SendAsync(Encoding.ASCII.GetBytes(streamedHead), SocketFlags.None).ConfigureAwait(false);
+            await stream(s).ConfigureAwait(false);
+            s.Shutdown(SocketShutdown.Send);
+            return;
+        }
         byte[] body = Encoding.UTF8.GetBytes(r.Body);
         string head = $"HTTP/1.1 {r.Status} {Reason(r.Status)}\r\nContent-Type: {r.ContentType}\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n";
         await s.SendAsync(Encoding.ASCII.GetBytes(head), SocketFlags.None).ConfigureAwait(false);

@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Collections.Concurrent;
+using System.Net.Sockets;
 using System.Text;
 
 namespace Ambient.Ztunnel.Telemetry;
@@ -7,6 +9,8 @@ namespace Ambient.Ztunnel.Telemetry;
 internal sealed class TcpCounters(string labels)
 {
     public readonly string Labels = labels;
+    /// <summary>The labels as UTF-8, encoded once: a scrape copies bytes, it doesn't re-encode strings.</summary>
+    public readonly byte[] LabelsUtf8 = Encoding.UTF8.GetBytes(labels);
     public long Opened;
     public long Closed;
     public long SentBytes;
@@ -88,61 +92,117 @@ internal sealed class MeshMetrics
     public long RefusalCount(string listener, string reason) =>
         _refusals.TryGetValue($"listener=\"{listener}\",reason=\"{reason}\"", out var v) ? v : 0;
 
-    public string Render()
+    // One scrape renders at a time into a buffer that keeps its capacity, so a steady scrape allocates nothing
+    // (a 1,000-series node would otherwise build megabytes of strings every 15 s).
+    private readonly SemaphoreSlim _renderGate = new(1, 1);
+    private readonly ArrayBufferWriter<byte> _rendered = new(16 * 1024);
+
+    /// <summary>Writes the Prometheus text exposition to <paramref name="socket"/>.</summary>
+    public async Task WriteToAsync(Socket socket)
     {
-        var sb = new StringBuilder(4096);
-        Family(sb, "istio_tcp_connections_opened_total", "counter", "The total number of TCP connections opened.");
-        foreach (var c in _tcp.Values)
+        await _renderGate.WaitAsync().ConfigureAwait(false);
+        try
         {
-            Sample(sb, "istio_tcp_connections_opened_total", c.Labels, Interlocked.Read(ref c.Opened));
+            _rendered.ResetWrittenCount();
+            RenderTo(_rendered);
+            await socket.SendAsync(_rendered.WrittenMemory, SocketFlags.None).ConfigureAwait(false);
         }
-        Family(sb, "istio_tcp_connections_closed_total", "counter", "The total number of TCP connections closed.");
-        foreach (var c in _tcp.Values)
+        finally
         {
-            Sample(sb, "istio_tcp_connections_closed_total", c.Labels, Interlocked.Read(ref c.Closed));
+            _renderGate.Release();
         }
-        Family(sb, "istio_tcp_received_bytes_total", "counter", "The size of total bytes received during request in case of a TCP connection.");
-        foreach (var c in _tcp.Values)
-        {
-            Sample(sb, "istio_tcp_received_bytes_total", c.Labels, Interlocked.Read(ref c.ReceivedBytes));
-        }
-        Family(sb, "istio_tcp_sent_bytes_total", "counter", "The size of total bytes sent during response in case of a TCP connection.");
-        foreach (var c in _tcp.Values)
-        {
-            Sample(sb, "istio_tcp_sent_bytes_total", c.Labels, Interlocked.Read(ref c.SentBytes));
-        }
-        Family(sb, "istio_build", "gauge", "Istio component build info.");
-        Sample(sb, "istio_build", $"component=\"ztunnel\",tag=\"{Version}\"", 1);
-        Family(sb, "ambient_connections_active", "gauge", "Proxied connections currently open.");
-        Sample(sb, "ambient_connections_active", null, ActiveConnections);
-        Family(sb, "ambient_connections_refused_total", "counter", "Connections refused before they could be attributed, by listener and reason.");
-        foreach (var (labels, v) in _refusals)
-        {
-            Sample(sb, "ambient_connections_refused_total", labels, v);
-        }
-        Family(sb, "ambient_config_reloads_total", "counter", "Config file reloads, by result.");
-        foreach (var (labels, v) in _configReloads)
-        {
-            Sample(sb, "ambient_config_reloads_total", labels, v);
-        }
-        Family(sb, "ambient_certificates_issued_total", "counter", "Workload certificates issued or renewed.");
-        Sample(sb, "ambient_certificates_issued_total", null, Interlocked.Read(ref _certificatesIssued));
-        Family(sb, "ambient_certificate_renewal_failures_total", "counter", "Failed workload certificate renewals (the old certificate stays in use).");
-        Sample(sb, "ambient_certificate_renewal_failures_total", null, Interlocked.Read(ref _certRenewalFailures));
-        return sb.ToString();
     }
 
-    private static void Family(StringBuilder sb, string name, string type, string help) =>
-        sb.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n')
-          .Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
-
-    private static void Sample(StringBuilder sb, string name, string? labels, long value)
+    /// <summary>The exposition as a string (tests, diagnostics).</summary>
+    public string Render()
     {
-        sb.Append(name);
+        _renderGate.Wait();
+        try
+        {
+            _rendered.ResetWrittenCount();
+            RenderTo(_rendered);
+            return Encoding.UTF8.GetString(_rendered.WrittenSpan);
+        }
+        finally
+        {
+            _renderGate.Release();
+        }
+    }
+
+    private void RenderTo(IBufferWriter<byte> w)
+    {
+        TcpFamily(w, "istio_tcp_connections_opened_total", "The total number of TCP connections opened.", static c => Interlocked.Read(ref c.Opened));
+        TcpFamily(w, "istio_tcp_connections_closed_total", "The total number of TCP connections closed.", static c => Interlocked.Read(ref c.Closed));
+        TcpFamily(w, "istio_tcp_received_bytes_total", "The size of total bytes received during request in case of a TCP connection.", static c => Interlocked.Read(ref c.ReceivedBytes));
+        TcpFamily(w, "istio_tcp_sent_bytes_total", "The size of total bytes sent during response in case of a TCP connection.", static c => Interlocked.Read(ref c.SentBytes));
+        Family(w, "istio_build", "gauge", "Istio component build info.");
+        Sample(w, "istio_build", $"component=\"ztunnel\",tag=\"{Version}\"", 1);
+        Family(w, "ambient_connections_active", "gauge", "Proxied connections currently open.");
+        Sample(w, "ambient_connections_active", null, ActiveConnections);
+        Family(w, "ambient_connections_refused_total", "counter", "Connections refused before they could be attributed, by listener and reason.");
+        foreach (var (labels, v) in _refusals)
+        {
+            Sample(w, "ambient_connections_refused_total", labels, v);
+        }
+        Family(w, "ambient_config_reloads_total", "counter", "Config file reloads, by result.");
+        foreach (var (labels, v) in _configReloads)
+        {
+            Sample(w, "ambient_config_reloads_total", labels, v);
+        }
+        Family(w, "ambient_certificates_issued_total", "counter", "Workload certificates issued or renewed.");
+        Sample(w, "ambient_certificates_issued_total", null, Interlocked.Read(ref _certificatesIssued));
+        Family(w, "ambient_certificate_renewal_failures_total", "counter", "Failed workload certificate renewals (the old certificate stays in use).");
+        Sample(w, "ambient_certificate_renewal_failures_total", null, Interlocked.Read(ref _certRenewalFailures));
+    }
+
+    private void TcpFamily(IBufferWriter<byte> w, string name, string help, Func<TcpCounters, long> value)
+    {
+        Family(w, name, "counter", help);
+        Span<byte> number = stackalloc byte[20];
+        foreach (var c in _tcp.Values)
+        {
+            Ascii(w, name);
+            w.Write("{"u8);
+            w.Write(c.LabelsUtf8);
+            w.Write("} "u8);
+            value(c).TryFormat(number, out int n, default, System.Globalization.CultureInfo.InvariantCulture);
+            w.Write(number[..n]);
+            w.Write("\n"u8);
+        }
+    }
+
+    private static void Family(IBufferWriter<byte> w, string name, string type, string help)
+    {
+        w.Write("# HELP "u8);
+        Ascii(w, name);
+        w.Write(" "u8);
+        Ascii(w, help);
+        w.Write("\n# TYPE "u8);
+        Ascii(w, name);
+        w.Write(" "u8);
+        Ascii(w, type);
+        w.Write("\n"u8);
+    }
+
+    private static void Sample(IBufferWriter<byte> w, string name, string? labels, long value)
+    {
+        Ascii(w, name);
         if (!string.IsNullOrEmpty(labels))
         {
-            sb.Append('{').Append(labels).Append('}');
+            w.Write("{"u8);
+            Ascii(w, labels);
+            w.Write("}"u8);
         }
-        sb.Append(' ').Append(value).Append('\n');
+        Span<byte> number = stackalloc byte[20];
+        value.TryFormat(number, out int n, default, System.Globalization.CultureInfo.InvariantCulture);
+        w.Write(" "u8);
+        w.Write(number[..n]);
+        w.Write("\n"u8);
+    }
+
+    private static void Ascii(IBufferWriter<byte> w, string s)
+    {
+        var span = w.GetSpan(Encoding.UTF8.GetMaxByteCount(s.Length));
+        w.Advance(Encoding.UTF8.GetBytes(s, span));
     }
 }
