@@ -246,12 +246,15 @@ public sealed class HbonePool : IAsyncDisposable
             throw;
         }
 
-        var ssl = new SslStream(new NetworkStream(socket, ownsSocket: true), leaveInnerStreamOpen: false);
+        var transport = new WriteCoalescingStream(socket);
+        var ssl = new SslStream(transport, leaveInnerStreamOpen: false);
         try
         {
             var options = MeshTls.ClientOptions(cert, target.ExpectedIdentities, _certificates.Issuer.TrustBundle);
             using var cts = new CancellationTokenSource(_options.HandshakeTimeout);
             await ssl.AuthenticateAsClientAsync(options, cts.Token).ConfigureAwait(false);
+            // From here on every write comes from the HTTP/2 writer, which flushes after each batch.
+            transport.Coalesce = true;
             if (ssl.NegotiatedApplicationProtocol != SslApplicationProtocol.Http2)
             {
                 throw new HboneException(HboneFailure.Tls, $"peer {target.HboneEndpoint} did not negotiate ALPN h2");

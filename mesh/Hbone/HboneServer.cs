@@ -39,7 +39,8 @@ public static class HboneServer
         var remote = (IPEndPoint)accepted.RemoteEndPoint!;
         var local = (IPEndPoint)accepted.LocalEndPoint!;
         accepted.NoDelay = true;
-        var ssl = new SslStream(new NetworkStream(accepted, ownsSocket: true), leaveInnerStreamOpen: false);
+        var transport = new WriteCoalescingStream(accepted);
+        var ssl = new SslStream(transport, leaveInnerStreamOpen: false);
         await using (ssl.ConfigureAwait(false))
         {
             SpiffeId peer;
@@ -49,6 +50,7 @@ public static class HboneServer
                 using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 cts.CancelAfter(handshakeTimeout);
                 await ssl.AuthenticateAsServerAsync(options, cts.Token).ConfigureAwait(false);
+                transport.Coalesce = true;
                 if (ssl.NegotiatedApplicationProtocol != SslApplicationProtocol.Http2)
                 {
                     return "client did not negotiate ALPN h2";
