@@ -28,7 +28,6 @@ internal sealed class MeshMetrics
     private readonly ConcurrentDictionary<string, long> _refusals = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _configReloads = new(StringComparer.Ordinal);
     private long _certRenewalFailures;
-    private long _certificatesIssued;
     private long _activeConnections;
 
     public string Version { get; init; } = typeof(MeshMetrics).Assembly.GetName().Version?.ToString(3) ?? "dev";
@@ -84,8 +83,6 @@ internal sealed class MeshMetrics
         _configReloads.AddOrUpdate(ok ? "result=\"success\"" : "result=\"rejected\"", 1, static (_, v) => v + 1);
 
     public void CertificateRenewalFailed() => Interlocked.Increment(ref _certRenewalFailures);
-
-    public void CertificateIssued() => Interlocked.Increment(ref _certificatesIssued);
 
     public long ActiveConnections => Interlocked.Read(ref _activeConnections);
 
@@ -149,8 +146,6 @@ internal sealed class MeshMetrics
         {
             Sample(w, "ambient_config_reloads_total", labels, v);
         }
-        Family(w, "ambient_certificates_issued_total", "counter", "Workload certificates issued or renewed.");
-        Sample(w, "ambient_certificates_issued_total", null, Interlocked.Read(ref _certificatesIssued));
         Family(w, "ambient_certificate_renewal_failures_total", "counter", "Failed workload certificate renewals (the old certificate stays in use).");
         Sample(w, "ambient_certificate_renewal_failures_total", null, Interlocked.Read(ref _certRenewalFailures));
     }
