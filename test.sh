@@ -47,7 +47,8 @@ echo "==> testing"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-dotnet test Ambient.sln -c Release --no-build -nologo "${filter[@]}" 2>&1 | tee "$log" | grep -Ev '^\s*$|^A total of|^Test run for|^VSTest version|^Starting test execution|matched the specified pattern' | head -n 400
+# The agent runs with inline socket completions (ztunnel/Program.cs); in-process tests run the same way.
+DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 dotnet test Ambient.sln -c Release --no-build -nologo "${filter[@]}" 2>&1 | tee "$log" | grep -Ev '^\s*$|^A total of|^Test run for|^VSTest version|^Starting test execution|matched the specified pattern' | head -n 400
 status=${PIPESTATUS[0]}
 set -e
 passed=0; failed=0; skipped=0

@@ -5,6 +5,16 @@ using Ambient.Ztunnel.Admin;
 using Ambient.Ztunnel.Cli;
 using Microsoft.Extensions.Logging;
 
+// Socket continuations run on the epoll threads instead of hopping to the thread pool: at interactive rates a
+// request then crosses one thread per agent instead of four (perf/node-bench/findings.md). Every I/O path in the
+// agent is asynchronous, which is what makes this safe. The socket engine reads the variable once, when the first
+// socket is created, so it must be set before anything else; DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0
+// in the environment turns it off.
+if (Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS") is null)
+{
+    Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
+}
+
 var cl = CommandLine.Parse(args);
 if (cl.Error is not null)
 {

@@ -10,8 +10,10 @@ public sealed partial class Http2Connection
 {
     // Frames are appended under the lock and drained by one loop. The pipe never pauses on its own (so the read loop
     // can always queue a PING ACK or WINDOW_UPDATE without blocking); DATA writers pause themselves on _unsentBytes.
+    // The write loop runs inline when a flush leaves little queued (see HandOffScheduler).
     private static readonly PipeOptions s_outputPipeOptions = new(
-        pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: 64 * 1024, useSynchronizationContext: false);
+        readerScheduler: HandOffScheduler.Instance, pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: 64 * 1024,
+        useSynchronizationContext: false);
 
     /// <summary>DATA writers wait above this much queued output, and resume below the low mark.</summary>
     private const long OutputHighWater = 1024 * 1024;
@@ -80,12 +82,15 @@ public sealed partial class Http2Connection
     private void FlushOutputLocked()
     {
         long pending = _output.UnflushedBytes;
-        _unsentBytes += pending;
-        ValueTask<FlushResult> flush = _output.FlushAsync();
-        if (!flush.IsCompletedSuccessfully)
+        if (pending == 0)
         {
-            _ = flush.AsTask();
+            return;
         }
+
+        _unsentBytes += pending;
+        // Little queued: the write loop encrypts and sends on this thread (under the lock, which it re-enters to
+        // account the sent bytes). More: it runs on the pool, so that this producer can go on while it sends.
+        HandOffScheduler.Flush(_output, _unsentBytes);
     }
 
     private void CompleteOutputLocked()
@@ -483,7 +488,9 @@ public sealed partial class Http2Connection
         }
         catch (Exception ex)
         {
-            OnTransportFailed(ex);
+            // Not here: this loop may be running inline under a producer's lock (and a stream's input lock), and
+            // failing the streams takes their input locks.
+            ThreadPool.UnsafeQueueUserWorkItem(static s => s.Connection.OnTransportFailed(s.Error), (Connection: this, Error: ex), preferLocal: false);
         }
         finally
         {

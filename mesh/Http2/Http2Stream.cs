@@ -13,8 +13,10 @@ public sealed class Http2Stream
     // Received DATA is bounded by the window we advertise, so the pipe itself never needs to pause. Segments are
     // 64 KiB because a fast tunnel keeps a window's worth in flight between the read loop and the application's reader:
     // with 16 KiB segments that is more arrays than the shared ArrayPool retains, and throughput halved under GC churn.
+    // A small DATA frame runs the waiting reader on the read loop's thread (see HandOffScheduler).
     private static readonly PipeOptions s_inputPipeOptions = new(
-        pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: 65536, useSynchronizationContext: false);
+        readerScheduler: HandOffScheduler.Instance, pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: 65536,
+        useSynchronizationContext: false);
 
     private readonly Http2Connection _connection;
     private readonly Pipe _inputPipe = new(s_inputPipeOptions);
@@ -119,7 +121,7 @@ public sealed class Http2Stream
                 writer.Write(segment.Span);
             }
 
-            Flush(writer);
+            HandOffScheduler.Flush(writer, data.Length);
         }
     }
 
@@ -160,14 +162,4 @@ public sealed class Http2Stream
     internal void OnInputConsumed(long bytes) => _connection.OnInputConsumed(this, bytes);
 
     internal void OnInputAbandoned() => _connection.OnInputAbandoned(this);
-
-    private static void Flush(PipeWriter writer)
-    {
-        // No pause threshold: the flush completes synchronously and only wakes the reader.
-        ValueTask<FlushResult> flush = writer.FlushAsync();
-        if (!flush.IsCompletedSuccessfully)
-        {
-            _ = flush.AsTask();
-        }
-    }
 }
