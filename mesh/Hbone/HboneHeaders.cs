@@ -1,4 +1,5 @@
 using System.Net;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using Ambient.Mesh.Http2;
@@ -29,8 +30,14 @@ public static class HboneHeaders
         return headers;
     }
 
+    // One baggage string per workload object (a config change makes new workload objects, and the old entries go
+    // with them): every tunnel keeps its CONNECT headers, and they would otherwise each hold a copy.
+    private static readonly ConditionalWeakTable<Workload, string> s_baggage = new();
+
     /// <summary>Istio's baggage: cluster, namespace, workload kind/name, canonical service and revision.</summary>
-    public static string BaggageFor(Workload w)
+    public static string BaggageFor(Workload w) => s_baggage.GetValue(w, MakeBaggage);
+
+    private static string MakeBaggage(Workload w)
     {
         var sb = new StringBuilder(160);
         if (w.ClusterId.Length > 0)

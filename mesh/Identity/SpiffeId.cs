@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics.CodeAnalysis;
 
 namespace Ambient.Mesh.Identity;
@@ -11,10 +12,33 @@ public readonly record struct SpiffeId(string TrustDomain, string Namespace, str
     private const int MaxIdLength = 2048;
     private const int MaxTrustDomainLength = 255;
 
-    public override string ToString() => $"{Scheme}{TrustDomain}/ns/{Namespace}/sa/{ServiceAccount}";
+    // A node sees few identities and names them on every connection (records, metrics labels, policy checks): the
+    // strings are made once and shared, which also keeps them out of each open tunnel's memory. Bounded, in case
+    // something feeds it unbounded input; past the bound strings are simply made each time.
+    private const int MaxCached = 4096;
+    private static readonly ConcurrentDictionary<SpiffeId, string> s_uris = new();
+    private static readonly ConcurrentDictionary<SpiffeId, string> s_principals = new();
+
+    public override string ToString() => Cached(s_uris, this, static id => $"{Scheme}{id.TrustDomain}/ns/{id.Namespace}/sa/{id.ServiceAccount}");
 
     /// <summary>The principal as Istio's policies name it: the id without <c>spiffe://</c>.</summary>
-    public string Principal => $"{TrustDomain}/ns/{Namespace}/sa/{ServiceAccount}";
+    public string Principal => Cached(s_principals, this, static id => $"{id.TrustDomain}/ns/{id.Namespace}/sa/{id.ServiceAccount}");
+
+    private static string Cached(ConcurrentDictionary<SpiffeId, string> cache, SpiffeId id, Func<SpiffeId, string> make)
+    {
+        if (cache.TryGetValue(id, out string? s))
+        {
+            return s;
+        }
+
+        s = make(id);
+        if (cache.Count < MaxCached)
+        {
+            cache.TryAdd(id, s);
+        }
+
+        return s;
+    }
 
     /// <summary>
     /// Parses exactly the Istio form. Stricter than a URI parser on purpose: the id is compared as a string by

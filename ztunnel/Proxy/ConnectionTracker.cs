@@ -56,31 +56,32 @@ internal sealed class ConnectionTracker
 
     internal sealed class Tracked(ConnectionTracker owner, long id, ConnectionRecord record, string? destinationUid, ConnectionInfo? policyInput) : IDisposable
     {
-        private readonly CancellationTokenSource _cts = new();
+        private Relay? _relay;
+        private volatile bool _closed;
 
         public long Id { get; } = id;
         public ConnectionRecord Record { get; } = record;
         public string? DestinationUid { get; } = destinationUid;
         public ConnectionInfo? PolicyInput { get; } = policyInput;
-        public CancellationToken Token => _cts.Token;
         public string? CloseReason { get; private set; }
+
+        /// <summary>The relay that <see cref="Close"/> stops; closed at once if the connection was closed before.</summary>
+        public void Attach(Relay relay)
+        {
+            Volatile.Write(ref _relay, relay);
+            if (_closed)
+            {
+                relay.CloseByAgent();
+            }
+        }
 
         public void Close(string reason)
         {
             CloseReason ??= reason;
-            try
-            {
-                _cts.Cancel();
-            }
-            catch (ObjectDisposedException)
-            {
-            }
+            _closed = true;
+            Volatile.Read(ref _relay)?.CloseByAgent();
         }
 
-        public void Dispose()
-        {
-            owner.Remove(this);
-            _cts.Dispose();
-        }
+        public void Dispose() => owner.Remove(this);
     }
 }

@@ -136,17 +136,14 @@ internal sealed class Inbound(ProxyContext ctx)
         }
 
         record.Open(ctx.Metrics);
-        using var tracked = ctx.Tracker.Register(record, destination.Uid, info);
-        string? error;
-        try
-        {
-            error = await Relay.SocketToStreamAsync(upstream, stream, record, socketIsClient: false, tracked.Token).ConfigureAwait(false);
-        }
-        finally
+        var tracked = ctx.Tracker.Register(record, destination.Uid, info);
+        // The handler returns now; the relay closes the upstream and the record when the tunnel ends.
+        tracked.Attach(Relay.StartSocketToStream(upstream, stream, record, socketIsClient: false, error =>
         {
             upstream.Dispose();
-        }
-        record.Close(ctx.Metrics, ctx.AccessLog, tracked.CloseReason ?? error);
+            record.Close(ctx.Metrics, ctx.AccessLog, tracked.CloseReason ?? error);
+            tracked.Dispose();
+        }));
     }
 
     /// <summary>Captured plaintext on 15006: the source is outside the mesh (or not captured), so its principal is unknown.</summary>
@@ -193,18 +190,14 @@ internal sealed class Inbound(ProxyContext ctx)
             return;
         }
         record.Open(ctx.Metrics);
-        using var tracked = ctx.Tracker.Register(record, destination.Uid, info);
-        string? error;
-        try
-        {
-            error = await Relay.SocketToSocketAsync(client, upstream, record, tracked.Token).ConfigureAwait(false);
-        }
-        finally
+        var tracked = ctx.Tracker.Register(record, destination.Uid, info);
+        tracked.Attach(Relay.StartSocketToSocket(client, upstream, record, error =>
         {
             client.Dispose();
             upstream.Dispose();
-        }
-        record.Close(ctx.Metrics, ctx.AccessLog, tracked.CloseReason ?? error);
+            record.Close(ctx.Metrics, ctx.AccessLog, tracked.CloseReason ?? error);
+            tracked.Dispose();
+        }));
     }
 
     /// <summary>Connects to the local workload (from inside its pod in in-pod mode, with the agent's mark).</summary>

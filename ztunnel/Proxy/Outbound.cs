@@ -42,7 +42,7 @@ internal sealed class Outbound(ProxyContext ctx)
             Relay.Abort(client);
             return;
         }
-        await RelayAsync(client, upstream, record).ConfigureAwait(false);
+        StartRelay(client, upstream, record);
     }
 
     /// <summary>
@@ -124,23 +124,24 @@ internal sealed class Outbound(ProxyContext ctx)
         }
     }
 
-    public async Task RelayAsync(Socket client, Upstream upstream, ConnectionRecord record)
+    /// <summary>
+    /// Starts relaying and returns: the relay closes the sockets and the record (log, metrics) when both directions
+    /// have ended. Nothing waits on an open connection.
+    /// </summary>
+    public void StartRelay(Socket client, Upstream upstream, ConnectionRecord record)
     {
         record.Open(ctx.Metrics);
-        using var tracked = ctx.Tracker.Register(record);
-        string? error;
-        try
-        {
-            error = upstream.Tunnel is { } tunnel
-                ? await Relay.SocketToStreamAsync(client, tunnel.Stream, record, socketIsClient: true, tracked.Token).ConfigureAwait(false)
-                : await Relay.SocketToSocketAsync(client, upstream.Socket!, record, tracked.Token).ConfigureAwait(false);
-        }
-        finally
+        var tracked = ctx.Tracker.Register(record);
+        Action<string?> finished = error =>
         {
             client.Dispose();
             upstream.Socket?.Dispose();
-        }
-        record.Close(ctx.Metrics, ctx.AccessLog, tracked.CloseReason ?? error);
+            record.Close(ctx.Metrics, ctx.AccessLog, tracked.CloseReason ?? error);
+            tracked.Dispose();
+        };
+        tracked.Attach(upstream.Tunnel is { } tunnel
+            ? Relay.StartSocketToStream(client, tunnel.Stream, record, socketIsClient: true, finished)
+            : Relay.StartSocketToSocket(client, upstream.Socket!, record, finished));
     }
 
     private void Fail(ConnectionRecord record, string flag, string error)

@@ -12,32 +12,105 @@ namespace Ambient.Ztunnel.Proxy;
 /// (RST / RST_STREAM CONNECT_ERROR, RFC 9113 section 8.5). Buffers are rented only once data is waiting and
 /// returned after any read that drained the socket, so an idle tunnel holds no buffer.
 /// </summary>
-internal static class Relay
+/// <remarks>
+/// One object per relayed connection, holding the two direction loops' shared state; when both have ended it calls
+/// the owner's completion once. Nobody awaits a relay: an open tunnel is these two loops and nothing else (no
+/// chain of awaiting handlers, no linked cancellation), which is most of what an idle tunnel costs in memory.
+/// </remarks>
+internal sealed class Relay
 {
     /// <summary>Large enough that one read usually drains what the kernel queued at 10 Gbit/s.</summary>
     internal const int BufferSize = 64 * 1024;
 
-    /// <summary>Copies client &lt;-&gt; upstream until both directions end; returns the first error, if any.</summary>
-    public static async Task<string?> SocketToSocketAsync(Socket client, Socket upstream, ConnectionRecord record, CancellationToken cancellationToken)
+    private readonly Socket _socket;
+    private readonly Http2Stream? _stream;
+    private readonly Socket? _upstream;
+    private readonly ConnectionRecord _record;
+    private readonly bool _socketIsClient;
+    private readonly Action<string?> _onFinished;
+    private int _pending = 2;
+    private string? _error;
+    private int _killed;
+    private volatile bool _closedByAgent;
+
+    private Relay(Socket socket, Http2Stream? stream, Socket? upstream, ConnectionRecord record, bool socketIsClient, Action<string?> onFinished)
     {
-        using var abort = cancellationToken.Register(static s =>
+        _socket = socket;
+        _stream = stream;
+        _upstream = upstream;
+        _record = record;
+        _socketIsClient = socketIsClient;
+        _onFinished = onFinished;
+    }
+
+    /// <summary>
+    /// Copies <paramref name="socket"/> &lt;-&gt; <paramref name="stream"/> until both directions end, then calls
+    /// <paramref name="onFinished"/> with the first error (null for a clean close). Returns at once.
+    /// </summary>
+    /// <param name="socketIsClient">True when the socket is the connection's client (outbound), false when it is the upstream (inbound).</param>
+    public static Relay StartSocketToStream(Socket socket, Http2Stream stream, ConnectionRecord record, bool socketIsClient, Action<string?> onFinished)
+    {
+        var relay = new Relay(socket, stream, null, record, socketIsClient, onFinished);
+        _ = relay.PumpAsync(socket, new StreamSink(stream), towardsDestination: socketIsClient);
+        _ = relay.StreamIntoSocketAsync();
+        return relay;
+    }
+
+    /// <summary>Copies client &lt;-&gt; upstream until both directions end, then calls <paramref name="onFinished"/> once.</summary>
+    public static Relay StartSocketToSocket(Socket client, Socket upstream, ConnectionRecord record, Action<string?> onFinished)
+    {
+        var relay = new Relay(client, null, upstream, record, socketIsClient: true, onFinished);
+        _ = relay.PumpAsync(client, new SocketSink(upstream), towardsDestination: true);
+        _ = relay.PumpAsync(upstream, new SocketSink(client), towardsDestination: false);
+        return relay;
+    }
+
+    /// <summary>The same as a task (benchmarks and tests): completes with the first error, or null.</summary>
+    public static Task<string?> SocketToSocketAsync(Socket client, Socket upstream, ConnectionRecord record, CancellationToken cancellationToken)
+    {
+        var done = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var relay = StartSocketToSocket(client, upstream, record, error => done.TrySetResult(error));
+        var registration = cancellationToken.Register(static r => ((Relay)r!).CloseByAgent(), relay);
+        done.Task.ContinueWith(_ => registration.Dispose(), TaskScheduler.Default);
+        return done.Task;
+    }
+
+    /// <summary>The agent closes the connection (policy change, drain deadline): both sides are reset.</summary>
+    public void CloseByAgent()
+    {
+        _closedByAgent = true;
+        Kill(Http2ErrorCode.Cancel);
+    }
+
+    /// <summary>Resets both sides, once: the loops then end with errors and the relay finishes.</summary>
+    private void Kill(Http2ErrorCode streamCode)
+    {
+        if (Interlocked.Exchange(ref _killed, 1) != 0)
         {
-            var (a, b) = ((Socket, Socket))s!;
-            Abort(a);
-            Abort(b);
-        }, (client, upstream));
-        var up = PumpAsync(client, new SocketSink(upstream), record, towardsDestination: true);
-        var down = PumpAsync(upstream, new SocketSink(client), record, towardsDestination: false);
-        var first = await Task.WhenAny(up, down).ConfigureAwait(false);
-        if (first.Result is not null)
+            return;
+        }
+
+        _stream?.Reset(streamCode);
+        Abort(_socket);
+        if (_upstream is not null)
+        {
+            Abort(_upstream);
+        }
+    }
+
+    /// <summary>One direction ended: a failure resets the other direction; the second end finishes the relay.</summary>
+    private void DirectionEnded(string? error)
+    {
+        if (error is not null && Interlocked.CompareExchange(ref _error, error, null) is null)
         {
             // One side was reset: the other must not wait for a FIN that will never come.
-            Abort(client);
-            Abort(upstream);
+            Kill(Http2ErrorCode.ConnectError);
         }
-        var other = first == up ? down : up;
-        var otherError = await other.ConfigureAwait(false);
-        return cancellationToken.IsCancellationRequested ? "connection closed by the agent" : first.Result ?? otherError;
+
+        if (Interlocked.Decrement(ref _pending) == 0)
+        {
+            _onFinished(_closedByAgent ? "connection closed by the agent" : Volatile.Read(ref _error));
+        }
     }
 
     /// <summary>Where bytes read from a socket go: another socket, or an HBONE stream.</summary>
@@ -68,13 +141,14 @@ internal static class Relay
     }
 
     /// <summary>
-    /// Socket to sink until EOF (then the FIN is passed on) or an error (returned). Generic over a struct sink so the
-    /// JIT specialises the loop per destination kind: no interface dispatch or allocation per chunk.
+    /// Socket to sink until EOF (then the FIN is passed on) or an error. Generic over a struct sink so the loop is
+    /// specialised per destination kind: no interface dispatch or allocation per chunk.
     /// </summary>
-    private static async Task<string?> PumpAsync<TSink>(Socket from, TSink to, ConnectionRecord record, bool towardsDestination)
+    private async Task PumpAsync<TSink>(Socket from, TSink to, bool towardsDestination)
         where TSink : struct, ISink
     {
         byte[]? buffer = null;
+        string? error = null;
         try
         {
             while (true)
@@ -89,10 +163,10 @@ internal static class Relay
                 if (n == 0)
                 {
                     await to.CompleteAsync().ConfigureAwait(false);
-                    return null;
+                    break;
                 }
                 await to.WriteAsync(buffer.AsMemory(0, n)).ConfigureAwait(false);
-                Count(record, towardsDestination, n);
+                Count(_record, towardsDestination, n);
                 if (n < buffer.Length)
                 {
                     // A short read drained the socket: the flow is idle or interactive, so give the buffer back and
@@ -103,9 +177,10 @@ internal static class Relay
                 }
             }
         }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException or OperationCanceledException)
+        catch (Exception ex)
         {
-            return Describe(ex);
+            // Whatever ended the loop, the relay must finish: nobody awaits this task.
+            error = Describe(ex);
         }
         finally
         {
@@ -114,56 +189,55 @@ internal static class Relay
                 ArrayPool<byte>.Shared.Return(buffer);
             }
         }
+
+        DirectionEnded(error);
     }
 
-    /// <summary>Copies client socket &lt;-&gt; HBONE stream until both directions end; returns the first error, if any.</summary>
-    /// <param name="socketIsClient">True when the socket is the connection's client (outbound), false when it is the upstream (inbound).</param>
-    public static async Task<string?> SocketToStreamAsync(Socket socket, Http2Stream stream, ConnectionRecord record, bool socketIsClient, CancellationToken cancellationToken)
+    /// <summary>HBONE stream to socket until END_STREAM (then shutdown(SHUT_WR)) or an error.</summary>
+    private async Task StreamIntoSocketAsync()
     {
-        using var abort = cancellationToken.Register(static s =>
-        {
-            var (sock, st) = ((Socket, Http2Stream))s!;
-            st.Reset(Http2ErrorCode.Cancel);
-            Abort(sock);
-        }, (socket, stream));
-        var toStream = PumpAsync(socket, new StreamSink(stream), record, towardsDestination: socketIsClient);
-        var toSocket = StreamIntoSocketAsync(stream, socket, record, socketIsClient);
-        var first = await Task.WhenAny(toStream, toSocket).ConfigureAwait(false);
-        if (first.Result is not null)
-        {
-            stream.Reset(Http2ErrorCode.ConnectError);
-            Abort(socket);
-        }
-        var other = first == toStream ? toSocket : toStream;
-        var otherError = await other.ConfigureAwait(false);
-        return cancellationToken.IsCancellationRequested ? "connection closed by the agent" : first.Result ?? otherError;
-    }
-
-    private static async Task<string?> StreamIntoSocketAsync(Http2Stream from, Socket to, ConnectionRecord record, bool socketIsClient)
-    {
-        PipeReader input = from.Input;
+        PipeReader input = _stream!.Input;
+        Socket to = _socket;
+        string? error = null;
         try
         {
             while (true)
             {
                 ReadResult result = await input.ReadAsync().ConfigureAwait(false);
                 ReadOnlySequence<byte> buffer = result.Buffer;
-                foreach (ReadOnlyMemory<byte> segment in buffer)
+                if (buffer.IsSingleSegment)
                 {
-                    await to.SendAsync(segment, SocketFlags.None).ConfigureAwait(false);
-                    Count(record, !socketIsClient, segment.Length);
+                    if (!buffer.IsEmpty)
+                    {
+                        await to.SendAsync(buffer.First, SocketFlags.None).ConfigureAwait(false);
+                    }
                 }
+                else
+                {
+                    await SendSegmentsAsync(to, buffer).ConfigureAwait(false);
+                }
+                Count(_record, !_socketIsClient, (int)buffer.Length);
                 input.AdvanceTo(buffer.End);
                 if (result.IsCompleted || result.IsCanceled)
                 {
                     SafeShutdownSend(to);
-                    return null;
+                    break;
                 }
             }
         }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException or InvalidOperationException)
+        catch (Exception ex)
         {
-            return Describe(ex);
+            error = Describe(ex);
+        }
+
+        DirectionEnded(error);
+    }
+
+    private static async ValueTask SendSegmentsAsync(Socket to, ReadOnlySequence<byte> buffer)
+    {
+        foreach (ReadOnlyMemory<byte> segment in buffer)
+        {
+            await to.SendAsync(segment, SocketFlags.None).ConfigureAwait(false);
         }
     }
 

@@ -63,7 +63,7 @@ internal sealed class Socks5(ProxyContext ctx, Outbound outbound)
             client.Dispose();
             return;
         }
-        await outbound.RelayAsync(client, upstream, record).ConfigureAwait(false);
+        outbound.StartRelay(client, upstream, record);
     }
 
     private async Task<IPEndPoint?> NegotiateAsync(Socket client, CancellationToken ct)

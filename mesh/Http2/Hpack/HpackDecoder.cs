@@ -114,12 +114,46 @@ internal sealed class HpackDecoder
     private HeaderField ReadLiteral(ReadOnlySpan<byte> block, ref int pos, int prefixBits)
     {
         int nameIndex = HpackInteger.Decode(block, ref pos, prefixBits);
-        string name = nameIndex == 0 ? ReadString(block, ref pos) : Lookup(nameIndex).Name;
-        string value = ReadString(block, ref pos);
+        string name = nameIndex == 0 ? ReadString(block, ref pos, isName: true) : Lookup(nameIndex).Name;
+        string value = ReadString(block, ref pos, isName: false);
         return new HeaderField(name, value);
     }
 
-    private static string ReadString(ReadOnlySpan<byte> block, ref int pos)
+    /// <summary>
+    /// Header names a mesh peer sends as literals on every request. A tunnel keeps its request headers for its whole
+    /// life, so returning one shared string for these saves an allocation per stream and memory per open tunnel.
+    /// </summary>
+    private static readonly string[] s_knownNames =
+        ["forwarded", "baggage", "traceparent", "tracestate", "x-forwarded-for", "x-request-id", "x-envoy-peer-metadata",
+         "x-envoy-peer-metadata-id", "user-agent", "content-type", "content-length", "authorization", "accept", "host"];
+
+    private static string Known(ReadOnlySpan<byte> name)
+    {
+        foreach (string known in s_knownNames)
+        {
+            if (known.Length == name.Length && IsAscii(known, name))
+            {
+                return known;
+            }
+        }
+
+        return Encoding.Latin1.GetString(name);
+
+        static bool IsAscii(string known, ReadOnlySpan<byte> name)
+        {
+            for (int i = 0; i < name.Length; i++)
+            {
+                if (known[i] != name[i])
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+    }
+
+    private static string ReadString(ReadOnlySpan<byte> block, ref int pos, bool isName)
     {
         if (pos >= block.Length)
         {
@@ -137,7 +171,7 @@ internal sealed class HpackDecoder
         pos += length;
         if (!huffman)
         {
-            return Encoding.Latin1.GetString(raw);
+            return isName ? Known(raw) : Encoding.Latin1.GetString(raw);
         }
 
         // The shortest code is 5 bits, so n bytes decode to at most n * 8 / 5 symbols.
@@ -147,7 +181,7 @@ internal sealed class HpackDecoder
         try
         {
             int n = Huffman.Decode(raw, buffer);
-            return Encoding.Latin1.GetString(buffer[..n]);
+            return isName ? Known(buffer[..n]) : Encoding.Latin1.GetString(buffer[..n]);
         }
         finally
         {
