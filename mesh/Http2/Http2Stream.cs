@@ -6,25 +6,15 @@ namespace Ambient.Mesh.Http2;
 /// <summary>One stream. Reading and writing may run concurrently on different tasks (a tunnel copies both ways).</summary>
 /// <remarks>
 /// State lives here but is guarded by the connection's lock: the read loop, the application's writer and its reader
-/// all touch it. The input pipe has its own small lock because its writer is fed outside the connection lock.
+/// all touch it. The input buffer has its own lock because the read loop feeds it outside the connection lock; received
+/// DATA is bounded by the window we advertise, so it never needs to make the read loop wait.
 /// </remarks>
 public sealed class Http2Stream
 {
-    // Received DATA is bounded by the window we advertise, so the pipe itself never needs to pause. Segments are
-    // 64 KiB because a fast tunnel keeps a window's worth in flight between the read loop and the application's reader:
-    // with 16 KiB segments that is more arrays than the shared ArrayPool retains, and throughput halved under GC churn.
-    // A small DATA frame runs the waiting reader on the read loop's thread (see HandOffScheduler).
-    private static readonly PipeOptions s_inputPipeOptions = new(
-        readerScheduler: HandOffScheduler.Instance, pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: 65536,
-        useSynchronizationContext: false);
-
     private readonly Http2Connection _connection;
-    private readonly Pipe _inputPipe = new(s_inputPipeOptions);
     private readonly Http2StreamInput _input;
-    private readonly Lock _inputLock = new();
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<Http2Response>? _response;
-    private bool _inputWriterCompleted;
 
     internal Http2Stream(Http2Connection connection, int id, bool isClient, IReadOnlyList<HeaderField> requestHeaders, int sendWindow, int receiveWindow)
     {
@@ -34,7 +24,7 @@ public sealed class Http2Stream
         RequestHeaders = requestHeaders;
         SendWindow = sendWindow;
         ReceiveWindow = receiveWindow;
-        _input = new Http2StreamInput(this, _inputPipe.Reader);
+        _input = new Http2StreamInput(this);
         if (isClient)
         {
             _response = new TaskCompletionSource<Http2Response>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -105,40 +95,11 @@ public sealed class Http2Stream
 
     internal void SetResponse(Http2Response response) => _response?.TrySetResult(response);
 
-    /// <summary>Copies received DATA into the input pipe (read loop only; outside the connection lock).</summary>
-    internal void WriteInput(in ReadOnlySequence<byte> data)
-    {
-        lock (_inputLock)
-        {
-            if (_inputWriterCompleted)
-            {
-                return;
-            }
-
-            PipeWriter writer = _inputPipe.Writer;
-            foreach (ReadOnlyMemory<byte> segment in data)
-            {
-                writer.Write(segment.Span);
-            }
-
-            HandOffScheduler.Flush(writer, data.Length);
-        }
-    }
+    /// <summary>Copies received DATA into the input buffer (read loop only; outside the connection lock).</summary>
+    internal void WriteInput(in ReadOnlySequence<byte> data) => _input.Write(data);
 
     /// <summary>END_STREAM (null) or failure: the reader sees completion or the exception.</summary>
-    internal void CompleteInput(Exception? error)
-    {
-        lock (_inputLock)
-        {
-            if (_inputWriterCompleted)
-            {
-                return;
-            }
-
-            _inputWriterCompleted = true;
-            _inputPipe.Writer.Complete(error);
-        }
-    }
+    internal void CompleteInput(Exception? error) => _input.CompleteWriter(error);
 
     /// <summary>The stream is closed: fail whatever is still waiting and complete <see cref="Completion"/>.</summary>
     internal void OnClosed(Exception? error)
