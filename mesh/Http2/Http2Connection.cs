@@ -11,10 +11,11 @@ namespace Ambient.Mesh.Http2;
 /// in the client or the server role. Multiplexes streams with RFC 9113 flow control.
 /// </summary>
 /// <remarks>
-/// Three moving parts: the read loop (parses frames, feeds stream pipes), the write loop (drains the output pipe to the
-/// transport, so frames from all streams coalesce into large writes), and callers that serialise frames into the output
-/// pipe under <see cref="_lock"/>. One lock guards all connection and stream state; nothing slow happens under it
-/// (no I/O, at most one DATA chunk copy).
+/// Three moving parts: the read loop (parses frames, feeds each stream's input buffer), the write loop (drains the output
+/// pipe to the transport, so frames from all streams coalesce into large writes), and callers that serialise frames into
+/// the output pipe under <see cref="_lock"/>. One lock guards all connection and stream state. The one exception to
+/// "no I/O under the lock": a small flush runs the write loop inline on the flushing thread (see HandOffScheduler),
+/// which encrypts and sends a few KiB there rather than waking another thread for them.
 /// </remarks>
 public sealed partial class Http2Connection : IAsyncDisposable
 {
