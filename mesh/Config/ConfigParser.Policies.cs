@@ -31,30 +31,8 @@ internal sealed partial class ConfigParser
 
     private readonly List<YamlMappingNode?> _policyNodes = [];
 
-    private ImmutableArray<AuthorizationPolicy> ParsePolicies(YamlSequenceNode seq, string path)
-    {
-        var b = ImmutableArray.CreateBuilder<AuthorizationPolicy>(seq.Children.Count);
-        for (int i = 0; i < seq.Children.Count; i++)
-        {
-            string p = Index(path, i);
-            YamlMappingNode? map = r.Mapping(seq.Children[i], p);
-            AuthorizationPolicy? policy = null;
-            if (map is not null)
-            {
-                policy = ParsePolicy(map, p);
-            }
-            else if (IsNull(seq.Children[i]))
-            {
-                r.Error(seq.Children[i], p, "empty policy entry");
-            }
-            _policyNodes.Add(policy is null ? null : map);
-            if (policy is not null)
-            {
-                b.Add(policy);
-            }
-        }
-        return b.ToImmutable();
-    }
+    private ImmutableArray<AuthorizationPolicy> ParsePolicies(YamlSequenceNode seq, string path) =>
+        ParseEntries(seq, path, "policy", _policyNodes, ParsePolicy);
 
     private AuthorizationPolicy? ParsePolicy(YamlMappingNode map, string path)
     {

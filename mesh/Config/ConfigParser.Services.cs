@@ -37,30 +37,8 @@ internal sealed partial class ConfigParser
 
     private readonly List<YamlMappingNode?> _serviceNodes = [];
 
-    private ImmutableArray<Service> ParseServices(YamlSequenceNode seq, string path)
-    {
-        var b = ImmutableArray.CreateBuilder<Service>(seq.Children.Count);
-        for (int i = 0; i < seq.Children.Count; i++)
-        {
-            string p = Index(path, i);
-            YamlMappingNode? map = r.Mapping(seq.Children[i], p);
-            Service? s = null;
-            if (map is not null)
-            {
-                s = ParseService(map, p);
-            }
-            else if (IsNull(seq.Children[i]))
-            {
-                r.Error(seq.Children[i], p, "empty service entry");
-            }
-            _serviceNodes.Add(s is null ? null : map);
-            if (s is not null)
-            {
-                b.Add(s);
-            }
-        }
-        return b.ToImmutable();
-    }
+    private ImmutableArray<Service> ParseServices(YamlSequenceNode seq, string path) =>
+        ParseEntries(seq, path, "service", _serviceNodes, ParseService);
 
     private Service? ParseService(YamlMappingNode map, string path)
     {

@@ -32,32 +32,8 @@ internal sealed partial class ConfigParser
     private static readonly (string, HealthStatus)[] Statuses =
         [("Healthy", HealthStatus.Healthy), ("Unhealthy", HealthStatus.Unhealthy)];
 
-    private ImmutableArray<Workload> ParseWorkloads(YamlSequenceNode seq, string path)
-    {
-        var b = ImmutableArray.CreateBuilder<Workload>(seq.Children.Count);
-        for (int i = 0; i < seq.Children.Count; i++)
-        {
-            string p = Index(path, i);
-            YamlMappingNode? map = r.Mapping(seq.Children[i], p);
-            if (map is null)
-            {
-                if (IsNull(seq.Children[i]))
-                {
-                    r.Error(seq.Children[i], p, "empty workload entry");
-                }
-                _workloadNodes.Add(null);
-                continue;
-            }
-            Workload? w = ParseWorkload(map, p);
-            // Keep the index aligned with the YAML list so cross-checks can point at the right entry.
-            _workloadNodes.Add(w is null ? null : map);
-            if (w is not null)
-            {
-                b.Add(w);
-            }
-        }
-        return b.ToImmutable();
-    }
+    private ImmutableArray<Workload> ParseWorkloads(YamlSequenceNode seq, string path) =>
+        ParseEntries(seq, path, "workload", _workloadNodes, ParseWorkload);
 
     private readonly List<YamlMappingNode?> _workloadNodes = [];
 

@@ -168,6 +168,37 @@ internal sealed partial class ConfigParser(YamlConfigReader r, string? baseDir)
         return config;
     }
 
+    /// <summary>
+    /// A list of mappings (workloads, services, policies): each entry parsed by <paramref name="parse"/>, an empty
+    /// entry reported as one. <paramref name="nodes"/> gets one slot per YAML entry (null where the entry was not
+    /// usable), so the cross-checks after parsing can point at the right line.
+    /// </summary>
+    private ImmutableArray<T> ParseEntries<T>(YamlSequenceNode seq, string path, string what, List<YamlMappingNode?> nodes, Func<YamlMappingNode, string, T?> parse)
+        where T : class
+    {
+        var b = ImmutableArray.CreateBuilder<T>(seq.Children.Count);
+        for (int i = 0; i < seq.Children.Count; i++)
+        {
+            string p = Index(path, i);
+            YamlMappingNode? map = r.Mapping(seq.Children[i], p);
+            T? entry = null;
+            if (map is not null)
+            {
+                entry = parse(map, p);
+            }
+            else if (IsNull(seq.Children[i]))
+            {
+                r.Error(seq.Children[i], p, $"empty {what} entry");
+            }
+            nodes.Add(entry is null ? null : map);
+            if (entry is not null)
+            {
+                b.Add(entry);
+            }
+        }
+        return b.ToImmutable();
+    }
+
     private MeshConfig ParseInPod(YamlNode node, MeshConfig config)
     {
         YamlMappingNode? map = r.Mapping(node, "inpod");
