@@ -3,8 +3,9 @@ using System.IO.Pipelines;
 namespace Ambient.Mesh.Http2;
 
 /// <summary>
-/// The reader scheduler of the HTTP/2 pipes (the connection's output, each stream's input). A flush that carries a
-/// small amount of data runs the waiting reader on the flushing thread; a large one hands it to the thread pool.
+/// The reader scheduler of an HTTP/2 connection's output pipe. A flush that carries a small amount of data runs the
+/// waiting write loop on the flushing thread; a large one hands it to the thread pool. Each stream's input
+/// (Http2StreamInput) makes the same choice with the same <see cref="InlineLimit"/>.
 /// </summary>
 /// <remarks>
 /// Interactive traffic (a request of a few KiB every now and then) is dominated by thread wake-ups: with a pool hop

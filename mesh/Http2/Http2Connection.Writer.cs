@@ -488,8 +488,8 @@ public sealed partial class Http2Connection
         }
         catch (Exception ex)
         {
-            // Not here: this loop may be running inline under a producer's lock (and a stream's input lock), and
-            // failing the streams takes their input locks.
+            // Not here: this loop may be running inline inside a producer's call, under the connection lock; failing the
+            // connection completes every stream's input and waiters, which belongs on a thread of its own.
             ThreadPool.UnsafeQueueUserWorkItem(static s => s.Connection.OnTransportFailed(s.Error), (Connection: this, Error: ex), preferLocal: false);
         }
         finally

@@ -36,12 +36,13 @@ internal sealed class InPodManager : IAsyncDisposable
         _registry = new PodRegistry(Path.Combine(stateDir, "pods.json"));
     }
 
-    private volatile int _capturedCount;
-
     private InPodConfig Settings => _ctx.State.BaseConfig.InPod;
 
-    /// <summary>Lock-free (read by readiness and metrics on I/O threads, while a capture may hold the gate).</summary>
-    public int CapturedCount => _capturedCount;
+    /// <summary>
+    /// Read without the gate: readiness and metrics read it on I/O threads while a capture (which runs iptables) may
+    /// hold the gate. A dictionary's count is two int fields, so a read racing a change is at worst one off.
+    /// </summary>
+    public int CapturedCount => _pods.Count;
 
     /// <summary>Publishes the enrollment file and re-adopts the pods captured before a restart.</summary>
     public async Task StartAsync(CancellationToken ct)
@@ -66,7 +67,6 @@ internal sealed class InPodManager : IAsyncDisposable
                 try
                 {
                     _pods[Key(pod.ContainerId, pod.IfName)] = await CaptureAsync(pod, ct).ConfigureAwait(false);
-                    _capturedCount = _pods.Count;
                     _logger.LogInformation("re-adopted pod {Namespace}/{Name} ({Netns})", pod.Namespace, pod.Name, pod.Netns);
                 }
                 catch (Exception ex) when (ex is IOException or SocketException or InvalidOperationException)
@@ -127,7 +127,6 @@ internal sealed class InPodManager : IAsyncDisposable
             }
             await ReleaseAsync(existing, ct).ConfigureAwait(false);
             _pods.Remove(key);
-            _capturedCount = _pods.Count;
         }
         var captured = new CapturedPod
         {
@@ -142,7 +141,6 @@ internal sealed class InPodManager : IAsyncDisposable
         try
         {
             _pods[key] = await CaptureAsync(captured, ct).ConfigureAwait(false);
-            _capturedCount = _pods.Count;
         }
         catch (Exception ex) when (ex is IOException or SocketException or InvalidOperationException or UnauthorizedAccessException)
         {
@@ -162,7 +160,6 @@ internal sealed class InPodManager : IAsyncDisposable
         }
         if (_pods.Remove(Key(pod.ContainerId, pod.IfName), out var capture))
         {
-            _capturedCount = _pods.Count;
             await ReleaseAsync(capture, ct).ConfigureAwait(false);
             SaveRegistry();
             _logger.LogInformation("released pod {Namespace}/{Name}", capture.Pod.Namespace, capture.Pod.Name);
@@ -198,7 +195,6 @@ internal sealed class InPodManager : IAsyncDisposable
         {
             if (_pods.Remove(key, out var capture))
             {
-                _capturedCount = _pods.Count;
                 await ReleaseAsync(capture, ct).ConfigureAwait(false);
                 _logger.LogInformation("GC released stale pod {Namespace}/{Name}", capture.Pod.Namespace, capture.Pod.Name);
             }
@@ -396,7 +392,6 @@ internal sealed class InPodManager : IAsyncDisposable
                 p.Netns.Dispose();
             }
             _pods.Clear();
-            _capturedCount = _pods.Count;
         }
         finally
         {

@@ -82,6 +82,13 @@ internal sealed class ConnectionTracker
             Volatile.Read(ref _relay)?.CloseByAgent();
         }
 
+        /// <summary>The relay ended: log and count the connection as closed, then forget it.</summary>
+        public void Finish(string? error, MeshMetrics metrics, AccessLog accessLog)
+        {
+            Record.Close(metrics, accessLog, CloseReason ?? error);
+            Dispose();
+        }
+
         public void Dispose() => owner.Remove(this);
     }
 }

@@ -137,13 +137,8 @@ internal sealed class Inbound(ProxyContext ctx)
 
         record.Open(ctx.Metrics);
         var tracked = ctx.Tracker.Register(record, destination.Uid, info);
-        // The handler returns now; the relay closes the upstream and the record when the tunnel ends.
-        tracked.Attach(Relay.StartSocketToStream(upstream, stream, record, socketIsClient: false, error =>
-        {
-            upstream.Dispose();
-            record.Close(ctx.Metrics, ctx.AccessLog, tracked.CloseReason ?? error);
-            tracked.Dispose();
-        }));
+        // The handler returns now; the relay closes the upstream, and then the record, when the tunnel ends.
+        tracked.Attach(Relay.StartSocketToStream(upstream, stream, record, socketIsClient: false, error => tracked.Finish(error, ctx.Metrics, ctx.AccessLog)));
     }
 
     /// <summary>Captured plaintext on 15006: the source is outside the mesh (or not captured), so its principal is unknown.</summary>
@@ -191,13 +186,7 @@ internal sealed class Inbound(ProxyContext ctx)
         }
         record.Open(ctx.Metrics);
         var tracked = ctx.Tracker.Register(record, destination.Uid, info);
-        tracked.Attach(Relay.StartSocketToSocket(client, upstream, record, error =>
-        {
-            client.Dispose();
-            upstream.Dispose();
-            record.Close(ctx.Metrics, ctx.AccessLog, tracked.CloseReason ?? error);
-            tracked.Dispose();
-        }));
+        tracked.Attach(Relay.StartSocketToSocket(client, upstream, record, error => tracked.Finish(error, ctx.Metrics, ctx.AccessLog)));
     }
 
     /// <summary>Connects to the local workload (from inside its pod in in-pod mode, with the agent's mark).</summary>

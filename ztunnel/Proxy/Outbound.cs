@@ -125,20 +125,14 @@ internal sealed class Outbound(ProxyContext ctx)
     }
 
     /// <summary>
-    /// Starts relaying and returns: the relay closes the sockets and the record (log, metrics) when both directions
-    /// have ended. Nothing waits on an open connection.
+    /// Starts relaying and returns: when both directions have ended the relay closes its sockets and the record is
+    /// closed (log, metrics). Nothing waits on an open connection.
     /// </summary>
     public void StartRelay(Socket client, Upstream upstream, ConnectionRecord record)
     {
         record.Open(ctx.Metrics);
         var tracked = ctx.Tracker.Register(record);
-        Action<string?> finished = error =>
-        {
-            client.Dispose();
-            upstream.Socket?.Dispose();
-            record.Close(ctx.Metrics, ctx.AccessLog, tracked.CloseReason ?? error);
-            tracked.Dispose();
-        };
+        Action<string?> finished = error => tracked.Finish(error, ctx.Metrics, ctx.AccessLog);
         tracked.Attach(upstream.Tunnel is { } tunnel
             ? Relay.StartSocketToStream(client, tunnel.Stream, record, socketIsClient: true, finished)
             : Relay.StartSocketToSocket(client, upstream.Socket!, record, finished));

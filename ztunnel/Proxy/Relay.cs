@@ -63,8 +63,8 @@ internal sealed class Relay
     }
 
     /// <summary>
-    /// Copies <paramref name="socket"/> &lt;-&gt; <paramref name="stream"/> until both directions end, then calls
-    /// <paramref name="onFinished"/> with the first error (null for a clean close). Returns at once.
+    /// Copies <paramref name="socket"/> &lt;-&gt; <paramref name="stream"/> until both directions end, then closes the
+    /// socket and calls <paramref name="onFinished"/> with the first error (null for a clean close). Returns at once.
     /// </summary>
     /// <param name="socketIsClient">True when the socket is the connection's client (outbound), false when it is the upstream (inbound).</param>
     public static Relay StartSocketToStream(Socket socket, Http2Stream stream, ConnectionRecord record, bool socketIsClient, Action<string?> onFinished)
@@ -75,7 +75,7 @@ internal sealed class Relay
         return relay;
     }
 
-    /// <summary>Copies client &lt;-&gt; upstream until both directions end, then calls <paramref name="onFinished"/> once.</summary>
+    /// <summary>Copies client &lt;-&gt; upstream until both directions end, then closes both and calls <paramref name="onFinished"/> once.</summary>
     public static Relay StartSocketToSocket(Socket client, Socket upstream, ConnectionRecord record, Action<string?> onFinished)
     {
         var relay = new Relay(client, null, upstream, record, socketIsClient: true, onFinished);
@@ -128,6 +128,9 @@ internal sealed class Relay
 
         if (Interlocked.Decrement(ref _pending) == 0)
         {
+            // The relay owns its sockets (the HBONE stream is closed by the two directions' ends or the reset).
+            _socket.Dispose();
+            _upstream?.Dispose();
             _onFinished(_closedByAgent ? "connection closed by the agent" : Volatile.Read(ref _error));
         }
     }
