@@ -4,6 +4,7 @@ using Ambient.Mesh.Config;
 using Ambient.Mesh.Hbone;
 using Ambient.Mesh.Identity;
 using Ambient.Mesh.Policy;
+using Ambient.Mesh.Sources;
 using Ambient.Mesh.State;
 using Ambient.Ztunnel.Admin;
 using Ambient.Ztunnel.Proxy;
@@ -34,6 +35,7 @@ internal sealed class Agent : IAsyncDisposable
     private InPod.CniServer? _cniServer;
     private readonly string _stateDir;
     private readonly ILoggerFactory _loggers;
+    private readonly MeshSource _configSource;
     private volatile bool _ready;
     private int _stopped;
 
@@ -43,6 +45,7 @@ internal sealed class Agent : IAsyncDisposable
         LogLevel = logLevel;
         _logger = loggers.CreateLogger("ztunnel");
         Metrics = new MeshMetrics();
+        Settings = config.Settings;
         var stateDir = config.StateDir ?? options.StateDir ?? AgentOptions.DefaultStateDir;
         _stateDir = stateDir;
         _loggers = loggers;
@@ -54,7 +57,11 @@ internal sealed class Agent : IAsyncDisposable
             _logger.LogWarning("certificate renewal for {Identity} failed, keeping the current one: {Error}", id, ex.Message);
         };
         _pool = new HbonePool(_certificates, new HbonePoolOptions(), loggers.CreateLogger("hbone"));
-        State = new MeshState(config, options.NodeName);
+        Store = new MeshStore(loggers.CreateLogger<MeshStore>());
+        _configSource = Store.AddSource(options.ConfigPath is { } p ? $"config:{p}" : "config:(embedded default)", ConfigSourcePrecedence);
+        _configSource.Replace(config.Resources);
+        _configSource.MarkSynced();
+        State = new MeshState(Store, options.NodeName);
         var accessLog = new AccessLog(options.AccessLogWriter ?? Console.Out, options.AccessLog ?? config.AccessLog);
         _ctx = new ProxyContext
         {
@@ -66,19 +73,28 @@ internal sealed class Agent : IAsyncDisposable
             AccessLog = accessLog,
             Tracker = new ConnectionTracker(),
             Logger = loggers.CreateLogger("proxy"),
-            Config = config,
+            Settings = Settings,
             Stopping = _stopping.Token,
         };
         State.Changed += OnConfigChanged;
     }
 
+    /// <summary>Precedence of the config file's own workloads, services and policies (see README: mesh sources).</summary>
+    public const int ConfigSourcePrecedence = 50;
+
     public MeshState State { get; }
+
+    public MeshStore Store { get; }
+
+    /// <summary>The restart-only settings the agent started with.</summary>
+    public AgentSettings Settings { get; }
 
     public MeshMetrics Metrics { get; }
 
     public LogLevelSwitch LogLevel { get; }
 
-    public bool Ready => _ready && !_stopping.IsCancellationRequested;
+    /// <summary>Listening, not draining, and every mesh source finished its initial sync.</summary>
+    public bool Ready => _ready && !_stopping.IsCancellationRequested && Store.IsSynced;
 
     /// <summary>Bound endpoints by listener name (outbound, inbound, hbone, socks5, admin, metrics, readiness).</summary>
     public Dictionary<string, IPEndPoint> EndPoints { get; } = [];
@@ -140,7 +156,7 @@ internal sealed class Agent : IAsyncDisposable
             config.Listeners.Readiness,
             Metrics,
             () => Ready,
-            () => ConfigDump.Render(State.Current, State.NodeName, _certificates.Snapshot(), _ctx.Tracker, _pool.ConnectionCount, State.IsLocal),
+            () => ConfigDump.Render(State.Current, Settings, Store.Sources, State.NodeName, _certificates.Snapshot(), _ctx.Tracker, _pool.ConnectionCount, State.IsLocal),
             reason => RequestShutdown(reason),
             LogLevel,
             _logger);
@@ -158,9 +174,9 @@ internal sealed class Agent : IAsyncDisposable
             "ztunnel ready: node '{Node}', mode {Mode}, {Workloads} workloads, {Services} services, {Policies} policies; listeners {Listeners}",
             State.NodeName.Length == 0 ? "(all workloads local)" : State.NodeName,
             config.Mode.ToString().ToLowerInvariant(),
-            config.Workloads.Length,
-            config.Services.Length,
-            config.Policies.Length,
+            State.Current.WorkloadCount,
+            State.Current.Services.Count(),
+            State.Current.Policies.Count(),
             string.Join(", ", EndPoints.Select(e => $"{e.Key}={e.Value}")));
         if (_cniServer is not null)
         {
@@ -187,14 +203,20 @@ internal sealed class Agent : IAsyncDisposable
         listener.Start();
     }
 
-    private void OnConfigFileValid(MeshConfig config)
+    private void OnConfigFileValid(MeshConfig config) => ApplyConfig(config);
+
+    /// <summary>Applies a valid config file's content, as a live edit of the watched file does.</summary>
+    internal void ApplyConfig(MeshConfig config)
     {
-        var before = State.Current.Config;
-        if (!Equals(before.Listeners, config.Listeners) || before.Mode != config.Mode || before.TrustDomain != config.TrustDomain || before.CaCertFile != config.CaCertFile)
+        // Settings are restart-only: applying a new trust domain or listener set to a running agent would leave part of
+        // it on the old value. The edit's mesh resources apply; the settings keep their running values.
+        var changed = Settings.Differences(config.Settings);
+        if (changed.Count > 0)
         {
-            _logger.LogWarning("config change to listeners, mode, trustDomain or ca needs a restart; applying workloads, services and policies now");
+            _logger.LogWarning("config change to {Settings} needs a restart: keeping the running values; applying workloads, services and policies now", string.Join(", ", changed));
         }
-        State.Update(config);
+        _configSource.Replace(config.Resources);
+        _configSource.ReportSuccess();
         Metrics.ConfigReload(ok: true);
         _logger.LogInformation("config reloaded from {Path}: {Workloads} workloads, {Services} services, {Policies} policies",
             config.SourcePath, config.Workloads.Length, config.Services.Length, config.Policies.Length);
@@ -202,6 +224,7 @@ internal sealed class Agent : IAsyncDisposable
 
     private void OnConfigFileInvalid(ImmutableArray<ConfigError> errors)
     {
+        _configSource.ReportError($"config change rejected ({errors.Length} errors), keeping the last good config", errors.Select(e => e.ToString()));
         Metrics.ConfigReload(ok: false);
         _logger.LogError("config change rejected, keeping the last good config ({Count} errors):\n  {Errors}", errors.Length, string.Join("\n  ", errors));
     }
@@ -251,7 +274,7 @@ internal sealed class Agent : IAsyncDisposable
         {
             return;
         }
-        var timeout = State.Current.Config.DrainTimeout;
+        var timeout = Settings.DrainTimeout;
         _logger.LogInformation("draining ({Reason}): {Count} open connections, deadline {Seconds}s", reason, _ctx.Tracker.Count, timeout.TotalSeconds);
         await _stopping.CancelAsync().ConfigureAwait(false);
         if (_cniServer is not null)

@@ -19,7 +19,8 @@ internal sealed class ProxyContext
     public required AccessLog AccessLog { get; init; }
     public required ConnectionTracker Tracker { get; init; }
     public required ILogger Logger { get; init; }
-    public required MeshConfig Config { get; init; }
+    /// <summary>The agent's restart-only settings (never read through the snapshot).</summary>
+    public required AgentSettings Settings { get; init; }
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Cancelled when the agent starts draining: servers send GOAWAY, listeners stop.</summary>
@@ -30,7 +31,7 @@ internal sealed class ProxyContext
     /// <summary>Our own listener endpoints: a connection whose original destination is one of them would loop.</summary>
     public HashSet<IPEndPoint> OwnEndpoints { get; } = [];
 
-    public string TrustDomain => State.Current.Config.TrustDomain;
+    public string TrustDomain => Settings.TrustDomain;
 
     public X509TrustBundle Trust => new(Certificates.Issuer.TrustBundle, TrustDomain);
 }
