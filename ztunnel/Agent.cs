@@ -36,6 +36,7 @@ internal sealed class Agent : IAsyncDisposable
     private readonly string _stateDir;
     private readonly ILoggerFactory _loggers;
     private readonly MeshSource _configSource;
+    private ManifestFileSource? _manifests;
     private volatile bool _ready;
     private int _stopped;
 
@@ -124,6 +125,7 @@ internal sealed class Agent : IAsyncDisposable
 
     private async Task StartListenersAsync(MeshConfig config)
     {
+        StartManifests();
         var l = config.Listeners;
         var outbound = new Outbound(_ctx);
         var inbound = new Inbound(_ctx);
@@ -183,6 +185,25 @@ internal sealed class Agent : IAsyncDisposable
             _logger.LogInformation("in-pod mode: CNI plugin socket {Socket}, {Pods} pods re-adopted, capture by {Firewall} ({Inbound} inbound)",
                 _cniServer.Path, _inPod!.CapturedCount, config.InPod.Firewall.ToString().ToLowerInvariant(), config.InPod.InboundCapture.ToString().ToLowerInvariant());
         }
+    }
+
+    /// <summary>The manifest files (config <c>manifests:</c> and <c>--manifests</c>): loaded before any listener opens.</summary>
+    private void StartManifests()
+    {
+        var paths = Settings.Manifests.AddRange(_options.Manifests);
+        if (paths.IsEmpty)
+        {
+            return;
+        }
+        var translator = new Mesh.Kubernetes.KubeTranslator(new Mesh.Kubernetes.KubeTranslatorOptions { TrustDomain = Settings.TrustDomain });
+        _manifests = new ManifestFileSource(Store, paths, translator, _loggers.CreateLogger("manifests"));
+        var errors = _manifests.Load();
+        if (!errors.IsEmpty)
+        {
+            throw new InvalidOperationException($"the manifests have {errors.Length} error(s):\n  {string.Join("\n  ", errors)}");
+        }
+        _manifests.Reloaded += ok => Metrics.ConfigReload(ok);
+        _manifests.Start();
     }
 
     private void Add(string name, IPEndPoint endpoint, Func<System.Net.Sockets.Socket, Task> handler)
@@ -303,6 +324,7 @@ internal sealed class Agent : IAsyncDisposable
     {
         await StopAsync("dispose").ConfigureAwait(false);
         _watcher?.Dispose();
+        _manifests?.Dispose();
         if (_admin is not null)
         {
             await _admin.DisposeAsync().ConfigureAwait(false);

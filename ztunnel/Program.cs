@@ -55,7 +55,37 @@ if (!loaded.Ok)
 if (cl.Validate)
 {
     var c = loaded.Config!;
-    Console.WriteLine($"{cl.ConfigPath}: valid ({c.Workloads.Length} workloads, {c.Services.Length} services, {c.Policies.Length} policies)");
+    Console.WriteLine($"{cl.ConfigPath ?? "(embedded default config)"}: valid ({c.Workloads.Length} workloads, {c.Services.Length} services, {c.Policies.Length} policies)");
+    var manifestPaths = c.Manifests.AddRange(cl.Manifests);
+    if (!manifestPaths.IsEmpty)
+    {
+        // The same reading and translation the running agent does, so what validates here loads there.
+        var read = Ambient.Mesh.Kubernetes.ManifestReader.Read(manifestPaths);
+        var errors = read.Errors;
+        var warnings = read.Warnings;
+        Ambient.Mesh.Kubernetes.TranslationResult? translated = null;
+        if (errors.IsEmpty)
+        {
+            translated = new Ambient.Mesh.Kubernetes.KubeTranslator(new() { TrustDomain = c.TrustDomain }).Translate(read.Objects);
+            errors = translated.Errors;
+            warnings = warnings.AddRange(translated.Warnings);
+        }
+        foreach (var w in warnings)
+        {
+            Console.Error.WriteLine($"  warning: {w}");
+        }
+        if (!errors.IsEmpty)
+        {
+            Console.Error.WriteLine($"ztunnel: the manifests have {errors.Length} error(s):");
+            foreach (var e in errors)
+            {
+                Console.Error.WriteLine($"  {e}");
+            }
+            return 1;
+        }
+        var r = translated!.Resources;
+        Console.WriteLine($"{string.Join(", ", manifestPaths)}: valid ({read.Objects.Length} objects -> {r.Workloads.Length} workloads, {r.Services.Length} services, {r.Policies.Length} policies, {r.Objects.Length} other mesh objects)");
+    }
     return 0;
 }
 
@@ -80,6 +110,7 @@ try
             ConfigPath = cl.ConfigPath,
             NodeName = cl.NodeName,
             StateDir = cl.StateDir,
+            Manifests = cl.Manifests,
             AccessLog = cl.AccessLog,
             LogLevel = cl.LogLevel,
         },

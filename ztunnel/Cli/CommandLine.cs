@@ -12,6 +12,8 @@ internal sealed record CommandLine
     public bool Version { get; init; }
     public string NodeName { get; init; } = Environment.GetEnvironmentVariable("NODE_NAME") ?? "";
     public string? StateDir { get; init; }
+    /// <summary>--manifests paths (repeatable), besides the config file's <c>manifests:</c>.</summary>
+    public System.Collections.Immutable.ImmutableArray<string> Manifests { get; init; } = [];
     public AccessLogFormat? AccessLog { get; init; }
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
     public string? Error { get; init; }
@@ -30,6 +32,10 @@ internal sealed record CommandLine
                               Without it the embedded default config is used.
           --validate          Check the config file, print every error (file:line:column: field: message), and
                               exit 0 when valid, 1 when not. Starts nothing.
+          --manifests PATH    Kubernetes/Istio manifests (a file, or a directory of .yaml/.yml/.json files; several
+                              '---' documents per file): Namespaces, Pods, Services, EndpointSlices, ServiceEntry,
+                              WorkloadEntry, AuthorizationPolicy, PeerAuthentication, waypoint Gateways and the L7
+                              kinds. Repeatable; also the config key 'manifests:'. Watched like the config file.
           --node NAME         This node's name: workloads whose 'node' is NAME are served here. Default: $NODE_NAME,
                               or empty = every workload in the config is local.
           --state-dir DIR     Where the generated CA is kept (default $AMBIENT_STATE_DIR or /var/lib/ambient).
@@ -76,6 +82,9 @@ internal sealed record CommandLine
                     break;
                 case "--state-dir":
                     cl = Next() is { } d ? cl with { StateDir = d } : cl with { Error = "--state-dir needs a directory" };
+                    break;
+                case "--manifests":
+                    cl = Next() is { } m ? cl with { Manifests = cl.Manifests.Add(m) } : cl with { Error = "--manifests needs a file or directory" };
                     break;
                 case "--access-log":
                     cl = Next() switch
