@@ -68,6 +68,9 @@ internal sealed class Agent : IAsyncDisposable
             Logger = loggers.CreateLogger("proxy"),
             Config = config,
             Stopping = _stopping.Token,
+            Refusals = new RefusalLog(Metrics, loggers.CreateLogger("proxy")),
+            IdleHbone = new IdleHboneReaper(() => State.Current.Config.HboneIdleTimeout, Metrics),
+            ResolveHost = options.ResolveHost ?? System.Net.Dns.GetHostAddressesAsync,
         };
         State.Changed += OnConfigChanged;
     }
@@ -147,6 +150,9 @@ internal sealed class Agent : IAsyncDisposable
         EndPoints["admin"] = _admin.AdminEndPoint;
         EndPoints["metrics"] = _admin.MetricsEndPoint;
         EndPoints["readiness"] = _admin.ReadinessEndPoint;
+        _ctx.OwnEndpoints.Add(_admin.AdminEndPoint);
+        _ctx.OwnEndpoints.Add(_admin.MetricsEndPoint);
+        _ctx.OwnEndpoints.Add(_admin.ReadinessEndPoint);
 
         if (_options.ConfigPath is { } path)
         {
@@ -171,16 +177,7 @@ internal sealed class Agent : IAsyncDisposable
 
     private void Add(string name, IPEndPoint endpoint, Func<System.Net.Sockets.Socket, Task> handler)
     {
-        System.Net.Sockets.Socket socket;
-        try
-        {
-            socket = Listener.Bind(endpoint);
-        }
-        catch (System.Net.Sockets.SocketException ex)
-        {
-            throw new InvalidOperationException($"cannot listen on {endpoint} for {name}: {ex.SocketErrorCode} (is another ztunnel running, or is the address not local?)", ex);
-        }
-        var listener = new Listener(name, socket, handler, _logger);
+        var listener = new Listener(name, Listener.BindNamed(name, endpoint), handler, _logger, _ctx.Tracker);
         _listeners.Add(listener);
         EndPoints[name] = listener.EndPoint;
         _ctx.OwnEndpoints.Add(listener.EndPoint);
@@ -260,7 +257,8 @@ internal sealed class Agent : IAsyncDisposable
         }
         if (_inPod is not null)
         {
-            await _inPod.DisposeAsync().ConfigureAwait(false);
+            // The pods' namespaces stay open until the drain is over: accepted connections still dial from inside them.
+            await _inPod.StopListenersAsync().ConfigureAwait(false);
         }
         foreach (var l in _listeners)
         {
@@ -279,6 +277,10 @@ internal sealed class Agent : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopAsync("dispose").ConfigureAwait(false);
+        if (_inPod is not null)
+        {
+            await _inPod.DisposeAsync().ConfigureAwait(false);
+        }
         _watcher?.Dispose();
         if (_admin is not null)
         {
@@ -288,6 +290,8 @@ internal sealed class Agent : IAsyncDisposable
         {
             await l.DisposeAsync().ConfigureAwait(false);
         }
+        _ctx.IdleHbone.Dispose();
+        _ctx.Refusals.Dispose();
         await _pool.DisposeAsync().ConfigureAwait(false);
         await _certificates.DisposeAsync().ConfigureAwait(false);
         _ca.Dispose();

@@ -84,6 +84,12 @@ public sealed record MeshConfig
     public TimeSpan CertificateLifetime { get; init; } = TimeSpan.FromHours(24);
     /// <summary>How long SIGTERM waits for open connections before closing them.</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>
+    /// Server-side HBONE connections that carry no stream for this long are closed (GOAWAY). Longer than the 5 minutes
+    /// Istio's ztunnel (and this agent's pool) keep an idle client connection, so a well-behaved client always closes
+    /// first and never races the server's GOAWAY with a new stream; bounded, so empty connections cannot pile up.
+    /// </summary>
+    public TimeSpan HboneIdleTimeout { get; init; } = TimeSpan.FromMinutes(10);
     /// <summary>Directory for persisted state (generated CA, in-pod registry). Null = the agent's default.</summary>
     public string? StateDir { get; init; }
 

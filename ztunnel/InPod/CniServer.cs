@@ -16,6 +16,7 @@ internal sealed class CniServer : IAsyncDisposable
     private readonly InPodManager _manager;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop = new();
+    private readonly FileIdentity? _created;
 
     public CniServer(string path, InPodManager manager, ILogger logger)
     {
@@ -25,7 +26,9 @@ internal sealed class CniServer : IAsyncDisposable
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
         if (File.Exists(path))
         {
-            File.Delete(path); // a stale socket from a previous agent
+            // A previous agent's socket: stale after a crash, or the one an agent still draining leaves to us (it
+            // will not delete ours, see DisposeAsync). Choosing between two live agents is issue 12's hand-over.
+            File.Delete(path);
         }
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
@@ -36,6 +39,7 @@ internal sealed class CniServer : IAsyncDisposable
                 File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             }
             socket.Listen(64);
+            _created = FileIdentity.Of(path);
         }
         catch
         {
@@ -122,12 +126,21 @@ internal sealed class CniServer : IAsyncDisposable
     {
         await _stop.CancelAsync().ConfigureAwait(false);
         await _listener.DisposeAsync().ConfigureAwait(false);
-        try
+        // Only the socket file this agent created: if another agent has bound the path since, it serves the plugin now.
+        var current = FileIdentity.Of(Path);
+        if (current is not null && current == _created)
         {
-            File.Delete(Path);
+            try
+            {
+                File.Delete(Path);
+            }
+            catch (IOException)
+            {
+            }
         }
-        catch (IOException)
+        else if (current is not null)
         {
+            _logger.LogInformation("CNI socket {Path} now belongs to another agent; leaving it in place", Path);
         }
         _stop.Dispose();
     }

@@ -12,9 +12,10 @@ internal static class Socks5Client
     /// <summary>Connects from <paramref name="source"/> through the proxy; returns the socket and the SOCKS reply code.</summary>
     public static async Task<(Socket Socket, int Reply)> ConnectAsync(IPEndPoint proxy, IPAddress source, IPEndPoint target)
     {
+        TestAddresses.Loopback(target); // the agent dials it for us
         var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         s.Bind(new IPEndPoint(source, 0));
-        await s.ConnectAsync(proxy).WaitAsync(Timeout);
+        await s.ConnectAsync(TestAddresses.Loopback(proxy)).WaitAsync(Timeout);
         await s.SendAsync(new byte[] { 5, 1, 0 }, SocketFlags.None).WaitAsync(Timeout);
         var buf = new byte[10];
         await ReadExactlyAsync(s, buf.AsMemory(0, 2));

@@ -10,8 +10,9 @@ namespace Ambient.Ztunnel.Tests.Support;
 
 /// <summary>
 /// Two agents on loopback, as two nodes: a client workload on node-a and an echo workload (behind a service VIP) on
-/// node-b. Each instance takes its own 127.X.N.0/24 so tests run in parallel without port clashes; the echo
-/// workload's agent listens on its workload IP's port 15008, as a pod's would.
+/// node-b. Each instance takes its own 127.X.N.0/24 (the VIP included: every address the agents dial stays on this
+/// machine, see <see cref="TestAddresses"/>) so tests run in parallel without port clashes; the echo workload's agent
+/// listens on its workload IP's port 15008, as a pod's would.
 /// </summary>
 internal sealed class TwoNodeMesh : IAsyncDisposable
 {
@@ -27,7 +28,9 @@ internal sealed class TwoNodeMesh : IAsyncDisposable
         Subnet = n;
         ClientIp = IPAddress.Parse($"127.{s_octet}.{n}.10");
         ServerIp = IPAddress.Parse($"127.{s_octet}.{n}.20");
-        ServiceVip = IPAddress.Parse($"10.96.{n}.1");
+        // Nothing listens on the VIP itself: if the mesh ever failed to resolve it, the dial would be refused
+        // locally instead of going to a real private address.
+        ServiceVip = IPAddress.Parse($"127.{s_octet}.{n}.1");
         StateDir = Directory.CreateTempSubdirectory("ambient-test-").FullName;
     }
 
@@ -60,6 +63,7 @@ internal sealed class TwoNodeMesh : IAsyncDisposable
             {
                 config = customize(mesh, config);
             }
+            TestAddresses.AssertDialable(config);
             mesh.Config = config;
             mesh.NodeA = await mesh.StartAgentAsync("node-a", mesh.ClientIp, config, mesh.StateDir, mesh.AccessLogA);
             string stateB = separateCaForNodeB ? Directory.CreateTempSubdirectory("ambient-test-b-").FullName : mesh.StateDir;
