@@ -31,6 +31,31 @@ internal static class Socks5Client
         return (s, buf[1]);
     }
 
+    /// <summary>
+    /// CONNECT by name (address type 3), as <c>curl --socks5-hostname</c> does: the proxy resolves <paramref name="host"/>.
+    /// </summary>
+    public static async Task<(Socket Socket, int Reply)> ConnectAsync(IPEndPoint proxy, IPAddress source, string host, int port)
+    {
+        var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        s.Bind(new IPEndPoint(source, 0));
+        await s.ConnectAsync(TestAddresses.Loopback(proxy)).WaitAsync(Timeout);
+        await s.SendAsync(new byte[] { 5, 1, 0 }, SocketFlags.None).WaitAsync(Timeout);
+        var buf = new byte[10];
+        await ReadExactlyAsync(s, buf.AsMemory(0, 2));
+        Assert.Equal(new byte[] { 5, 0 }, buf[..2]);
+        byte[] name = System.Text.Encoding.ASCII.GetBytes(host);
+        var req = new byte[7 + name.Length];
+        req[0] = 5;
+        req[1] = 1;
+        req[3] = 3;
+        req[4] = (byte)name.Length;
+        name.CopyTo(req, 5);
+        BinaryPrimitives.WriteUInt16BigEndian(req.AsSpan(5 + name.Length), (ushort)port);
+        await s.SendAsync(req, SocketFlags.None).WaitAsync(Timeout);
+        await ReadExactlyAsync(s, buf.AsMemory(0, 10));
+        return (s, buf[1]);
+    }
+
     public static async Task ReadExactlyAsync(Socket s, Memory<byte> buffer)
     {
         int read = 0;

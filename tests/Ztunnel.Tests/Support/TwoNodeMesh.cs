@@ -22,6 +22,8 @@ internal sealed class TwoNodeMesh : IAsyncDisposable
     // per-process second octet keeps two processes' agents from answering each other's 15008.
     private static readonly int s_octet = 100 + Random.Shared.Next(100);
     private readonly List<IAsyncDisposable> _owned = [];
+    private ILoggerFactory _loggers = NullLoggerFactory.Instance;
+    private Func<AgentOptions, AgentOptions> _options = o => o;
 
     private TwoNodeMesh(int n)
     {
@@ -51,9 +53,19 @@ internal sealed class TwoNodeMesh : IAsyncDisposable
 
     /// <param name="customize">Edits the shared config (policies, protocols) before the agents start.</param>
     /// <param name="separateCaForNodeB">Gives node-b its own CA, so the nodes don't trust each other.</param>
-    public static async Task<TwoNodeMesh> StartAsync(Func<TwoNodeMesh, MeshConfig, MeshConfig>? customize = null, bool separateCaForNodeB = false)
+    /// <param name="loggers">The agents' logs (none by default).</param>
+    /// <param name="options">Edits both agents' options (e.g. a DNS resolver that never leaves the machine).</param>
+    public static async Task<TwoNodeMesh> StartAsync(
+        Func<TwoNodeMesh, MeshConfig, MeshConfig>? customize = null,
+        bool separateCaForNodeB = false,
+        ILoggerFactory? loggers = null,
+        Func<AgentOptions, AgentOptions>? options = null)
     {
-        var mesh = new TwoNodeMesh(Interlocked.Increment(ref s_next) % 250 + 1);
+        var mesh = new TwoNodeMesh(Interlocked.Increment(ref s_next) % 250 + 1)
+        {
+            _loggers = loggers ?? NullLoggerFactory.Instance,
+            _options = options ?? (o => o),
+        };
         try
         {
             mesh.Echo = new EchoServer(mesh.ServerIp);
@@ -136,9 +148,9 @@ internal sealed class TwoNodeMesh : IAsyncDisposable
     private async Task<Agent> StartAgentAsync(string node, IPAddress ip, MeshConfig config, string stateDir, StringWriter accessLog, string? configPath = null)
     {
         var agent = await Agent.StartAsync(
-            new AgentOptions { NodeName = node, StateDir = stateDir, AccessLogWriter = TextWriter.Synchronized(accessLog), ConfigPath = configPath },
+            _options(new AgentOptions { NodeName = node, StateDir = stateDir, AccessLogWriter = TextWriter.Synchronized(accessLog), ConfigPath = configPath }),
             WithListeners(config, ip),
-            NullLoggerFactory.Instance,
+            _loggers,
             new LogLevelSwitch(LogLevel.Information));
         _owned.Insert(0, agent);
         return agent;
