@@ -76,6 +76,9 @@ internal sealed class Agent : IAsyncDisposable
             Logger = loggers.CreateLogger("proxy"),
             Settings = Settings,
             Stopping = _stopping.Token,
+            Refusals = new RefusalLog(Metrics, loggers.CreateLogger("proxy")),
+            IdleHbone = new IdleHboneReaper(() => Settings.HboneIdleTimeout, Metrics),
+            ResolveHost = options.ResolveHost ?? System.Net.Dns.GetHostAddressesAsync,
         };
         State.Changed += OnConfigChanged;
     }
@@ -165,6 +168,9 @@ internal sealed class Agent : IAsyncDisposable
         EndPoints["admin"] = _admin.AdminEndPoint;
         EndPoints["metrics"] = _admin.MetricsEndPoint;
         EndPoints["readiness"] = _admin.ReadinessEndPoint;
+        _ctx.OwnEndpoints.Add(_admin.AdminEndPoint);
+        _ctx.OwnEndpoints.Add(_admin.MetricsEndPoint);
+        _ctx.OwnEndpoints.Add(_admin.ReadinessEndPoint);
 
         if (_options.ConfigPath is { } path)
         {
@@ -208,16 +214,7 @@ internal sealed class Agent : IAsyncDisposable
 
     private void Add(string name, IPEndPoint endpoint, Func<System.Net.Sockets.Socket, Task> handler)
     {
-        System.Net.Sockets.Socket socket;
-        try
-        {
-            socket = Listener.Bind(endpoint);
-        }
-        catch (System.Net.Sockets.SocketException ex)
-        {
-            throw new InvalidOperationException($"cannot listen on {endpoint} for {name}: {ex.SocketErrorCode} (is another ztunnel running, or is the address not local?)", ex);
-        }
-        var listener = new Listener(name, socket, handler, _logger);
+        var listener = new Listener(name, Listener.BindNamed(name, endpoint), handler, _logger, _ctx.Tracker);
         _listeners.Add(listener);
         EndPoints[name] = listener.EndPoint;
         _ctx.OwnEndpoints.Add(listener.EndPoint);
@@ -304,7 +301,8 @@ internal sealed class Agent : IAsyncDisposable
         }
         if (_inPod is not null)
         {
-            await _inPod.DisposeAsync().ConfigureAwait(false);
+            // The pods' namespaces stay open until the drain is over: accepted connections still dial from inside them.
+            await _inPod.StopListenersAsync().ConfigureAwait(false);
         }
         foreach (var l in _listeners)
         {
@@ -323,6 +321,10 @@ internal sealed class Agent : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopAsync("dispose").ConfigureAwait(false);
+        if (_inPod is not null)
+        {
+            await _inPod.DisposeAsync().ConfigureAwait(false);
+        }
         _watcher?.Dispose();
         _manifests?.Dispose();
         if (_admin is not null)
@@ -333,6 +335,8 @@ internal sealed class Agent : IAsyncDisposable
         {
             await l.DisposeAsync().ConfigureAwait(false);
         }
+        _ctx.IdleHbone.Dispose();
+        _ctx.Refusals.Dispose();
         await _pool.DisposeAsync().ConfigureAwait(false);
         await _certificates.DisposeAsync().ConfigureAwait(false);
         _ca.Dispose();

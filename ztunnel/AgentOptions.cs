@@ -24,6 +24,9 @@ internal sealed record AgentOptions
     /// <summary>Where access log lines go (stdout by default).</summary>
     public TextWriter? AccessLogWriter { get; init; }
 
+    /// <summary>DNS for SOCKS5 names that are not mesh services; null = the system resolver (tests replace it).</summary>
+    public Func<string, CancellationToken, Task<System.Net.IPAddress[]>>? ResolveHost { get; init; }
+
     /// <summary>Default location for the generated CA and the in-pod registry.</summary>
     public static string DefaultStateDir =>
         Environment.GetEnvironmentVariable("AMBIENT_STATE_DIR") is { Length: > 0 } d ? d : "/var/lib/ambient";

@@ -20,7 +20,7 @@ internal sealed partial class ConfigParser(YamlConfigReader r, string? baseDir)
     [
         "workloads", "services", "policies",
         "trustDomain", "ca", "mode", "listeners", "admin", "metrics", "readiness", "accessLog",
-        "certificateLifetime", "drainTimeout", "stateDir", "inpod", "manifests",
+        "certificateLifetime", "drainTimeout", "hboneIdleTimeout", "stateDir", "inpod", "manifests",
     ];
 
     private static readonly string[] InPodKeys = ["cniSocket", "enrollmentFile", "firewall", "inboundCapture", "namespaces", "all"];
@@ -129,6 +129,19 @@ internal sealed partial class ConfigParser(YamlConfigReader r, string? baseDir)
                     if (Duration(value, name) is TimeSpan drain)
                     {
                         config = config with { DrainTimeout = drain };
+                    }
+                    break;
+                case "hboneIdleTimeout":
+                    if (Duration(value, name) is TimeSpan idle)
+                    {
+                        if (idle < TimeSpan.FromSeconds(1))
+                        {
+                            r.Error(value, name, "must be at least 1s");
+                        }
+                        else
+                        {
+                            config = config with { HboneIdleTimeout = idle };
+                        }
                     }
                     break;
                 case "inpod":
@@ -385,6 +398,7 @@ internal sealed partial class ConfigParser(YamlConfigReader r, string? baseDir)
             r.Error(node, path, error);
             return null;
         }
+        _endpointNodes[path] = node;
         return ep;
     }
 

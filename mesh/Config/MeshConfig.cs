@@ -82,6 +82,8 @@ public sealed record AgentSettings
     public AccessLogFormat AccessLog { get; init; } = AccessLogFormat.Text;
     public TimeSpan CertificateLifetime { get; init; } = TimeSpan.FromHours(24);
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>Server-side HBONE connections with no stream are closed after this long (see <see cref="MeshConfig.HboneIdleTimeout"/>).</summary>
+    public TimeSpan HboneIdleTimeout { get; init; } = TimeSpan.FromMinutes(10);
     public string? StateDir { get; init; }
     /// <summary>Manifest files or directories (Kubernetes/Istio YAML) the file source reads, besides --manifests.</summary>
     public System.Collections.Immutable.ImmutableArray<string> Manifests { get; init; } = [];
@@ -98,6 +100,7 @@ public sealed record AgentSettings
         if (AccessLog != other.AccessLog) d.Add("accessLog");
         if (CertificateLifetime != other.CertificateLifetime) d.Add("certificateLifetime");
         if (DrainTimeout != other.DrainTimeout) d.Add("drainTimeout");
+        if (HboneIdleTimeout != other.HboneIdleTimeout) d.Add("hboneIdleTimeout");
         if (StateDir != other.StateDir) d.Add("stateDir");
         if (!Manifests.SequenceEqual(other.Manifests)) d.Add("manifests");
         return d;
@@ -123,6 +126,12 @@ public sealed record MeshConfig
     public TimeSpan CertificateLifetime { get; init; } = TimeSpan.FromHours(24);
     /// <summary>How long SIGTERM waits for open connections before closing them.</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>
+    /// Server-side HBONE connections that carry no stream for this long are closed (GOAWAY). Longer than the 5 minutes
+    /// Istio's ztunnel (and this agent's pool) keep an idle client connection, so a well-behaved client always closes
+    /// first and never races the server's GOAWAY with a new stream; bounded, so empty connections cannot pile up.
+    /// </summary>
+    public TimeSpan HboneIdleTimeout { get; init; } = TimeSpan.FromMinutes(10);
     /// <summary>Directory for persisted state (generated CA, in-pod registry). Null = the agent's default.</summary>
     public string? StateDir { get; init; }
 
@@ -147,6 +156,7 @@ public sealed record MeshConfig
         AccessLog = AccessLog,
         CertificateLifetime = CertificateLifetime,
         DrainTimeout = DrainTimeout,
+        HboneIdleTimeout = HboneIdleTimeout,
         StateDir = StateDir,
         Manifests = Manifests,
     };

@@ -259,9 +259,9 @@ internal sealed class InPodManager : IAsyncDisposable
             var scope = new ProxyScope(workload.Uid, f => netns.CreateSocket(f, SocketOptions.AgentMark), $"{pod.Namespace}/{pod.Name}");
             Func<AddressFamily, Socket> create = f => netns.CreateSocket(f);
             bool tproxy = settings.InboundCapture == InboundCapture.Tproxy;
-            listeners.Add(new Listener($"{scope.Name} outbound", Listener.Bind(new IPEndPoint(IPAddress.Loopback, 15001), create), s => _outbound.HandleCapturedAsync(s, scope), _logger));
-            listeners.Add(new Listener($"{scope.Name} inbound", Listener.Bind(new IPEndPoint(IPAddress.Any, 15006), create, transparent: tproxy), s => _inbound.HandlePlaintextAsync(s, scope), _logger));
-            listeners.Add(new Listener($"{scope.Name} hbone", Listener.Bind(new IPEndPoint(IPAddress.Any, 15008), create), s => _inbound.HandleHboneAsync(s, scope), _logger));
+            listeners.Add(new Listener($"{scope.Name} outbound", Listener.Bind(new IPEndPoint(IPAddress.Loopback, 15001), create), s => _outbound.HandleCapturedAsync(s, scope), _logger, _ctx.Tracker));
+            listeners.Add(new Listener($"{scope.Name} inbound", Listener.Bind(new IPEndPoint(IPAddress.Any, 15006), create, transparent: tproxy), s => _inbound.HandlePlaintextAsync(s, scope), _logger, _ctx.Tracker));
+            listeners.Add(new Listener($"{scope.Name} hbone", Listener.Bind(new IPEndPoint(IPAddress.Any, 15008), create), s => _inbound.HandleHboneAsync(s, scope), _logger, _ctx.Tracker));
             foreach (var l in listeners)
             {
                 l.Start();
@@ -347,6 +347,29 @@ internal sealed class InPodManager : IAsyncDisposable
     }
 
     private static string Key(string containerId, string ifname) => $"{containerId}/{ifname}";
+
+    /// <summary>
+    /// Drain: the pods' listeners stop accepting; their namespaces stay open for the connections already accepted
+    /// (upstream sockets are made inside them) until <see cref="DisposeAsync"/>.
+    /// </summary>
+    public async Task StopListenersAsync()
+    {
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            foreach (var p in _pods.Values)
+            {
+                foreach (var l in p.Listeners)
+                {
+                    await l.StopAsync().ConfigureAwait(false);
+                }
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
 
     /// <summary>
     /// Stops the pods' listeners but keeps their rules: while no agent runs, captured traffic hits closed ports and

@@ -35,7 +35,9 @@ internal sealed class Inbound(ProxyContext ctx)
         try
         {
             var id = new SpiffeId(server.EffectiveTrustDomain(ctx.TrustDomain), server.Namespace, server.ServiceAccount);
-            cert = await ctx.Certificates.GetAsync(id, ctx.Stopping).ConfigureAwait(false);
+            // Not cancelled by a drain: the connection was accepted before it and is served to the end.
+            using var timeout = new CancellationTokenSource(HandshakeTimeout);
+            cert = await ctx.Certificates.GetAsync(id, timeout.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
@@ -50,13 +52,12 @@ internal sealed class Inbound(ProxyContext ctx)
             ctx.Http2,
             HandshakeTimeout,
             request => HandleStreamAsync(request, scope),
-            null,
+            ctx.IdleHbone.Track,
             ctx.Logger,
             ctx.Stopping).ConfigureAwait(false);
         if (refusal is not null)
         {
-            ctx.Metrics.Refused("hbone", "tls_handshake");
-            ctx.Logger.LogWarning("HBONE connection to {Local} refused: {Reason}", local, refusal);
+            ctx.Refusals.Refuse("hbone", "tls_handshake", $"HBONE connection to {local} refused: {refusal}");
         }
     }
 
@@ -257,8 +258,7 @@ internal sealed class Inbound(ProxyContext ctx)
 
     private void Refuse(Socket socket, string listener, string reason, string why)
     {
-        ctx.Metrics.Refused(listener, reason);
-        ctx.Logger.LogWarning("{Listener} connection refused: {Why}", listener, why);
+        ctx.Refusals.Refuse(listener, reason, $"{listener} connection refused: {why}");
         Relay.Abort(socket);
     }
 }

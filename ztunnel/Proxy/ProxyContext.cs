@@ -28,8 +28,17 @@ internal sealed class ProxyContext
 
     public Mesh.Http2.Http2Options Http2 { get; init; } = new();
 
-    /// <summary>Our own listener endpoints: a connection whose original destination is one of them would loop.</summary>
-    public HashSet<IPEndPoint> OwnEndpoints { get; } = [];
+    /// <summary>The agent's own listeners (proxy, admin, metrics, readiness): never a destination on a client's behalf.</summary>
+    public AgentEndpoints OwnEndpoints { get; } = new();
+
+    /// <summary>Refusals before attribution: counted exactly, logged without flooding.</summary>
+    public required RefusalLog Refusals { get; init; }
+
+    /// <summary>Closes server-side HBONE connections left without a stream (hboneIdleTimeout).</summary>
+    public required IdleHboneReaper IdleHbone { get; init; }
+
+    /// <summary>DNS for SOCKS5 names that are not mesh services (a seam for tests: a lookup must not leave the machine).</summary>
+    public Func<string, CancellationToken, Task<IPAddress[]>> ResolveHost { get; init; } = Dns.GetHostAddressesAsync;
 
     public string TrustDomain => Settings.TrustDomain;
 
