@@ -1,0 +1,87 @@
+using System.Text.RegularExpressions;
+
+namespace Ambient.Mesh.Model.L7;
+
+/// <summary>
+/// A regular expression from a route or policy, compiled once when the object is parsed. It always matches the
+/// whole input (Envoy's <c>safe_regex</c>, which Istio and the Gateway API implementations program, is a full
+/// match), and runs on .NET's non-backtracking engine: matching time is linear in the input, so a hostile
+/// pattern cannot stall a request thread (RE2's guarantee, which is why Envoy uses RE2). That engine refuses
+/// the constructs RE2 refuses too (backreferences, lookaround, atomic groups), so a pattern Envoy would NACK is
+/// refused here at parse time.
+/// </summary>
+/// <remarks>Equality is by pattern and case sensitivity, so two parses of one manifest compare equal.</remarks>
+public sealed class SafeRegex : IEquatable<SafeRegex>
+{
+    /// <summary>Istio refuses longer patterns (it approximates Envoy's RE2 program-size limit by length).</summary>
+    public const int MaxLength = 1024;
+
+    private readonly Regex _regex;
+
+    private SafeRegex(string pattern, bool ignoreCase, Regex regex)
+    {
+        Pattern = pattern;
+        IgnoreCase = ignoreCase;
+        _regex = regex;
+    }
+
+    /// <summary>The pattern as the user wrote it (without the anchors this class adds).</summary>
+    public string Pattern { get; }
+
+    public bool IgnoreCase { get; }
+
+    /// <summary>True when the whole of <paramref name="input"/> matches.</summary>
+    public bool IsMatch(ReadOnlySpan<char> input) => _regex.IsMatch(input);
+
+    /// <summary>The compiled, anchored expression (for substitutions such as Istio's <c>uriRegexRewrite</c>).</summary>
+    public Regex Regex => _regex;
+
+    /// <summary>Compiles <paramref name="pattern"/>; false with a message naming the problem if it is not usable.</summary>
+    public static bool TryCreate(string pattern, bool ignoreCase, out SafeRegex? regex, out string error)
+    {
+        regex = null;
+        if (pattern.Length == 0)
+        {
+            error = "a regular expression must not be empty";
+            return false;
+        }
+        if (pattern.Length > MaxLength)
+        {
+            error = $"regular expression is too long ({pattern.Length} characters, at most {MaxLength})";
+            return false;
+        }
+        // RE2 (and Go) spell named groups (?P<name>...); .NET spells them (?<name>...). Same meaning.
+        string dotnet = pattern.Replace("(?P<", "(?<", StringComparison.Ordinal);
+        RegexOptions options = RegexOptions.NonBacktracking | RegexOptions.CultureInvariant
+            | (ignoreCase ? RegexOptions.IgnoreCase : RegexOptions.None);
+        try
+        {
+            regex = new SafeRegex(pattern, ignoreCase, new Regex($"\\A(?:{dotnet})\\z", options));
+            error = "";
+            return true;
+        }
+        catch (ArgumentException e)
+        {
+            error = $"'{pattern}' is not a valid regular expression: {Reason(e)}";
+        }
+        catch (NotSupportedException)
+        {
+            error = $"'{pattern}' uses a construct RE2 does not support (backreference, lookaround, atomic group or conditional)";
+        }
+        return false;
+    }
+
+    // The offset counts from the start of the anchored form; report it in the user's pattern.
+    private static string Reason(ArgumentException e) =>
+        e is RegexParseException p ? $"{p.Error} at offset {Math.Max(0, p.Offset - AnchorLength)}" : e.Message;
+
+    private const int AnchorLength = 5; // "\A(?:"
+
+    public bool Equals(SafeRegex? other) => other is not null && other.Pattern == Pattern && other.IgnoreCase == IgnoreCase;
+
+    public override bool Equals(object? obj) => obj is SafeRegex other && Equals(other);
+
+    public override int GetHashCode() => HashCode.Combine(Pattern, IgnoreCase);
+
+    public override string ToString() => Pattern;
+}
