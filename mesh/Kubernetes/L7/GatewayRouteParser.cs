@@ -143,7 +143,9 @@ internal sealed partial class GatewayRouteParser(SpecReader s)
             total += matchCount(rules[i]);
             if (name(rules[i]) is { } n && !names.Add(n))
             {
-                s.Error(node, Child(Index(path, i), "name"), $"rule name '{n}' must be unique within the route");
+                // Rule parsers return a rule for every entry, so the i-th rule is the i-th YAML entry.
+                YamlNode at = node is YamlSequenceNode seq && i < seq.Children.Count ? seq.Children[i] : node;
+                s.Error(at, Child(Index(path, i), "name"), $"rule name '{n}' must be unique within the route");
             }
         }
         if (total > MaxMatchesPerRoute)

@@ -15,12 +15,17 @@ internal static class L7Kinds
     /// <summary>How one kind is read: the API versions users write for it, and the parser of its spec.</summary>
     private sealed record KindInfo(string[] Versions, bool SpecRequired, Func<SpecReader, YamlNode, string, string, string, MeshObject?> Parse);
 
+    // Istio serves its networking kinds at three versions with one schema (v1alpha3 is still the proto package).
+    private static readonly string[] IstioNetworkingVersions = ["v1", "v1beta1", "v1alpha3"];
+
     private static readonly FrozenDictionary<(string Group, string Kind), KindInfo> Kinds =
         new Dictionary<(string, string), KindInfo>
         {
             // HTTPRoute was v1alpha2 before it went GA; the three versions share the schema this parser reads.
             [("gateway.networking.k8s.io", "HTTPRoute")] = new(["v1", "v1beta1", "v1alpha2"], true,
                 (s, spec, path, ns, name) => new GatewayRouteParser(s).HttpRoute(spec, path, ns, name)),
+            [("networking.istio.io", "DestinationRule")] = new(IstioNetworkingVersions, true,
+                (s, spec, path, ns, name) => new IstioParser(s).DestinationRule(spec, path, ns, name)),
         }.ToFrozenDictionary();
 
     /// <summary>True for a group/kind this class parses.</summary>

@@ -329,7 +329,7 @@ public sealed class HttpRouteTests
         { "parent without name", "  parentRefs:\n  - kind: Service\n", "spec.parentRefs[0].name", 7, "required" },
         { "same parent twice", "  parentRefs:\n  - name: gw\n  - name: gw\n", "spec.parentRefs[1]", 7, "sectionName or port must be specified" },
         { "empty rules", "  rules: []\n", "spec.rules", 6, "at least one rule" },
-        { "duplicate rule names", "  rules:\n  - name: a\n  - name: a\n", "spec.rules[1].name", 7, "must be unique" },
+        { "duplicate rule names", "  rules:\n  - name: a\n  - name: a\n", "spec.rules[1].name", 8, "must be unique" },
         { "cors wildcard with others", "  rules:\n  - filters:\n    - type: CORS\n      cors: {allowOrigins: [\"*\", \"https://a.com\"]}\n",
             "spec.rules[0].filters[0].cors.allowOrigins", 9, "'*' cannot be listed alongside" },
         { "header value with newline", "  rules:\n  - filters:\n    - type: RequestHeaderModifier\n      requestHeaderModifier: {set: [{name: a, value: \"x\\ny\"}]}\n",
