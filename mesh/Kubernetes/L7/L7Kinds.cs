@@ -26,6 +26,8 @@ internal static class L7Kinds
                 (s, spec, path, ns, name) => new GatewayRouteParser(s).HttpRoute(spec, path, ns, name)),
             [("networking.istio.io", "DestinationRule")] = new(IstioNetworkingVersions, true,
                 (s, spec, path, ns, name) => new IstioParser(s).DestinationRule(spec, path, ns, name)),
+            [("networking.istio.io", "VirtualService")] = new(IstioNetworkingVersions, true,
+                (s, spec, path, ns, name) => new IstioParser(s).VirtualService(spec, path, ns, name)),
             [("policy.linkerd.io", "HTTPLocalRateLimitPolicy")] = new(["v1alpha1"], true,
                 (s, spec, path, ns, name) => new RateLimitPolicyParser(s).Parse(spec, path, ns, name)),
         }.ToFrozenDictionary();

@@ -263,9 +263,9 @@ internal sealed partial class SpecReader(YamlConfigReader r)
         return s is null ? null : CompileRegex(s, node, path, ignoreCase);
     }
 
-    public SafeRegex? CompileRegex(string pattern, YamlNode node, string path, bool ignoreCase = false)
+    public SafeRegex? CompileRegex(string pattern, YamlNode node, string path, bool ignoreCase = false, bool fullMatch = true)
     {
-        if (!SafeRegex.TryCreate(pattern, ignoreCase, out SafeRegex? regex, out string error))
+        if (!SafeRegex.TryCreate(pattern, ignoreCase, fullMatch, out SafeRegex? regex, out string error))
         {
             r.Error(node, path, error);
             return null;

@@ -18,10 +18,11 @@ public sealed class SafeRegex : IEquatable<SafeRegex>
 
     private readonly Regex _regex;
 
-    private SafeRegex(string pattern, bool ignoreCase, Regex regex)
+    private SafeRegex(string pattern, bool ignoreCase, bool fullMatch, Regex regex)
     {
         Pattern = pattern;
         IgnoreCase = ignoreCase;
+        FullMatch = fullMatch;
         _regex = regex;
     }
 
@@ -30,14 +31,24 @@ public sealed class SafeRegex : IEquatable<SafeRegex>
 
     public bool IgnoreCase { get; }
 
-    /// <summary>True when the whole of <paramref name="input"/> matches.</summary>
+    /// <summary>
+    /// True (matches) when the pattern must match the whole input; false for search-and-replace patterns
+    /// (Istio's <c>uriRegexRewrite</c>, which replaces every match within the path, as RE2's GlobalReplace).
+    /// </summary>
+    public bool FullMatch { get; }
+
+    /// <summary>True when <paramref name="input"/> matches (the whole of it unless <see cref="FullMatch"/> is false).</summary>
     public bool IsMatch(ReadOnlySpan<char> input) => _regex.IsMatch(input);
 
     /// <summary>The compiled, anchored expression (for substitutions such as Istio's <c>uriRegexRewrite</c>).</summary>
     public Regex Regex => _regex;
 
     /// <summary>Compiles <paramref name="pattern"/>; false with a message naming the problem if it is not usable.</summary>
-    public static bool TryCreate(string pattern, bool ignoreCase, out SafeRegex? regex, out string error)
+    public static bool TryCreate(string pattern, bool ignoreCase, out SafeRegex? regex, out string error) =>
+        TryCreate(pattern, ignoreCase, fullMatch: true, out regex, out error);
+
+    /// <summary>As <see cref="TryCreate(string, bool, out SafeRegex?, out string)"/>, choosing full match or search.</summary>
+    public static bool TryCreate(string pattern, bool ignoreCase, bool fullMatch, out SafeRegex? regex, out string error)
     {
         regex = null;
         if (pattern.Length == 0)
@@ -56,13 +67,13 @@ public sealed class SafeRegex : IEquatable<SafeRegex>
             | (ignoreCase ? RegexOptions.IgnoreCase : RegexOptions.None);
         try
         {
-            regex = new SafeRegex(pattern, ignoreCase, new Regex($"\\A(?:{dotnet})\\z", options));
+            regex = new SafeRegex(pattern, ignoreCase, fullMatch, new Regex(fullMatch ? $"\\A(?:{dotnet})\\z" : dotnet, options));
             error = "";
             return true;
         }
         catch (ArgumentException e)
         {
-            error = $"'{pattern}' is not a valid regular expression: {Reason(e)}";
+            error = $"'{pattern}' is not a valid regular expression: {Reason(e, fullMatch ? AnchorLength : 0)}";
         }
         catch (NotSupportedException)
         {
@@ -72,16 +83,17 @@ public sealed class SafeRegex : IEquatable<SafeRegex>
     }
 
     // The offset counts from the start of the anchored form; report it in the user's pattern.
-    private static string Reason(ArgumentException e) =>
-        e is RegexParseException p ? $"{p.Error} at offset {Math.Max(0, p.Offset - AnchorLength)}" : e.Message;
+    private static string Reason(ArgumentException e, int shift) =>
+        e is RegexParseException p ? $"{p.Error} at offset {Math.Max(0, p.Offset - shift)}" : e.Message;
 
     private const int AnchorLength = 5; // "\A(?:"
 
-    public bool Equals(SafeRegex? other) => other is not null && other.Pattern == Pattern && other.IgnoreCase == IgnoreCase;
+    public bool Equals(SafeRegex? other) =>
+        other is not null && other.Pattern == Pattern && other.IgnoreCase == IgnoreCase && other.FullMatch == FullMatch;
 
     public override bool Equals(object? obj) => obj is SafeRegex other && Equals(other);
 
-    public override int GetHashCode() => HashCode.Combine(Pattern, IgnoreCase);
+    public override int GetHashCode() => HashCode.Combine(Pattern, IgnoreCase, FullMatch);
 
     public override string ToString() => Pattern;
 }
