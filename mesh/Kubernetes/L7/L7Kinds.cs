@@ -24,6 +24,9 @@ internal static class L7Kinds
             // HTTPRoute was v1alpha2 before it went GA; the three versions share the schema this parser reads.
             [("gateway.networking.k8s.io", "HTTPRoute")] = new(["v1", "v1beta1", "v1alpha2"], true,
                 (s, spec, path, ns, name) => new GatewayRouteParser(s).HttpRoute(spec, path, ns, name)),
+            // GRPCRoute went from v1alpha2 (experimental) straight to v1; it never had a v1beta1.
+            [("gateway.networking.k8s.io", "GRPCRoute")] = new(["v1", "v1alpha2"], true,
+                (s, spec, path, ns, name) => new GatewayRouteParser(s).GrpcRoute(spec, path, ns, name)),
             [("networking.istio.io", "DestinationRule")] = new(IstioNetworkingVersions, true,
                 (s, spec, path, ns, name) => new IstioParser(s).DestinationRule(spec, path, ns, name)),
             [("networking.istio.io", "VirtualService")] = new(IstioNetworkingVersions, true,
