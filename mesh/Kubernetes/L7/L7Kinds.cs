@@ -31,6 +31,9 @@ internal static class L7Kinds
                 (s, spec, path, ns, name) => new IstioParser(s).DestinationRule(spec, path, ns, name)),
             [("networking.istio.io", "VirtualService")] = new(IstioNetworkingVersions, true,
                 (s, spec, path, ns, name) => new IstioParser(s).VirtualService(spec, path, ns, name)),
+            // Telemetry's spec is all optional (an empty one is valid), so a missing spec is not an error.
+            [("telemetry.istio.io", "Telemetry")] = new(["v1", "v1alpha1"], false,
+                (s, spec, path, ns, name) => new IstioParser(s).Telemetry(spec, path, ns, name)),
             [("policy.linkerd.io", "HTTPLocalRateLimitPolicy")] = new(["v1alpha1"], true,
                 (s, spec, path, ns, name) => new RateLimitPolicyParser(s).Parse(spec, path, ns, name)),
         }.ToFrozenDictionary();
