@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text.RegularExpressions;
 
 namespace Ambient.Mesh.Model.L7;
@@ -15,6 +16,12 @@ public sealed class SafeRegex : IEquatable<SafeRegex>
 {
     /// <summary>Istio refuses longer patterns (it approximates Envoy's RE2 program-size limit by length).</summary>
     public const int MaxLength = 1024;
+
+    // Building a non-backtracking regex costs milliseconds (it analyses every character class over all of
+    // Unicode), and sources re-parse unchanged objects on every file reload or re-list. Compiled expressions are
+    // immutable and thread-safe, so one per distinct pattern is shared. Bounded: past the limit it starts over.
+    private const int CacheLimit = 4096;
+    private static readonly ConcurrentDictionary<(string Pattern, RegexOptions Options), Regex> Cache = new();
 
     private readonly Regex _regex;
 
@@ -61,30 +68,137 @@ public sealed class SafeRegex : IEquatable<SafeRegex>
             error = $"regular expression is too long ({pattern.Length} characters, at most {MaxLength})";
             return false;
         }
-        // RE2 (and Go) spell named groups (?P<name>...); .NET spells them (?<name>...). Same meaning.
-        string dotnet = pattern.Replace("(?P<", "(?<", StringComparison.Ordinal);
+        string dotnet = FromRe2(pattern);
         RegexOptions options = RegexOptions.NonBacktracking | RegexOptions.CultureInvariant
             | (ignoreCase ? RegexOptions.IgnoreCase : RegexOptions.None);
         try
         {
-            regex = new SafeRegex(pattern, ignoreCase, fullMatch, new Regex(fullMatch ? $"\\A(?:{dotnet})\\z" : dotnet, options));
+            string compiled = fullMatch ? $"\\A(?:{dotnet})\\z" : dotnet;
+            if (!Cache.TryGetValue((compiled, options), out Regex? r))
+            {
+                r = new Regex(compiled, options);
+                if (Cache.Count >= CacheLimit)
+                {
+                    Cache.Clear();
+                }
+                Cache[(compiled, options)] = r;
+            }
+            regex = new SafeRegex(pattern, ignoreCase, fullMatch, r);
             error = "";
             return true;
         }
         catch (ArgumentException e)
         {
-            error = $"'{pattern}' is not a valid regular expression: {Reason(e, fullMatch ? AnchorLength : 0)}";
+            // The offset counts in the compiled form; it is the user's only if the translation changed nothing.
+            string where = e is RegexParseException p && dotnet == pattern ? $" at offset {Math.Max(0, p.Offset - (fullMatch ? AnchorLength : 0))}" : "";
+            error = $"'{pattern}' is not a valid regular expression: {(e is RegexParseException rp ? rp.Error.ToString() : e.Message)}{where}";
         }
-        catch (NotSupportedException)
+        catch (NotSupportedException e)
         {
-            error = $"'{pattern}' uses a construct RE2 does not support (backreference, lookaround, atomic group or conditional)";
+            // Lookaround, backreferences, atomic groups and conditionals (which RE2 refuses too), or an automaton
+            // too large for linear-time matching.
+            error = $"'{pattern}' cannot be matched in linear time as RE2 requires: {e.Message}";
         }
         return false;
     }
 
-    // The offset counts from the start of the anchored form; report it in the user's pattern.
-    private static string Reason(ArgumentException e, int shift) =>
-        e is RegexParseException p ? $"{p.Error} at offset {Math.Max(0, p.Offset - shift)}" : e.Message;
+    /// <summary>
+    /// Rewrites the RE2 spellings .NET does not know into .NET's: named groups <c>(?P&lt;n&gt;</c>, one-letter Unicode
+    /// classes <c>\pL</c>, literal text <c>\Q...\E</c>, and ASCII classes such as <c>[[:alpha:]]</c> inside brackets.
+    /// </summary>
+    private static string FromRe2(string pattern)
+    {
+        if (pattern.IndexOf('\\') < 0 && !pattern.Contains("(?P<", StringComparison.Ordinal) && !pattern.Contains("[:", StringComparison.Ordinal))
+        {
+            return pattern;
+        }
+        var b = new System.Text.StringBuilder(pattern.Length + 16);
+        int classStart = -1; // index in b just after the '[' (or "[^") that opened the current bracket expression
+        for (int i = 0; i < pattern.Length; i++)
+        {
+            char c = pattern[i];
+            if (c == '\\' && i + 1 < pattern.Length)
+            {
+                char next = pattern[i + 1];
+                if (next == 'Q')
+                {
+                    int end = pattern.IndexOf("\\E", i + 2, StringComparison.Ordinal);
+                    string literal = end < 0 ? pattern[(i + 2)..] : pattern[(i + 2)..end];
+                    b.Append(Regex.Escape(literal));
+                    i = end < 0 ? pattern.Length : end + 1;
+                    continue;
+                }
+                if (next is 'p' or 'P' && i + 2 < pattern.Length && pattern[i + 2] != '{')
+                {
+                    b.Append('\\').Append(next).Append('{').Append(pattern[i + 2]).Append('}');
+                    i += 2;
+                    continue;
+                }
+                b.Append(c).Append(next);
+                i++;
+                continue;
+            }
+            if (classStart < 0)
+            {
+                if (c == '[')
+                {
+                    b.Append(c);
+                    if (i + 1 < pattern.Length && pattern[i + 1] == '^')
+                    {
+                        b.Append('^');
+                        i++;
+                    }
+                    classStart = b.Length;
+                    continue;
+                }
+                if (c == '(' && string.CompareOrdinal(pattern, i, "(?P<", 0, 4) == 0)
+                {
+                    b.Append("(?<");
+                    i += 3;
+                    continue;
+                }
+            }
+            else if (c == '[' && i + 1 < pattern.Length && pattern[i + 1] == ':'
+                && pattern.IndexOf(":]", i + 2, StringComparison.Ordinal) is int close and > 0
+                && PosixClass(pattern[(i + 2)..close]) is { } ranges)
+            {
+                b.Append(ranges);
+                i = close + 1;
+                continue;
+            }
+            else if (c == '[')
+            {
+                // A literal '[' in RE2; .NET would read "-[" as class subtraction.
+                b.Append("\\[");
+                continue;
+            }
+            else if (c == ']' && b.Length > classStart)
+            {
+                classStart = -1; // a ']' right after the opening bracket is a literal
+            }
+            b.Append(c);
+        }
+        return b.ToString();
+    }
+
+    private static string? PosixClass(string name) => name switch
+    {
+        "alnum" => "0-9A-Za-z",
+        "alpha" => "A-Za-z",
+        "ascii" => "\\x00-\\x7F",
+        "blank" => "\\t ",
+        "cntrl" => "\\x00-\\x1F\\x7F",
+        "digit" => "0-9",
+        "graph" => "!-~",
+        "lower" => "a-z",
+        "print" => " -~",
+        "punct" => "!-/:-@\\[-`{-~",
+        "space" => "\\t\\n\\v\\f\\r ",
+        "upper" => "A-Z",
+        "word" => "0-9A-Za-z_",
+        "xdigit" => "0-9A-Fa-f",
+        _ => null,
+    };
 
     private const int AnchorLength = 5; // "\A(?:"
 

@@ -4,7 +4,7 @@ namespace Ambient.Mesh.Tests.Kubernetes.L7;
 
 public sealed class DestinationRuleTests
 {
-    private const string Full = """
+    internal const string Full = """
         apiVersion: networking.istio.io/v1
         kind: DestinationRule
         metadata:

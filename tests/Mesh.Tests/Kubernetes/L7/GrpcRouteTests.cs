@@ -4,7 +4,7 @@ namespace Ambient.Mesh.Tests.Kubernetes.L7;
 
 public sealed class GrpcRouteTests
 {
-    private const string Full = """
+    internal const string Full = """
         apiVersion: gateway.networking.k8s.io/v1
         kind: GRPCRoute
         metadata:

@@ -4,7 +4,7 @@ namespace Ambient.Mesh.Tests.Kubernetes.L7;
 
 public sealed class HttpLocalRateLimitPolicyTests
 {
-    private const string Full = """
+    internal const string Full = """
         apiVersion: policy.linkerd.io/v1alpha1
         kind: HTTPLocalRateLimitPolicy
         metadata:

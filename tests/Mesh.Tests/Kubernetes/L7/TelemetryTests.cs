@@ -4,7 +4,7 @@ namespace Ambient.Mesh.Tests.Kubernetes.L7;
 
 public sealed class TelemetryTests
 {
-    private const string Full = """
+    internal const string Full = """
         apiVersion: telemetry.istio.io/v1
         kind: Telemetry
         metadata:

@@ -5,7 +5,7 @@ namespace Ambient.Mesh.Tests.Kubernetes.L7;
 
 public sealed class VirtualServiceTests
 {
-    private const string Full = """
+    internal const string Full = """
         apiVersion: networking.istio.io/v1
         kind: VirtualService
         metadata:
