@@ -104,8 +104,8 @@ internal sealed partial class Translation
         YamlSequenceNode? seq = KubeYaml.Seq(r, o.Body, "endpoints", "");
         for (int i = 0; seq is not null && i < seq.Children.Count; i++)
         {
-            string p = Index("endpoints", i);
-            YamlMappingNode? ep = r.Mapping(seq.Children[i], p);
+            var p = new FieldPath("endpoints", i);
+            YamlMappingNode? ep = KubeYaml.AsMap(r, seq.Children[i], p);
             if (ep is null)
             {
                 continue;
@@ -114,7 +114,7 @@ internal sealed partial class Translation
             YamlSequenceNode? addrs = KubeYaml.Seq(r, ep, "addresses", p);
             for (int j = 0; addrs is not null && j < addrs.Children.Count; j++)
             {
-                if (KubeYaml.Ip(r, addrs.Children[j], Index(Child(p, "addresses"), j)) is { } ip && !addresses.Contains(ip))
+                if (KubeYaml.Ip(r, addrs.Children[j], new FieldPath("endpoints", i, "addresses", j)) is { } ip && !addresses.Contains(ip))
                 {
                     addresses.Add(ip);
                 }
@@ -133,8 +133,8 @@ internal sealed partial class Translation
             var pb = ImmutableArray.CreateBuilder<(string, int)>(portSeq.Children.Count);
             for (int i = 0; i < portSeq.Children.Count; i++)
             {
-                string p = Index("ports", i);
-                YamlMappingNode? port = r.Mapping(portSeq.Children[i], p);
+                var p = new FieldPath("ports", i);
+                YamlMappingNode? port = KubeYaml.AsMap(r, portSeq.Children[i], p);
                 if (KubeYaml.Port(r, port, "port", p) is int n)
                 {
                     pb.Add((KubeYaml.Str(r, port, "name", p) ?? "", n));

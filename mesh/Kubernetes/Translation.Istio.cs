@@ -308,7 +308,7 @@ internal sealed partial class Translation
             entries.Clear();
             _serviceEntrySelectors.Select(ns, spec.Labels, entries);
             var map = ImmutableDictionary.CreateBuilder<string, ImmutableDictionary<int, int>>(StringComparer.Ordinal);
-            var named = spec.Ports.Count == 0 ? null : new Dictionary<string, int>(spec.Ports, StringComparer.Ordinal);
+            NamedPort[]? named = spec.Ports.Count == 0 ? null : [.. spec.Ports.Select(kv => new NamedPort(kv.Key, kv.Value))];
             foreach (ServiceInfo s in services)
             {
                 if (!s.HasSlices)

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Net;
+using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using Ambient.Mesh.Config;
 using Ambient.Mesh.Model;
@@ -20,7 +21,7 @@ internal sealed partial class Translation
         public required ImmutableArray<IPAddress> Ips { get; init; }
         public required HealthStatus Status { get; init; }
         public required bool HostNetwork { get; init; }
-        public required Dictionary<string, int>? NamedPorts { get; init; }
+        public required NamedPort[]? NamedPorts { get; init; }
         public required string WorkloadName { get; init; }
         public required string WorkloadType { get; init; }
         /// <summary>Services whose EndpointSlices list this pod, with the pod's ports for each.</summary>
@@ -47,84 +48,106 @@ internal sealed partial class Translation
         }
     }
 
+    /// <summary>
+    /// Reads the fields of a Pod the mesh needs, one pass over each of metadata, spec and status (a Pod from the API
+    /// server has dozens of fields; looking each needed one up separately would scan them again and again).
+    /// </summary>
     private static PodInfo? ParsePod(KubeObject o, YamlConfigReader r)
     {
         YamlMappingNode? metadata = KubeYaml.Map(r, o.Body, "metadata", "");
         YamlMappingNode? spec = KubeYaml.Map(r, o.Body, "spec", "");
         YamlMappingNode? status = KubeYaml.Map(r, o.Body, "status", "");
 
-        string? phase = KubeYaml.Str(r, status, "phase", "status");
-        if (phase is "Succeeded" or "Failed")
-        {
-            return null; // a finished pod (a completed Job) serves nothing; Istio drops it too
-        }
-
-        string sa = KubeYaml.Str(r, spec, "serviceAccountName", "spec") is { Length: > 0 } s ? s
-            : KubeYaml.Str(r, spec, "serviceAccount", "spec") is { Length: > 0 } legacy ? legacy // deprecated alias
-            : "default";
-        string node = KubeYaml.Str(r, spec, "nodeName", "spec") ?? "";
-        bool hostNetwork = KubeYaml.Get(spec, "hostNetwork") is { } hn && (r.Bool(hn, "spec.hostNetwork") ?? false);
-
-        Dictionary<string, int>? named = null;
-        YamlSequenceNode? containers = KubeYaml.Seq(r, spec, "containers", "spec");
-        for (int i = 0; containers is not null && i < containers.Children.Count; i++)
-        {
-            string cp = Index("spec.containers", i);
-            YamlSequenceNode? ports = KubeYaml.Seq(r, containers.Children[i] as YamlMappingNode, "ports", cp);
-            for (int j = 0; ports is not null && j < ports.Children.Count; j++)
-            {
-                string pp = Index(Child(cp, "ports"), j);
-                YamlMappingNode? port = r.Mapping(ports.Children[j], pp);
-                int? number = KubeYaml.Port(r, port, "containerPort", pp);
-                string? name = KubeYaml.Str(r, port, "name", pp);
-                if (number is int n && !string.IsNullOrEmpty(name))
-                {
-                    named ??= new Dictionary<string, int>(StringComparer.Ordinal);
-                    named.TryAdd(name, n);
-                }
-            }
-        }
-
-        // status.podIPs has one address per IP family (dual-stack); podIP is the first of them.
-        var ips = ImmutableArray.CreateBuilder<IPAddress>(2);
-        YamlSequenceNode? podIps = KubeYaml.Seq(r, status, "podIPs", "status");
-        for (int i = 0; podIps is not null && i < podIps.Children.Count; i++)
-        {
-            string ipp = Index("status.podIPs", i);
-            YamlMappingNode? entry = r.Mapping(podIps.Children[i], ipp);
-            if (KubeYaml.Get(entry, "ip") is { } ipNode && KubeYaml.Ip(r, ipNode, Child(ipp, "ip")) is { } ip && !ips.Contains(ip))
-            {
-                ips.Add(ip);
-            }
-        }
-        if (ips.Count == 0 && KubeYaml.Get(status, "podIP") is { } single && KubeYaml.Ip(r, single, "status.podIP") is { } ip1)
-        {
-            ips.Add(ip1);
-        }
-
         HealthStatus health = HealthStatus.Healthy;
-        YamlSequenceNode? conditions = KubeYaml.Seq(r, status, "conditions", "status");
-        for (int i = 0; conditions is not null && i < conditions.Children.Count; i++)
+        ImmutableArray<IPAddress> ips = [];
+        IPAddress? podIp = null;
+        for (int n = 0; status is not null && n < status.Children.Count; n++)
         {
-            var c = conditions.Children[i] as YamlMappingNode;
-            if (KubeYaml.Text(c, "type") == "Ready")
+            (string key, YamlNode value) = Entry(status, n);
+            switch (key)
             {
-                health = KubeYaml.Text(c, "status") == "True" ? HealthStatus.Healthy : HealthStatus.Unhealthy;
+                case "phase" when value is YamlScalarNode { Value: "Succeeded" or "Failed" }:
+                    return null; // a finished pod (a completed Job) serves nothing; Istio drops it too
+                case "podIPs":
+                    ips = PodIps(r, value);
+                    break;
+                case "podIP":
+                    podIp = KubeYaml.Ip(r, value, "status.podIP");
+                    break;
+                case "conditions" when value is YamlSequenceNode conditions:
+                    for (int i = 0; i < conditions.Children.Count; i++)
+                    {
+                        var c = conditions.Children[i] as YamlMappingNode;
+                        if (KubeYaml.Text(c, "type") == "Ready")
+                        {
+                            health = KubeYaml.Text(c, "status") == "True" ? HealthStatus.Healthy : HealthStatus.Unhealthy;
+                        }
+                    }
+                    break;
             }
         }
-        if (KubeYaml.Get(metadata, "deletionTimestamp") is not null)
+        if (ips.IsEmpty && podIp is not null)
         {
-            health = HealthStatus.Unhealthy; // terminating: finish what it has, take nothing new
+            ips = [podIp]; // podIP is the first of podIPs: old API servers and hand-written status have only it
         }
 
-        (string workloadName, string workloadType) = WorkloadOf(r, o, metadata);
+        string sa = "default", node = "";
+        bool hostNetwork = false;
+        NamedPort[]? named = null;
+        for (int n = 0; spec is not null && n < spec.Children.Count; n++)
+        {
+            (string key, YamlNode value) = Entry(spec, n);
+            switch (key)
+            {
+                case "serviceAccountName":
+                    sa = r.String(value, "spec.serviceAccountName") is { Length: > 0 } s ? s : sa;
+                    break;
+                case "serviceAccount" when sa == "default": // the deprecated alias; serviceAccountName wins
+                    sa = r.String(value, "spec.serviceAccount") is { Length: > 0 } legacy ? legacy : sa;
+                    break;
+                case "nodeName":
+                    node = r.String(value, "spec.nodeName") ?? "";
+                    break;
+                case "hostNetwork":
+                    hostNetwork = r.Bool(value, "spec.hostNetwork") ?? false;
+                    break;
+                case "containers":
+                    named = ContainerPorts(r, value);
+                    break;
+            }
+        }
+
+        string workloadName = o.Name, workloadType = "pod";
+        bool generated = false;
+        YamlNode? owners = null;
+        for (int n = 0; metadata is not null && n < metadata.Children.Count; n++)
+        {
+            (string key, YamlNode value) = Entry(metadata, n);
+            switch (key)
+            {
+                case "deletionTimestamp":
+                    health = HealthStatus.Unhealthy; // terminating: finish what it has, take nothing new
+                    break;
+                case "generateName":
+                    generated = true;
+                    break;
+                case "ownerReferences":
+                    owners = value;
+                    break;
+            }
+        }
+        if (generated && owners is YamlSequenceNode ownerSeq)
+        {
+            (workloadName, workloadType) = WorkloadOf(o, ownerSeq);
+        }
+
         return new PodInfo
         {
             Object = o,
             Namespace = NamespaceOf(o),
             ServiceAccount = sa,
             Node = node,
-            Ips = ips.ToImmutable(),
+            Ips = ips,
             Status = health,
             HostNetwork = hostNetwork,
             NamedPorts = named,
@@ -133,22 +156,80 @@ internal sealed partial class Translation
         };
     }
 
+    /// <summary>The key and value of a mapping's n-th entry; ("", null) for YAML null values and non-string keys, which no case matches.</summary>
+    private static (string Key, YamlNode Value) Entry(YamlMappingNode map, int n)
+    {
+        KeyValuePair<YamlNode, YamlNode> kv = map.Children[n];
+        return kv.Key is YamlScalarNode { Value: { } key } && !YamlConfigReader.IsNull(kv.Value) ? (key, kv.Value) : ("", kv.Value);
+    }
+
+    /// <summary>status.podIPs: one address per IP family (dual-stack), duplicates dropped.</summary>
+    private static ImmutableArray<IPAddress> PodIps(YamlConfigReader r, YamlNode node)
+    {
+        if (node is not YamlSequenceNode { Children.Count: > 0 } seq)
+        {
+            r.Sequence(node, "status.podIPs");
+            return [];
+        }
+        var list = new IPAddress[seq.Children.Count];
+        int count = 0;
+        for (int i = 0; i < seq.Children.Count; i++)
+        {
+            YamlMappingNode? entry = KubeYaml.AsMap(r, seq.Children[i], new FieldPath("status.podIPs", i));
+            if (KubeYaml.Get(entry, "ip") is { } ipNode && KubeYaml.Ip(r, ipNode, new FieldPath("status.podIPs", i, "ip")) is { } ip
+                && Array.IndexOf(list, ip, 0, count) < 0)
+            {
+                list[count++] = ip;
+            }
+        }
+        return ImmutableCollectionsMarshal.AsImmutableArray(count == list.Length ? list : list[..count]);
+    }
+
+    /// <summary>The named container ports, which a Service's named targetPort refers to (the first of a name wins).</summary>
+    private static NamedPort[]? ContainerPorts(YamlConfigReader r, YamlNode node)
+    {
+        if (node is not YamlSequenceNode containers)
+        {
+            r.Sequence(node, "spec.containers");
+            return null;
+        }
+        NamedPort[]? named = null;
+        int count = 0;
+        for (int i = 0; i < containers.Children.Count; i++)
+        {
+            YamlMappingNode? container = KubeYaml.AsMap(r, containers.Children[i], new FieldPath("spec.containers", i));
+            YamlSequenceNode? ports = KubeYaml.Seq(r, container, "ports", new FieldPath("spec.containers", i));
+            for (int j = 0; ports is not null && j < ports.Children.Count; j++)
+            {
+                var pp = new FieldPath("spec.containers", i, "ports", j);
+                YamlMappingNode? port = KubeYaml.AsMap(r, ports.Children[j], pp);
+                int? number = KubeYaml.Port(r, port, "containerPort", pp);
+                string? name = KubeYaml.Str(r, port, "name", pp);
+                if (number is int n && !string.IsNullOrEmpty(name) && NamedPort.Find(named.AsSpan(0, count), name) is null)
+                {
+                    if (named is null || count == named.Length)
+                    {
+                        Array.Resize(ref named, count == 0 ? ports.Children.Count : count * 2);
+                    }
+                    named[count++] = new NamedPort(name, n);
+                }
+            }
+        }
+        return named is null || count == named.Length ? named : named[..count];
+    }
+
     [GeneratedRegex(@"^(.+)-\d{8,11}$", RegexOptions.CultureInvariant)]
     private static partial Regex CronJobName();
 
     /// <summary>
     /// The workload a pod belongs to, Istio's way (GetDeployMetaFromPod): a generated pod's controller owner; a
     /// ReplicaSet named "&lt;deployment&gt;-&lt;pod-template-hash&gt;" means its Deployment; a Job named
-    /// "&lt;cronjob&gt;-&lt;8 to 11 digits&gt;" its CronJob; anything else the pod itself.
+    /// "&lt;cronjob&gt;-&lt;8 to 11 digits&gt;" its CronJob; any other controller its own name (StatefulSet,
+    /// DaemonSet, a bare ReplicaSet). The caller only asks for generated pods (metadata.generateName), as Istio does.
     /// </summary>
-    private static (string Name, string Type) WorkloadOf(YamlConfigReader r, KubeObject o, YamlMappingNode? metadata)
+    private static (string Name, string Type) WorkloadOf(KubeObject o, YamlSequenceNode owners)
     {
-        if (KubeYaml.Get(metadata, "generateName") is null)
-        {
-            return (o.Name, "pod");
-        }
-        YamlSequenceNode? owners = KubeYaml.Seq(r, metadata, "ownerReferences", "metadata");
-        for (int i = 0; owners is not null && i < owners.Children.Count; i++)
+        for (int i = 0; i < owners.Children.Count; i++)
         {
             var owner = owners.Children[i] as YamlMappingNode;
             if (KubeYaml.Text(owner, "controller") != "true")
@@ -162,7 +243,8 @@ internal sealed partial class Translation
                 break;
             }
             string hash = o.Labels.GetValueOrDefault(KubeLabels.PodTemplateHash) ?? "";
-            if (kind == "ReplicaSet" && hash.Length > 0 && name.EndsWith("-" + hash, StringComparison.Ordinal))
+            if (kind == "ReplicaSet" && hash.Length > 0 && name.Length > hash.Length + 1
+                && name.EndsWith(hash, StringComparison.Ordinal) && name[^(hash.Length + 1)] == '-')
             {
                 return (name[..^(hash.Length + 1)], "deployment");
             }
@@ -245,7 +327,9 @@ internal sealed partial class Translation
             entries.Clear();
             _serviceEntrySelectors.Select(pod.Namespace, labels, entries);
             ImmutableDictionary<string, ImmutableDictionary<int, int>> serviceMap =
-                ServiceMap(services, pod.NamedPorts, pod.SliceServices, entries);
+                pod.SliceServices is null && entries.Count == 0 && services.Count == 0
+                    ? ImmutableDictionary<string, ImmutableDictionary<int, int>>.Empty
+                    : ServiceMap(services, pod.NamedPorts, pod.SliceServices, entries);
 
             _workloadsOut.Add(new Workload
             {
@@ -275,15 +359,27 @@ internal sealed partial class Translation
 
     /// <summary>
     /// A workload's services: those whose selector picks it (unless EndpointSlices decide that service's endpoints),
-    /// those whose EndpointSlices list it, and the ServiceEntry hosts whose workloadSelector picks it.
+    /// those whose EndpointSlices list it, and the ServiceEntry hosts whose workloadSelector picks it. The replicas
+    /// of one Deployment have equal maps, so a one-service map is built once and shared.
     /// </summary>
-    private static ImmutableDictionary<string, ImmutableDictionary<int, int>> ServiceMap(List<ServiceInfo> selected,
-        Dictionary<string, int>? namedPorts, Dictionary<string, ImmutableDictionary<int, int>>? fromSlices, List<ServiceEntryHost> entries)
+    private ImmutableDictionary<string, ImmutableDictionary<int, int>> ServiceMap(List<ServiceInfo> selected,
+        NamedPort[]? namedPorts, Dictionary<string, ImmutableDictionary<int, int>>? fromSlices, List<ServiceEntryHost> entries)
     {
         int count = selected.Count + (fromSlices?.Count ?? 0) + entries.Count;
         if (count == 0)
         {
             return ImmutableDictionary<string, ImmutableDictionary<int, int>>.Empty;
+        }
+        if (count == 1 && selected.Count == 1 && !selected[0].HasSlices)
+        {
+            ServiceInfo only = selected[0];
+            ImmutableDictionary<int, int> ports = PortsFor(only, namedPorts);
+            if (!_singleServiceMaps.TryGetValue((only.Model.Key, ports), out var shared))
+            {
+                shared = ImmutableDictionary<string, ImmutableDictionary<int, int>>.Empty.WithComparers(StringComparer.Ordinal).Add(only.Model.Key, ports);
+                _singleServiceMaps[(only.Model.Key, ports)] = shared;
+            }
+            return shared;
         }
         var b = ImmutableDictionary.CreateBuilder<string, ImmutableDictionary<int, int>>(StringComparer.Ordinal);
         foreach (ServiceInfo s in selected)
@@ -306,4 +402,7 @@ internal sealed partial class Translation
         }
         return b.ToImmutable();
     }
+
+    /// <summary>One-service maps by (service key, port map instance): port maps are shared too, so reference equality is enough.</summary>
+    private readonly Dictionary<(string, ImmutableDictionary<int, int>), ImmutableDictionary<string, ImmutableDictionary<int, int>>> _singleServiceMaps = [];
 }

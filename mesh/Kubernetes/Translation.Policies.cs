@@ -672,9 +672,20 @@ internal sealed partial class Translation
         {
             return [];
         }
+        if (scratch.Count == 1)
+        {
+            // The common case (one policy per app): every replica shares one list.
+            if (!_singlePolicyLists.TryGetValue(scratch[0], out ImmutableArray<string> one))
+            {
+                _singlePolicyLists[scratch[0]] = one = [scratch[0]];
+            }
+            return one;
+        }
         scratch.Sort(StringComparer.Ordinal);
         return [.. scratch];
     }
+
+    private readonly Dictionary<string, ImmutableArray<string>> _singlePolicyLists = new(StringComparer.Ordinal);
 
     // ---- PeerAuthentication ----
 

@@ -15,6 +15,22 @@ internal sealed partial class Translation
     /// <summary>A service port: the target is a number, or a container port name resolved per workload.</summary>
     private readonly record struct ServicePort(string Name, int Port, int TargetPort, string? TargetName);
 
+    /// <summary>A container port with a name (what a named targetPort refers to).</summary>
+    private readonly record struct NamedPort(string Name, int Port)
+    {
+        public static int? Find(ReadOnlySpan<NamedPort> ports, string name)
+        {
+            foreach (NamedPort p in ports)
+            {
+                if (p.Name == name)
+                {
+                    return p.Port;
+                }
+            }
+            return null;
+        }
+    }
+
     /// <summary>A translated Service (or ServiceEntry host) and what workloads need to join it.</summary>
     private sealed class ServiceInfo
     {
@@ -25,6 +41,8 @@ internal sealed partial class Translation
         public required ImmutableDictionary<int, int>? NumericPorts { get; init; }
         /// <summary>EndpointSlices exist for it: they, not the selector, say which workloads are its endpoints.</summary>
         public bool HasSlices { get; set; }
+        /// <summary>Port maps already made for workloads with named ports, by the target ports they resolved to.</summary>
+        public List<(int[] Targets, ImmutableDictionary<int, int> Map)>? NamedPortMaps { get; set; }
     }
 
     private readonly Dictionary<(string Namespace, string Name), ServiceInfo> _serviceByName = [];
@@ -66,7 +84,7 @@ internal sealed partial class Translation
         {
             for (int i = 0; i < clusterIps.Children.Count; i++)
             {
-                AddVip(r, clusterIps.Children[i], Index("spec.clusterIPs", i), network, vips);
+                AddVip(r, clusterIps.Children[i], new FieldPath("spec.clusterIPs", i), network, vips);
             }
         }
         else if (KubeYaml.Get(spec, "clusterIP") is { } clusterIp)
@@ -81,7 +99,7 @@ internal sealed partial class Translation
             {
                 if (KubeYaml.Get(ingress.Children[i] as YamlMappingNode, "ip") is { } ipNode)
                 {
-                    AddVip(r, ipNode, Child(Index("status.loadBalancer.ingress", i), "ip"), network, vips);
+                    AddVip(r, ipNode, new FieldPath("status.loadBalancer.ingress", i, "ip"), network, vips);
                 }
             }
         }
@@ -121,7 +139,7 @@ internal sealed partial class Translation
         return new ServiceInfo { Model = model, Ports = ports, Selector = selector, NumericPorts = NumericPorts(ports) };
     }
 
-    private static void AddVip(YamlConfigReader r, YamlNode node, string path, string network, ImmutableArray<NetworkAddress>.Builder into)
+    private static void AddVip(YamlConfigReader r, YamlNode node, FieldPath path, string network, ImmutableArray<NetworkAddress>.Builder into)
     {
         if (node is YamlScalarNode { Value: "None" or "" })
         {
@@ -155,8 +173,8 @@ internal sealed partial class Translation
         var ports = new List<ServicePort>(seq.Children.Count);
         for (int i = 0; i < seq.Children.Count; i++)
         {
-            string p = Index("spec.ports", i);
-            YamlMappingNode? map = r.Mapping(seq.Children[i], p);
+            var p = new FieldPath("spec.ports", i);
+            YamlMappingNode? map = KubeYaml.AsMap(r, seq.Children[i], p);
             if (map is null)
             {
                 continue;
@@ -166,14 +184,14 @@ internal sealed partial class Translation
             {
                 if (KubeYaml.Get(map, "port") is null)
                 {
-                    r.Error(map, Child(p, "port"), "required: the port the service listens on");
+                    r.Error(map, p.Child("port"), "required: the port the service listens on");
                 }
                 continue;
             }
             string name = KubeYaml.Str(r, map, "name", p) ?? "";
             // targetPort defaults to port (the API server fills it in; a hand-written manifest may leave it out).
             (int Number, string? Name) target = (port.Value, null);
-            if (KubeYaml.Get(map, "targetPort") is { } t && KubeYaml.IntOrString(r, t, Child(p, "targetPort")) is { } parsed)
+            if (KubeYaml.IntOrString(r, map, "targetPort", p) is { } parsed)
             {
                 target = parsed;
             }
@@ -216,27 +234,39 @@ internal sealed partial class Translation
     /// <summary>
     /// A workload's port map for a service: numeric targets as they are; a named target resolved against the
     /// workload's container ports, and left out when the workload has no port of that name (Istio does the same:
-    /// that workload does not serve that service port).
+    /// that workload does not serve that service port). Workloads that resolve to the same ports share one map.
     /// </summary>
-    private static ImmutableDictionary<int, int> PortsFor(ServiceInfo svc, Dictionary<string, int>? namedPorts)
+    private static ImmutableDictionary<int, int> PortsFor(ServiceInfo svc, NamedPort[]? namedPorts)
     {
         if (svc.NumericPorts is { } shared)
         {
             return shared;
         }
-        var b = ImmutableDictionary.CreateBuilder<int, int>();
-        foreach (ServicePort p in svc.Ports)
+        Span<int> targets = svc.Ports.Length <= 32 ? stackalloc int[svc.Ports.Length] : new int[svc.Ports.Length];
+        for (int i = 0; i < svc.Ports.Length; i++)
         {
-            if (p.TargetName is null)
+            ServicePort p = svc.Ports[i];
+            targets[i] = p.TargetName is null ? p.TargetPort : NamedPort.Find(namedPorts, p.TargetName) ?? -1;
+        }
+        svc.NamedPortMaps ??= [];
+        foreach ((int[] known, ImmutableDictionary<int, int> map) in svc.NamedPortMaps)
+        {
+            if (targets.SequenceEqual(known))
             {
-                b[p.Port] = p.TargetPort;
-            }
-            else if (namedPorts is not null && namedPorts.TryGetValue(p.TargetName, out int target))
-            {
-                b[p.Port] = target;
+                return map;
             }
         }
-        return b.ToImmutable();
+        var b = ImmutableDictionary.CreateBuilder<int, int>();
+        for (int i = 0; i < svc.Ports.Length; i++)
+        {
+            if (targets[i] >= 0)
+            {
+                b[svc.Ports[i].Port] = targets[i];
+            }
+        }
+        ImmutableDictionary<int, int> made = b.ToImmutable();
+        svc.NamedPortMaps.Add((targets.ToArray(), made));
+        return made;
     }
 
     /// <summary>

@@ -19,8 +19,14 @@ internal sealed partial class Translation
     private readonly Dictionary<Waypoint, GatewayAddress> _waypointAddresses = [];
     private readonly HashSet<(string, string, string)> _warnedWaypoints = [];
 
+    private readonly Dictionary<string, ImmutableDictionary<string, string>> _gatewayClassLabels = new(StringComparer.Ordinal);
+
     private void TranslateGateways()
     {
+        foreach (KubeObject o in _gatewayClasses)
+        {
+            _gatewayClassLabels[o.Name] = o.Labels;
+        }
         foreach (KubeObject o in _gateways)
         {
             if (Parse(o, ParseGateway) is { } waypoint)
@@ -49,6 +55,7 @@ internal sealed partial class Translation
             return null;
         }
         string ns = NamespaceOf(o);
+        // istio.io/waypoint-for: the Gateway's label, else its GatewayClass's, else "service".
         WaypointTraffic traffic = WaypointTraffic.Service;
         if (o.Labels.TryGetValue(KubeLabels.WaypointFor, out string? forText))
         {
@@ -56,8 +63,14 @@ internal sealed partial class Translation
             YamlNode labelNode = LabelNode(o, KubeLabels.WaypointFor) ?? new YamlScalarNode(forText);
             traffic = r.Enum(labelNode, $"metadata.labels[\"{KubeLabels.WaypointFor}\"]", WaypointForValues) ?? traffic;
         }
+        else if (_gatewayClassLabels.GetValueOrDefault(className)?.GetValueOrDefault(KubeLabels.WaypointFor) is { } classFor)
+        {
+            traffic = Array.Find(WaypointForValues, v => v.Item1 == classFor) is { Item1: not null } found ? found.Item2 : traffic;
+        }
 
         var listeners = ImmutableArray.CreateBuilder<WaypointListener>();
+        WaypointNamespaces allowed = WaypointNamespaces.Same;
+        ImmutableDictionary<string, string> allowedSelector = ImmutableDictionary<string, string>.Empty;
         YamlSequenceNode? listenerSeq = KubeYaml.Seq(r, spec, "listeners", "spec");
         for (int i = 0; listenerSeq is not null && i < listenerSeq.Children.Count; i++)
         {
@@ -78,26 +91,18 @@ internal sealed partial class Translation
             {
                 r.Error(l, Child(p, "port"), "required: every listener needs a port (a waypoint's is 15008)");
             }
-            var listener = new WaypointListener(name, port ?? 0, protocol);
-            YamlMappingNode? allowed = KubeYaml.Map(r, l, "allowedRoutes", p);
-            YamlMappingNode? namespaces = KubeYaml.Map(r, allowed, "namespaces", Child(p, "allowedRoutes"));
-            string nsPath = Child(p, "allowedRoutes.namespaces");
-            if (KubeYaml.Get(namespaces, "from") is { } fromNode)
+            listeners.Add(new WaypointListener(name, port ?? 0, protocol));
+            if (protocol == "HBONE" && port == 15008)
             {
-                WaypointNamespaces from = r.Enum(fromNode, Child(nsPath, "from"), FromValues) ?? WaypointNamespaces.Same;
-                ImmutableDictionary<string, string> selector = ImmutableDictionary<string, string>.Empty;
-                if (from == WaypointNamespaces.Selector)
-                {
-                    selector = Selector(r, namespaces, "selector", nsPath, bare: false) ?? selector;
-                }
-                listener = listener with { AllowedNamespaces = from, NamespaceSelector = selector };
+                // Istio decides who may use the waypoint from this listener alone.
+                (allowed, allowedSelector) = AllowedRoutes(r, l, p);
             }
-            listeners.Add(listener);
         }
 
         var addresses = ImmutableArray.CreateBuilder<IPAddress>();
+        YamlMappingNode? status = KubeYaml.Get(o.Body, "status") as YamlMappingNode;
         CollectAddresses(r, spec, "spec", addresses);
-        CollectAddresses(r, KubeYaml.Get(o.Body, "status") as YamlMappingNode, "status", addresses);
+        CollectAddresses(r, status, "status", addresses);
 
         return new Waypoint
         {
@@ -106,10 +111,56 @@ internal sealed partial class Translation
             GatewayClassName = className,
             For = traffic,
             Listeners = listeners.ToImmutable(),
+            AllowedNamespaces = allowed,
+            NamespaceSelector = allowedSelector,
             Identity = $"spiffe://{options.TrustDomain}/ns/{ns}/sa/{o.Name}",
-            ServiceHostname = ServiceHostname(o.Name, ns),
+            // Istio prefers the hostname its controller writes into status; it is the Service's name.
+            ServiceHostname = StatusHostname(status) ?? ServiceHostname(o.Name, ns),
             Addresses = addresses.ToImmutable(),
         };
+    }
+
+    private static (WaypointNamespaces, ImmutableDictionary<string, string>) AllowedRoutes(YamlConfigReader r, YamlMappingNode listener, string path)
+    {
+        YamlMappingNode? namespaces = KubeYaml.Get(KubeYaml.Get(listener, "allowedRoutes") as YamlMappingNode, "namespaces") as YamlMappingNode;
+        string nsPath = Child(path, "allowedRoutes.namespaces");
+        if (KubeYaml.Get(namespaces, "from") is not { } fromNode)
+        {
+            return (WaypointNamespaces.Same, ImmutableDictionary<string, string>.Empty);
+        }
+        WaypointNamespaces from = r.Enum(fromNode, Child(nsPath, "from"), FromValues) ?? WaypointNamespaces.Same;
+        if (from != WaypointNamespaces.Selector)
+        {
+            return (from, ImmutableDictionary<string, string>.Empty);
+        }
+        YamlMappingNode? selector = KubeYaml.Get(namespaces, "selector") as YamlMappingNode;
+        if (KubeYaml.Get(selector, "matchExpressions") is { } expressions)
+        {
+            // Valid Gateway API, but not evaluated here: fall back to the narrowest reading rather than guess.
+            r.Warning(expressions, Child(nsPath, "selector.matchExpressions"),
+                "namespace selectors with matchExpressions are not supported; only the waypoint's own namespace may use it");
+            return (WaypointNamespaces.Same, ImmutableDictionary<string, string>.Empty);
+        }
+        ImmutableDictionary<string, string> labels = KubeYaml.Get(selector, "matchLabels") is { } ml
+            ? KubeYaml.StringMap(r, ml, Child(nsPath, "selector.matchLabels"))
+            : ImmutableDictionary<string, string>.Empty;
+        return (WaypointNamespaces.Selector, labels);
+    }
+
+    private static string? StatusHostname(YamlMappingNode? status)
+    {
+        if (KubeYaml.Get(status, "addresses") is not YamlSequenceNode seq)
+        {
+            return null;
+        }
+        foreach (YamlNode a in seq.Children)
+        {
+            if (KubeYaml.Text(a as YamlMappingNode, "type") == "Hostname" && KubeYaml.Text(a as YamlMappingNode, "value") is { Length: > 0 } host)
+            {
+                return host;
+            }
+        }
+        return null;
     }
 
     /// <summary>The YAML node of a label's value, for errors with a line (null when the labels came from elsewhere).</summary>

@@ -36,6 +36,7 @@ internal sealed partial class Translation(KubeTranslatorOptions options)
     private readonly List<KubeObject> _authorizationPolicies = [];
     private readonly List<KubeObject> _peerAuthentications = [];
     private readonly List<KubeObject> _gateways = [];
+    private readonly List<KubeObject> _gatewayClasses = [];
     private readonly List<KubeObject> _l7 = [];
 
     private readonly ImmutableArray<Workload>.Builder _workloadsOut = ImmutableArray.CreateBuilder<Workload>();
@@ -86,6 +87,7 @@ internal sealed partial class Translation(KubeTranslatorOptions options)
                 (SecurityIstio, "AuthorizationPolicy") => _authorizationPolicies,
                 (SecurityIstio, "PeerAuthentication") => _peerAuthentications,
                 (GatewayApi, "Gateway") => _gateways,
+                (GatewayApi, "GatewayClass") => _gatewayClasses,
                 _ => L7Kinds.Handles(o.Group, o.Kind) ? _l7 : null,
             };
             if (into is null)

@@ -25,13 +25,7 @@ public enum WaypointNamespaces
 }
 
 /// <summary>One Gateway listener of a waypoint: Istio's is <c>{name: mesh, port: 15008, protocol: HBONE}</c>.</summary>
-public sealed record WaypointListener(string Name, int Port, string Protocol)
-{
-    public WaypointNamespaces AllowedNamespaces { get; init; } = WaypointNamespaces.Same;
-
-    /// <summary><c>allowedRoutes.namespaces.selector.matchLabels</c> when <see cref="AllowedNamespaces"/> is Selector.</summary>
-    public ImmutableDictionary<string, string> NamespaceSelector { get; init; } = ImmutableDictionary<string, string>.Empty;
-}
+public sealed record WaypointListener(string Name, int Port, string Protocol);
 
 /// <summary>
 /// A waypoint: a Gateway API <c>Gateway</c> with <c>gatewayClassName: istio-waypoint</c>. Its workloads are the pods
@@ -54,6 +48,15 @@ public sealed record Waypoint : MeshObject
     /// <summary>Its Service, <c>&lt;name&gt;.&lt;ns&gt;.svc.&lt;domain suffix&gt;</c>.</summary>
     public required string ServiceHostname { get; init; }
 
+    /// <summary>
+    /// Which namespaces may use it: <c>allowedRoutes.namespaces</c> of its HBONE listener on 15008 (Istio reads that
+    /// listener only); <see cref="WaypointNamespaces.Same"/> without one.
+    /// </summary>
+    public WaypointNamespaces AllowedNamespaces { get; init; } = WaypointNamespaces.Same;
+
+    /// <summary><c>allowedRoutes.namespaces.selector.matchLabels</c> when <see cref="AllowedNamespaces"/> is Selector.</summary>
+    public ImmutableDictionary<string, string> NamespaceSelector { get; init; } = ImmutableDictionary<string, string>.Empty;
+
     /// <summary>IP addresses from the Gateway's spec.addresses or status.addresses (the VIP of its Service when known).</summary>
     public ImmutableArray<IPAddress> Addresses { get; init; } = [];
 
@@ -62,33 +65,21 @@ public sealed record Waypoint : MeshObject
     /// <summary>Whether objects of <paramref name="ns"/> (with <paramref name="namespaceLabels"/>) may use this waypoint.</summary>
     public bool AllowsNamespace(string ns, ImmutableDictionary<string, string> namespaceLabels)
     {
-        if (ns == Namespace)
+        switch (AllowedNamespaces)
         {
-            return true;
-        }
-        foreach (WaypointListener l in Listeners)
-        {
-            switch (l.AllowedNamespaces)
-            {
-                case WaypointNamespaces.All:
-                    return true;
-                case WaypointNamespaces.Selector:
-                    bool all = true;
-                    foreach (KeyValuePair<string, string> kv in l.NamespaceSelector)
+            case WaypointNamespaces.All:
+                return true;
+            case WaypointNamespaces.Selector:
+                foreach (KeyValuePair<string, string> kv in NamespaceSelector)
+                {
+                    if (!namespaceLabels.TryGetValue(kv.Key, out string? v) || v != kv.Value)
                     {
-                        if (!namespaceLabels.TryGetValue(kv.Key, out string? v) || v != kv.Value)
-                        {
-                            all = false;
-                            break;
-                        }
+                        return false;
                     }
-                    if (all)
-                    {
-                        return true;
-                    }
-                    break;
-            }
+                }
+                return true;
+            default:
+                return ns == Namespace;
         }
-        return false;
     }
 }
