@@ -36,16 +36,15 @@ internal sealed class Agent : IAsyncDisposable
     private readonly string _stateDir;
     private readonly ILoggerFactory _loggers;
     private readonly MeshSource _configSource;
-    private ManifestFileSource? _manifests;
     private volatile bool _ready;
     private int _stopped;
 
-    private Agent(AgentOptions options, MeshConfig config, ILoggerFactory loggers, LogLevelSwitch logLevel)
+    private Agent(AgentOptions options, MeshConfig config, ILoggerFactory loggers, LogLevelSwitch logLevel, MeshStore? store, MeshMetrics? metrics)
     {
         _options = options;
         LogLevel = logLevel;
         _logger = loggers.CreateLogger("ztunnel");
-        Metrics = new MeshMetrics();
+        Metrics = metrics ?? new MeshMetrics();
         Settings = config.Settings;
         var stateDir = config.StateDir ?? options.StateDir ?? AgentOptions.DefaultStateDir;
         _stateDir = stateDir;
@@ -58,7 +57,7 @@ internal sealed class Agent : IAsyncDisposable
             _logger.LogWarning("certificate renewal for {Identity} failed, keeping the current one: {Error}", id, ex.Message);
         };
         _pool = new HbonePool(_certificates, new HbonePoolOptions(), loggers.CreateLogger("hbone"));
-        Store = new MeshStore(loggers.CreateLogger<MeshStore>());
+        Store = store ?? new MeshStore(loggers.CreateLogger<MeshStore>());
         _configSource = Store.AddSource(options.ConfigPath is { } p ? $"config:{p}" : "config:(embedded default)", ConfigSourcePrecedence);
         _configSource.Replace(config.Resources);
         _configSource.MarkSynced();
@@ -108,9 +107,12 @@ internal sealed class Agent : IAsyncDisposable
 
     public ConnectionTracker Connections => _ctx.Tracker;
 
-    public static async Task<Agent> StartAsync(AgentOptions options, MeshConfig config, ILoggerFactory loggers, LogLevelSwitch logLevel)
+    /// <param name="store">The mesh store other sources (manifests, Kubernetes) feed; null = a store of the config file's own.</param>
+    /// <param name="metrics">The process's metrics (the host's); null = the agent's own.</param>
+    public static async Task<Agent> StartAsync(
+        AgentOptions options, MeshConfig config, ILoggerFactory loggers, LogLevelSwitch logLevel, MeshStore? store = null, MeshMetrics? metrics = null)
     {
-        var agent = new Agent(options, config, loggers, logLevel);
+        var agent = new Agent(options, config, loggers, logLevel, store, metrics);
         try
         {
             await agent.StartListenersAsync(config).ConfigureAwait(false);
@@ -128,7 +130,6 @@ internal sealed class Agent : IAsyncDisposable
 
     private async Task StartListenersAsync(MeshConfig config)
     {
-        StartManifests();
         var l = config.Listeners;
         var outbound = new Outbound(_ctx);
         var inbound = new Inbound(_ctx);
@@ -193,25 +194,6 @@ internal sealed class Agent : IAsyncDisposable
         }
     }
 
-    /// <summary>The manifest files (config <c>manifests:</c> and <c>--manifests</c>): loaded before any listener opens.</summary>
-    private void StartManifests()
-    {
-        var paths = Settings.Manifests.AddRange(_options.Manifests);
-        if (paths.IsEmpty)
-        {
-            return;
-        }
-        var translator = new Mesh.Kubernetes.KubeTranslator(new Mesh.Kubernetes.KubeTranslatorOptions { TrustDomain = Settings.TrustDomain });
-        _manifests = new ManifestFileSource(Store, paths, translator, _loggers.CreateLogger("manifests"));
-        var errors = _manifests.Load();
-        if (!errors.IsEmpty)
-        {
-            throw new InvalidOperationException($"the manifests have {errors.Length} error(s):\n  {string.Join("\n  ", errors)}");
-        }
-        _manifests.Reloaded += ok => Metrics.ConfigReload(ok);
-        _manifests.Start();
-    }
-
     private void Add(string name, IPEndPoint endpoint, Func<System.Net.Sockets.Socket, Task> handler)
     {
         var listener = new Listener(name, Listener.BindNamed(name, endpoint), handler, _logger, _ctx.Tracker);
@@ -251,6 +233,7 @@ internal sealed class Agent : IAsyncDisposable
     private void OnConfigChanged(MeshSnapshot previous, MeshSnapshot next)
     {
         Metrics.ForgetLabelCache();
+        DropUnusedCertificates(next);
         int closed = 0;
         foreach (var t in _ctx.Tracker.Live)
         {
@@ -277,6 +260,22 @@ internal sealed class Agent : IAsyncDisposable
         if (closed > 0)
         {
             _logger.LogInformation("policy change closed {Count} connections that are now denied", closed);
+        }
+    }
+
+    /// <summary>Certificates are held only for identities of workloads served on this node (issue 8).</summary>
+    private void DropUnusedCertificates(MeshSnapshot snapshot)
+    {
+        var inUse = new HashSet<SpiffeId>();
+        var local = State.NodeName.Length == 0 ? snapshot.Workloads : snapshot.WorkloadsOnNode(State.NodeName);
+        foreach (var w in local)
+        {
+            inUse.Add(new SpiffeId(w.EffectiveTrustDomain(Settings.TrustDomain), w.Namespace, w.ServiceAccount));
+        }
+        int dropped = _certificates.Retain(inUse);
+        if (dropped > 0)
+        {
+            _logger.LogInformation("dropped {Count} certificates of identities no workload on this node uses any more", dropped);
         }
     }
 
@@ -326,7 +325,6 @@ internal sealed class Agent : IAsyncDisposable
             await _inPod.DisposeAsync().ConfigureAwait(false);
         }
         _watcher?.Dispose();
-        _manifests?.Dispose();
         if (_admin is not null)
         {
             await _admin.DisposeAsync().ConfigureAwait(false);

@@ -1,8 +1,10 @@
-using System.Runtime.InteropServices;
 using Ambient.Mesh.Config;
 using Ambient.Ztunnel;
 using Ambient.Ztunnel.Admin;
 using Ambient.Ztunnel.Cli;
+using Ambient.Ztunnel.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 // Socket continuations run on the epoll threads instead of hopping to the thread pool: at interactive rates a
@@ -90,43 +92,28 @@ if (cl.Validate)
 }
 
 var logLevel = new LogLevelSwitch(cl.LogLevel);
-using var loggers = LoggerFactory.Create(b => b
-    .AddFilter((_, level) => level >= logLevel.Level)
-    .AddSimpleConsole(o =>
-    {
-        o.SingleLine = true;
-        o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
-        o.UseUtcTimestamp = true;
-    })
-    .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
-var log = loggers.CreateLogger("ztunnel");
-
-Agent agent;
+var options = new AgentOptions
+{
+    ConfigPath = cl.ConfigPath,
+    NodeName = cl.NodeName,
+    StateDir = cl.StateDir,
+    Manifests = cl.Manifests,
+    AccessLog = cl.AccessLog,
+    LogLevel = cl.LogLevel,
+};
+using var host = AgentHost.Build(options, loaded.Config!, logLevel);
+var log = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ztunnel");
 try
 {
-    agent = await Agent.StartAsync(
-        new AgentOptions
-        {
-            ConfigPath = cl.ConfigPath,
-            NodeName = cl.NodeName,
-            StateDir = cl.StateDir,
-            Manifests = cl.Manifests,
-            AccessLog = cl.AccessLog,
-            LogLevel = cl.LogLevel,
-        },
-        loaded.Config!,
-        loggers,
-        logLevel);
+    // Starts the sources, then the agent (in registration order).
+    await host.StartAsync();
 }
 catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
 {
     log.LogCritical("ztunnel could not start: {Error}", ex.Message);
+    await host.StopAsync();
     return 1;
 }
-
-using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; agent.RequestShutdown("SIGTERM"); });
-using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; agent.RequestShutdown("SIGINT"); });
-string reason = await agent.ShutdownRequested;
-await agent.StopAsync(reason);
-await agent.DisposeAsync();
+// Returns after SIGTERM/SIGINT or /quitquitquit, once every hosted service stopped (the agent drained).
+await host.WaitForShutdownAsync();
 return 0;

@@ -4,7 +4,9 @@ using Ambient.Mesh.Config;
 using Ambient.Ztunnel.Admin;
 using Ambient.Ztunnel.Tests.Support;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
+using Ambient.Ztunnel.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace Ambient.Ztunnel.Tests.Sources;
 
@@ -25,20 +27,27 @@ public sealed class ManifestAgentTests
         public StringWriter LogA { get; } = new();
         public StringWriter LogB { get; } = new();
         public EchoServer Echo { get; set; } = null!;
-        public Agent A { get; set; } = null!;
-        public Agent B { get; set; } = null!;
+        public IHost? HostA { get; set; }
+        public IHost? HostB { get; set; }
+        public Agent A => HostA!.Services.GetRequiredService<AgentService>().Agent;
+        public Agent B => HostB!.Services.GetRequiredService<AgentService>().Agent;
 
         public async ValueTask DisposeAsync()
         {
-            foreach (IAsyncDisposable d in new IAsyncDisposable?[] { A, B, Echo }.OfType<IAsyncDisposable>())
+            foreach (IHost h in new[] { HostA, HostB }.OfType<IHost>())
             {
                 try
                 {
-                    await d.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+                    await h.StopAsync().WaitAsync(TimeSpan.FromSeconds(15));
                 }
                 catch (Exception)
                 {
                 }
+                h.Dispose();
+            }
+            if (Echo is not null)
+            {
+                await Echo.DisposeAsync();
             }
             Directory.Delete(Dir, recursive: true);
         }
@@ -122,8 +131,8 @@ public sealed class ManifestAgentTests
             n.Echo = new EchoServer(n.Server);
             Directory.CreateDirectory(Path.Combine(n.Dir, "mesh"));
             await File.WriteAllTextAsync(Path.Combine(n.Dir, "mesh", "shop.yaml"), Manifests(n));
-            n.A = await StartAgentAsync(n, "node-a", n.Client, n.LogA);
-            n.B = await StartAgentAsync(n, "node-b", n.Server, n.LogB);
+            n.HostA = await StartHostAsync(n, "node-a", n.Client, n.LogA);
+            n.HostB = await StartHostAsync(n, "node-b", n.Server, n.LogB);
             return n;
         }
         catch
@@ -133,8 +142,10 @@ public sealed class ManifestAgentTests
         }
     }
 
-    private static Task<Agent> StartAgentAsync(Node n, string node, IPAddress ip, StringWriter log) =>
-        Agent.StartAsync(
+    /// <summary>The agent as ztunnel's Program composes it: the generic host with the manifest source as a hosted service.</summary>
+    private static async Task<IHost> StartHostAsync(Node n, string node, IPAddress ip, StringWriter log)
+    {
+        var host = AgentHost.Build(
             new AgentOptions
             {
                 NodeName = node,
@@ -156,8 +167,19 @@ public sealed class ManifestAgentTests
                 },
                 DrainTimeout = TimeSpan.FromSeconds(2),
             },
-            NullLoggerFactory.Instance,
-            new LogLevelSwitch(LogLevel.Information));
+            new LogLevelSwitch(LogLevel.Information),
+            logging: _ => { });
+        try
+        {
+            await host.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        catch
+        {
+            host.Dispose();
+            throw;
+        }
+        return host;
+    }
 
     private static async Task<string> EchoThroughAsync(Node n, string text)
     {
@@ -181,7 +203,7 @@ public sealed class ManifestAgentTests
         // The service VIP resolves to the echo pod through its named target port, over HBONE with both identities.
         Assert.Equal("manifest mesh", await EchoThroughAsync(n, "manifest mesh"));
         await TwoNodeMesh.EventuallyAsync(() => n.LogB.ToString().Contains("spiffe://cluster.local/ns/shop/sa/client", StringComparison.Ordinal), "node-b logs the client's identity");
-        Assert.Contains("spiffe://cluster.local/ns/shop/sa/echo", n.LogA.ToString(), StringComparison.Ordinal);
+        await TwoNodeMesh.EventuallyAsync(() => n.LogA.ToString().Contains("spiffe://cluster.local/ns/shop/sa/echo", StringComparison.Ordinal), "node-a logs the echo pod's identity");
 
         // /config_dump says where each entry came from.
         var (status, dump) = await TwoNodeMesh.GetAsync(n.B.EndPoints["admin"], "/config_dump");
