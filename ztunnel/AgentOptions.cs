@@ -17,6 +17,9 @@ internal sealed record AgentOptions
     /// <summary>Manifest paths from the command line (added to the config's <c>manifests:</c>).</summary>
     public System.Collections.Immutable.ImmutableArray<string> Manifests { get; init; } = [];
 
+    /// <summary>Watch the Kubernetes API (null = not).</summary>
+    public Mesh.Kubernetes.Api.KubernetesApiOptions? Kubernetes { get; init; }
+
     public AccessLogFormat? AccessLog { get; init; }
 
     public LogLevel LogLevel { get; init; } = LogLevel.Information;

@@ -98,6 +98,7 @@ var options = new AgentOptions
     NodeName = cl.NodeName,
     StateDir = cl.StateDir,
     Manifests = cl.Manifests,
+    Kubernetes = cl.Kubernetes ? new Ambient.Mesh.Kubernetes.Api.KubernetesApiOptions { KubeconfigPath = cl.Kubeconfig } : null,
     AccessLog = cl.AccessLog,
     LogLevel = cl.LogLevel,
 };

@@ -14,6 +14,9 @@ internal sealed record CommandLine
     public string? StateDir { get; init; }
     /// <summary>--manifests paths (repeatable), besides the config file's <c>manifests:</c>.</summary>
     public System.Collections.Immutable.ImmutableArray<string> Manifests { get; init; } = [];
+    /// <summary>Watch the Kubernetes API (--kubernetes, or --kubeconfig FILE).</summary>
+    public bool Kubernetes { get; init; }
+    public string? Kubeconfig { get; init; }
     public AccessLogFormat? AccessLog { get; init; }
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
     public string? Error { get; init; }
@@ -36,6 +39,10 @@ internal sealed record CommandLine
                               '---' documents per file): Namespaces, Pods, Services, EndpointSlices, ServiceEntry,
                               WorkloadEntry, AuthorizationPolicy, PeerAuthentication, waypoint Gateways and the L7
                               kinds. Repeatable; also the config key 'manifests:'. Watched like the config file.
+          --kubernetes        Watch the Kubernetes API for the same kinds (list + watch; KUBECONFIG, else the pod's
+                              service account in a cluster, else ~/.kube/config). Readiness waits for the first
+                              list of every kind; while the API server is unreachable the last state is kept.
+          --kubeconfig FILE   Like --kubernetes, with this kubeconfig file.
           --node NAME         This node's name: workloads whose 'node' is NAME are served here. Default: $NODE_NAME,
                               or empty = every workload in the config is local.
           --state-dir DIR     Where the generated CA is kept (default $AMBIENT_STATE_DIR or /var/lib/ambient).
@@ -85,6 +92,12 @@ internal sealed record CommandLine
                     break;
                 case "--manifests":
                     cl = Next() is { } m ? cl with { Manifests = cl.Manifests.Add(m) } : cl with { Error = "--manifests needs a file or directory" };
+                    break;
+                case "--kubeconfig":
+                    cl = Next() is { } k ? cl with { Kubeconfig = k, Kubernetes = true } : cl with { Error = "--kubeconfig needs a file" };
+                    break;
+                case "--kubernetes":
+                    cl = cl with { Kubernetes = true };
                     break;
                 case "--access-log":
                     cl = Next() switch

@@ -1,4 +1,6 @@
 using Ambient.Mesh.Config;
+using Ambient.Mesh.Kubernetes;
+using Ambient.Mesh.Kubernetes.Api;
 using Ambient.Mesh.Sources;
 using Ambient.Ztunnel.Admin;
 using Ambient.Ztunnel.Telemetry;
@@ -63,6 +65,16 @@ internal static class AgentHost
             services.AddSingleton(sp => new ManifestSourceService(
                 manifests, settings, sp.GetRequiredService<MeshStore>(), sp.GetRequiredService<MeshMetrics>(), sp.GetRequiredService<ILoggerFactory>()));
             services.AddHostedService(sp => sp.GetRequiredService<ManifestSourceService>());
+        }
+
+        if (options.Kubernetes is { } kube)
+        {
+            services.AddSingleton(sp => new KubernetesSource(
+                sp.GetRequiredService<MeshStore>(),
+                new KubernetesApiWatcher(kube, sp.GetRequiredService<ILoggerFactory>()),
+                new KubeTranslator(new KubeTranslatorOptions { TrustDomain = settings.TrustDomain }),
+                sp.GetRequiredService<ILoggerFactory>().CreateLogger("kubernetes")));
+            services.AddHostedService(sp => sp.GetRequiredService<KubernetesSource>());
         }
 
         services.AddSingleton<AgentService>();
