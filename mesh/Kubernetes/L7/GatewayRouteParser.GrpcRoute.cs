@@ -7,38 +7,27 @@ namespace Ambient.Mesh.Kubernetes.L7;
 
 internal sealed partial class GatewayRouteParser
 {
-    private static readonly string[] GrpcSpecKeys = ["parentRefs", "hostnames", "rules", "useDefaultGateways"];
     private static readonly string[] GrpcRuleKeys = ["name", "matches", "filters", "backendRefs", "sessionPersistence"];
     private static readonly string[] GrpcMatchKeys = ["method", "headers"];
     private static readonly string[] GrpcMethodKeys = ["type", "service", "method"];
 
     public GrpcRoute GrpcRoute(YamlNode spec, string path, string ns, string name)
     {
-        var route = new GrpcRoute { Namespace = ns, Name = name };
-        foreach ((YamlScalarNode k, string key, YamlNode v, string p) in s.Fields(spec, path))
+        ImmutableArray<GrpcRouteRule> rules = [];
+        (ImmutableArray<ParentReference> parents, ImmutableArray<string> hostnames, string? useDefaultGateways) = RouteSpec(spec, path, (v, p) =>
         {
-            switch (key)
-            {
-                case "parentRefs":
-                    route = route with { ParentRefs = ParentRefs(v, p) };
-                    break;
-                case "hostnames":
-                    route = route with { Hostnames = Hostnames(v, p) };
-                    break;
-                case "rules":
-                    ImmutableArray<GrpcRouteRule> rules = s.List(v, p, RuleLimit, GrpcRule);
-                    CheckRules(v, p, rules, r => r.Name, r => r.Matches.Length);
-                    route = route with { Rules = rules };
-                    break;
-                case "useDefaultGateways":
-                    route = route with { UseDefaultGateways = UseDefaultGateways(v, p) };
-                    break;
-                default:
-                    s.Unknown(k, path, GrpcSpecKeys);
-                    break;
-            }
-        }
-        return route;
+            rules = s.List(v, p, RuleLimit, GrpcRule);
+            CheckRules(v, p, rules, r => r.Name, r => r.Matches.Length);
+        });
+        return new GrpcRoute
+        {
+            Namespace = ns,
+            Name = name,
+            ParentRefs = parents,
+            Hostnames = hostnames,
+            Rules = rules,
+            UseDefaultGateways = useDefaultGateways,
+        };
     }
 
     private GrpcRouteRule? GrpcRule(YamlNode node, string path)

@@ -7,7 +7,6 @@ namespace Ambient.Mesh.Kubernetes.L7;
 
 internal sealed partial class GatewayRouteParser
 {
-    private static readonly string[] HttpSpecKeys = ["parentRefs", "hostnames", "rules", "useDefaultGateways"];
     private static readonly string[] HttpRuleKeys = ["name", "matches", "filters", "backendRefs", "timeouts", "retry", "sessionPersistence"];
     private static readonly string[] HttpMatchKeys = ["path", "headers", "queryParams", "method"];
     private static readonly string[] PathMatchKeys = ["type", "value"];
@@ -25,35 +24,25 @@ internal sealed partial class GatewayRouteParser
 
     public HttpRoute HttpRoute(YamlNode spec, string path, string ns, string name)
     {
-        var route = new HttpRoute { Namespace = ns, Name = name, Rules = [DefaultRule] };
-        foreach ((YamlScalarNode k, string key, YamlNode v, string p) in s.Fields(spec, path))
+        ImmutableArray<HttpRouteRule> rules = [DefaultRule];
+        (ImmutableArray<ParentReference> parents, ImmutableArray<string> hostnames, string? useDefaultGateways) = RouteSpec(spec, path, (v, p) =>
         {
-            switch (key)
+            if (v is YamlSequenceNode { Children.Count: 0 })
             {
-                case "parentRefs":
-                    route = route with { ParentRefs = ParentRefs(v, p) };
-                    break;
-                case "hostnames":
-                    route = route with { Hostnames = Hostnames(v, p) };
-                    break;
-                case "rules":
-                    if (v is YamlSequenceNode { Children.Count: 0 })
-                    {
-                        s.Error(v, p, "must have at least one rule (omit the field for the default rule)");
-                    }
-                    ImmutableArray<HttpRouteRule> rules = s.List(v, p, RuleLimit, HttpRule);
-                    CheckRules(v, p, rules, r => r.Name, r => r.Matches.Length);
-                    route = route with { Rules = rules };
-                    break;
-                case "useDefaultGateways":
-                    route = route with { UseDefaultGateways = UseDefaultGateways(v, p) };
-                    break;
-                default:
-                    s.Unknown(k, path, HttpSpecKeys);
-                    break;
+                s.Error(v, p, "must have at least one rule (omit the field for the default rule)");
             }
-        }
-        return route;
+            rules = s.List(v, p, RuleLimit, HttpRule);
+            CheckRules(v, p, rules, r => r.Name, r => r.Matches.Length);
+        });
+        return new HttpRoute
+        {
+            Namespace = ns,
+            Name = name,
+            ParentRefs = parents,
+            Hostnames = hostnames,
+            Rules = rules,
+            UseDefaultGateways = useDefaultGateways,
+        };
     }
 
     private HttpRouteRule? HttpRule(YamlNode node, string path)

@@ -33,7 +33,6 @@ internal sealed partial class GatewayRouteParser(SpecReader s)
     private static readonly string[] RedirectKeys = ["scheme", "hostname", "path", "port", "statusCode"];
     private static readonly string[] RewriteKeys = ["hostname", "path"];
     private static readonly string[] PathModifierKeys = ["type", "replaceFullPath", "replacePrefixMatch"];
-    private static readonly string[] ExtensionRefKeys = ["group", "kind", "name"];
     private static readonly string[] CorsKeys = ["allowOrigins", "allowCredentials", "allowMethods", "allowHeaders", "exposeHeaders", "maxAge"];
     private static readonly string[] ExternalAuthKeys = ["protocol", "backendRef", "grpc", "http", "forwardBody"];
     private static readonly string[] SessionKeys = ["sessionName", "absoluteTimeout", "idleTimeout", "type", "cookieConfig", "cookie", "header"];
@@ -65,7 +64,40 @@ internal sealed partial class GatewayRouteParser(SpecReader s)
 
     // ---- spec-level fields shared by both route kinds ----
 
-    public ImmutableArray<ParentReference> ParentRefs(YamlNode node, string path)
+    private static readonly string[] RouteSpecKeys = ["parentRefs", "hostnames", "rules", "useDefaultGateways"];
+
+    /// <summary>The spec fields every route kind has; <paramref name="rules"/> reads the kind's own rules.</summary>
+    private (ImmutableArray<ParentReference> ParentRefs, ImmutableArray<string> Hostnames, string? UseDefaultGateways) RouteSpec(
+        YamlNode spec, string path, Action<YamlNode, string> rules)
+    {
+        ImmutableArray<ParentReference> parents = [];
+        ImmutableArray<string> hostnames = [];
+        string? useDefaultGateways = null;
+        foreach ((YamlScalarNode k, string key, YamlNode v, string p) in s.Fields(spec, path))
+        {
+            switch (key)
+            {
+                case "parentRefs":
+                    parents = ParentRefs(v, p);
+                    break;
+                case "hostnames":
+                    hostnames = Hostnames(v, p);
+                    break;
+                case "rules":
+                    rules(v, p);
+                    break;
+                case "useDefaultGateways":
+                    useDefaultGateways = s.OneOf(v, p, ["All", "None"]);
+                    break;
+                default:
+                    s.Unknown(k, path, RouteSpecKeys);
+                    break;
+            }
+        }
+        return (parents, hostnames, useDefaultGateways);
+    }
+
+    private ImmutableArray<ParentReference> ParentRefs(YamlNode node, string path)
     {
         ImmutableArray<ParentReference> refs = s.List(node, path, MaxParentRefs, ParentRef);
         // CEL: several references to one parent must each name a section or port, and no two the same one.
@@ -130,7 +162,7 @@ internal sealed partial class GatewayRouteParser(SpecReader s)
         return new ParentReference(group, kind, ns, name, section, port);
     }
 
-    public ImmutableArray<string> Hostnames(YamlNode node, string path) =>
+    private ImmutableArray<string> Hostnames(YamlNode node, string path) =>
         s.Strings(node, path, MaxHostnames, (v, p) => s.String(v, p, 1, 253, KubeNames.Hostname(), KubeNames.HostnameHint));
 
     /// <summary>Checks the rule list's shared limits: total matches and unique rule names.</summary>
@@ -161,26 +193,14 @@ internal sealed partial class GatewayRouteParser(SpecReader s)
     public string? RuleName(YamlNode node, string path) =>
         s.String(node, path, 1, 253, KubeNames.DnsSubdomain(), KubeNames.DnsSubdomainHint);
 
-    public string? UseDefaultGateways(YamlNode node, string path) => s.OneOf(node, path, ["All", "None"]);
-
     // ---- references ----
 
     private string? Group(YamlNode v, string p) =>
-        s.String(v, p, 0, 253) is { } g && (g.Length == 0 || Check(g, KubeNames.DnsSubdomain(), v, p, KubeNames.DnsSubdomainHint)) ? g : null;
+        s.String(v, p, 0, 253) is { } g && (g.Length == 0 || s.Matches(g, KubeNames.DnsSubdomain(), v, p, KubeNames.DnsSubdomainHint)) ? g : null;
 
     private string? Kind(YamlNode v, string p) => s.String(v, p, 1, 63, KubeNames.Kind(), KubeNames.KindHint);
 
     private string? Namespace(YamlNode v, string p) => s.String(v, p, 1, 63, KubeNames.DnsLabel(), KubeNames.DnsLabelHint);
-
-    private bool Check(string value, System.Text.RegularExpressions.Regex pattern, YamlNode node, string path, string hint)
-    {
-        if (pattern.IsMatch(value))
-        {
-            return true;
-        }
-        s.Error(node, path, $"'{value}' {hint}");
-        return false;
-    }
 
     /// <summary>The pieces of a BackendObjectReference, read field by field (they share an object with other fields).</summary>
     private sealed class RefParts
@@ -724,29 +744,11 @@ internal sealed partial class GatewayRouteParser(SpecReader s)
 
     private ExtensionRefFilter? ExtensionRef(YamlNode node, string path)
     {
-        string? group = null, kind = null, name = null;
-        foreach ((YamlScalarNode k, string key, YamlNode v, string p) in s.Fields(node, path))
-        {
-            switch (key)
-            {
-                case "group":
-                    group = Group(v, p);
-                    break;
-                case "kind":
-                    kind = Kind(v, p);
-                    break;
-                case "name":
-                    name = s.String(v, p, 1, 253);
-                    break;
-                default:
-                    s.Unknown(k, path, ExtensionRefKeys);
-                    break;
-            }
-        }
-        s.Require(node, path, "group", "the extension's API group (\"\" for the core group)");
-        s.Require(node, path, "kind", "the extension's kind");
-        s.Require(node, path, "name", "the extension's name");
-        return group is null || kind is null || name is null ? null : new ExtensionRefFilter(new LocalObjectReference(group, kind, name));
+        (string group, string? kind, string? name, _, _) = s.ObjectRef(node, path, withNamespace: false);
+        bool ok = s.Require(node, path, "group", "the extension's API group (\"\" for the core group)");
+        ok &= s.Require(node, path, "kind", "the extension's kind");
+        ok &= s.Require(node, path, "name", "the extension's name");
+        return ok && kind is not null && name is not null ? new ExtensionRefFilter(new LocalObjectReference(group, kind, name)) : null;
     }
 
     private CorsFilter? Cors(YamlNode node, string path)
@@ -815,17 +817,7 @@ internal sealed partial class GatewayRouteParser(SpecReader s)
                     break;
                 case "grpc":
                     grpcKey = k;
-                    foreach ((YamlScalarNode gk, string g, YamlNode gv, string gp) in s.Fields(v, p))
-                    {
-                        if (g == "allowedHeaders")
-                        {
-                            allowed = s.Strings(gv, gp, 64);
-                        }
-                        else
-                        {
-                            s.Unknown(gk, p, ["allowedHeaders"]);
-                        }
-                    }
+                    s.OnlyField(v, p, "allowedHeaders", (gv, gp) => allowed = s.Strings(gv, gp, 64));
                     break;
                 case "http":
                     httpKey = k;
@@ -849,17 +841,7 @@ internal sealed partial class GatewayRouteParser(SpecReader s)
                     }
                     break;
                 case "forwardBody":
-                    foreach ((YamlScalarNode fk, string f, YamlNode fv, string fp) in s.Fields(v, p))
-                    {
-                        if (f == "maxSize")
-                        {
-                            bodyMax = s.Int(fv, fp, 0);
-                        }
-                        else
-                        {
-                            s.Unknown(fk, p, ["maxSize"]);
-                        }
-                    }
+                    s.OnlyField(v, p, "maxSize", (fv, fp) => bodyMax = s.Int(fv, fp, 0));
                     break;
                 default:
                     s.Unknown(k, path, ExternalAuthKeys);
@@ -930,17 +912,7 @@ internal sealed partial class GatewayRouteParser(SpecReader s)
                     break;
                 case "header":
                     headerKey = k;
-                    foreach ((YamlScalarNode hk, string h, YamlNode hv, string hp) in s.Fields(v, p))
-                    {
-                        if (h == "name")
-                        {
-                            name = HeaderName(hv, hp);
-                        }
-                        else
-                        {
-                            s.Unknown(hk, p, ["name"]);
-                        }
-                    }
+                    s.OnlyField(v, p, "name", (hv, hp) => name = HeaderName(hv, hp));
                     break;
                 default:
                     s.Unknown(k, path, SessionKeys);

@@ -189,18 +189,9 @@ internal sealed partial class IstioParser
                     break;
                 case "proxyProtocol":
                     proxyKey = k;
-                    foreach ((YamlScalarNode pk, string pf, YamlNode pv, string pp) in s.Fields(v, p))
-                    {
-                        if (pf == "version")
-                        {
-                            policy = policy with { ProxyProtocol = s.Enum(pv, pp, [("V1", ProxyProtocolVersion.V1), ("V2", ProxyProtocolVersion.V2)]) };
-                        }
-                        else
-                        {
-                            s.Unknown(pk, p, ["version"]);
-                        }
-                    }
-                    policy = policy with { ProxyProtocol = policy.ProxyProtocol ?? ProxyProtocolVersion.V1 };
+                    ProxyProtocolVersion version = ProxyProtocolVersion.V1;
+                    s.OnlyField(v, p, "version", (pv, pp) => version = s.Enum(pv, pp, [("V1", ProxyProtocolVersion.V1), ("V2", ProxyProtocolVersion.V2)]) ?? version);
+                    policy = policy with { ProxyProtocol = version };
                     break;
                 case "retryBudget":
                     policy = policy with { RetryBudget = RetryBudget(v, p) };
@@ -355,14 +346,8 @@ internal sealed partial class IstioParser
                         s.Error(k, p, "only one of ringHash and maglev can be set");
                     }
                     algorithmKey = k;
-                    string field = key == "ringHash" ? "minimumRingSize" : "tableSize";
-                    foreach ((YamlScalarNode ak, string af, YamlNode av, string ap) in s.Fields(v, p))
+                    s.OnlyField(v, p, key == "ringHash" ? "minimumRingSize" : "tableSize", (av, ap) =>
                     {
-                        if (af != field)
-                        {
-                            s.Unknown(ak, p, [field]);
-                            continue;
-                        }
                         ulong? size = s.Long(av, ap, 0, long.MaxValue) is long l ? (ulong)l : null;
                         if (key == "ringHash")
                         {
@@ -372,7 +357,7 @@ internal sealed partial class IstioParser
                         {
                             tableSize = MaglevTableSize(size, av, ap);
                         }
-                    }
+                    });
                     if (key == "maglev" && tableSize is null && !SpecReader.Has(v, "tableSize"))
                     {
                         s.Missing(v, p, "tableSize", "maglev needs a table size (a prime below 5000011, e.g. 65537)");

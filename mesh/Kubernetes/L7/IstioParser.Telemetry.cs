@@ -8,7 +8,6 @@ namespace Ambient.Mesh.Kubernetes.L7;
 internal sealed partial class IstioParser
 {
     private static readonly string[] TelemetryKeys = ["selector", "targetRef", "targetRefs", "tracing", "accessLogging", "metrics"];
-    private static readonly string[] TargetRefKeys = ["group", "kind", "name", "namespace"];
     private static readonly string[] TracingKeys =
     [
         "match", "providers", "randomSamplingPercentage", "disableSpanReporting", "customTags", "useRequestIdForTraceSampling",
@@ -87,31 +86,10 @@ internal sealed partial class IstioParser
 
     private PolicyTargetReference? TargetRef(YamlNode node, string path)
     {
-        string group = "";
-        string? kind = null, name = null;
-        foreach ((YamlScalarNode k, string key, YamlNode v, string p) in s.Fields(node, path))
+        (string group, string? kind, string? name, string? ns, YamlNode? nsNode) = s.ObjectRef(node, path, withNamespace: true);
+        if (ns is not null)
         {
-            switch (key)
-            {
-                case "group":
-                    group = s.String(v, p, 0, 253) ?? group;
-                    break;
-                case "kind":
-                    kind = s.String(v, p, 1, 63, KubeNames.Kind(), KubeNames.KindHint);
-                    break;
-                case "name":
-                    name = s.String(v, p, 1, 253);
-                    break;
-                case "namespace":
-                    if (s.String(v, p) is { Length: > 0 })
-                    {
-                        s.Error(v, p, "cross-namespace references are not supported; leave namespace empty");
-                    }
-                    break;
-                default:
-                    s.Unknown(k, path, TargetRefKeys);
-                    break;
-            }
+            s.Error(nsNode, Child(path, "namespace"), "cross-namespace references are not supported; leave namespace empty");
         }
         bool ok = s.Require(node, path, "kind", "the target's kind");
         ok &= s.Require(node, path, "name", "the target's name");
@@ -131,17 +109,7 @@ internal sealed partial class IstioParser
         s.List(node, path, int.MaxValue, (n, p) =>
         {
             string? name = null;
-            foreach ((YamlScalarNode k, string key, YamlNode v, string fp) in s.Fields(n, p))
-            {
-                if (key == "name")
-                {
-                    name = s.NonEmpty(v, fp);
-                }
-                else
-                {
-                    s.Unknown(k, p, ["name"]);
-                }
-            }
+            s.OnlyField(n, p, "name", (v, fp) => name = s.NonEmpty(v, fp));
             s.Require(n, p, "name", "the provider's name (from the mesh config's extensionProviders)");
             return name;
         });
@@ -149,17 +117,7 @@ internal sealed partial class IstioParser
     private WorkloadMode Mode(YamlNode node, string path)
     {
         WorkloadMode mode = WorkloadMode.ClientAndServer;
-        foreach ((YamlScalarNode k, string key, YamlNode v, string p) in s.Fields(node, path))
-        {
-            if (key == "mode")
-            {
-                mode = s.Enum(v, p, WorkloadModes) ?? mode;
-            }
-            else
-            {
-                s.Unknown(k, path, ["mode"]);
-            }
-        }
+        s.OnlyField(node, path, "mode", (v, p) => mode = s.Enum(v, p, WorkloadModes) ?? mode);
         return mode;
     }
 
@@ -288,17 +246,7 @@ internal sealed partial class IstioParser
                     disabled = s.Bool(v, p);
                     break;
                 case "filter":
-                    foreach ((YamlScalarNode fk, string f, YamlNode fv, string fp) in s.Fields(v, p))
-                    {
-                        if (f == "expression")
-                        {
-                            filter = s.String(fv, fp);
-                        }
-                        else
-                        {
-                            s.Unknown(fk, p, ["expression"]);
-                        }
-                    }
+                    s.OnlyField(v, p, "expression", (fv, fp) => filter = s.String(fv, fp));
                     break;
                 default:
                     s.Unknown(k, path, AccessLoggingKeys);

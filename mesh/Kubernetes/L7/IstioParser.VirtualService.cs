@@ -1340,58 +1340,85 @@ internal sealed partial class IstioParser
 
     private TlsMatchAttributes? TlsMatch(YamlNode node, string path, ImmutableArray<string> hosts)
     {
-        var match = new TlsMatchAttributes();
+        var l4 = new L4Fields();
+        ImmutableArray<string> sniHosts = [];
         foreach ((YamlScalarNode k, string key, YamlNode v, string p) in s.Fields(node, path))
         {
-            switch (key)
+            if (L4Field(l4, key, v, p))
             {
-                case "sniHosts":
-                    match = match with
-                    {
-                        SniHosts = s.Strings(v, p, check: (sv, sp) =>
-                        {
-                            string? sni = s.String(sv, sp);
-                            if (sni is null)
-                            {
-                                return null;
-                            }
-                            if (WildcardDomainProblem(sni) is { } problem && !IsIp(sni))
-                            {
-                                return Report(sv, sp, problem);
-                            }
-                            if (!hosts.IsEmpty && !hosts.Any(h => HostCovers(h, sni)))
-                            {
-                                return Report(sv, sp, $"SNI host '{sni}' is not one of the virtual service's hosts (or covered by a wildcard host)");
-                            }
-                            return sni;
-                        }),
-                    };
-                    break;
-                case "destinationSubnets":
-                    match = match with { DestinationSubnets = Subnets(v, p) };
-                    break;
-                case "port":
-                    match = match with { Port = Port(v, p) };
-                    break;
-                case "sourceLabels":
-                    match = match with { SourceLabels = Labels(v, p) };
-                    break;
-                case "gateways":
-                    match = match with { Gateways = Gateways(v, p) };
-                    break;
-                case "sourceNamespace":
-                    match = match with { SourceNamespace = NamespaceName(v, p) };
-                    break;
-                default:
-                    s.Unknown(k, path, TlsMatchKeys);
-                    break;
+                continue;
             }
+            if (key != "sniHosts")
+            {
+                s.Unknown(k, path, TlsMatchKeys);
+                continue;
+            }
+            sniHosts = s.Strings(v, p, check: (sv, sp) =>
+            {
+                string? sni = s.String(sv, sp);
+                if (sni is null)
+                {
+                    return null;
+                }
+                if (WildcardDomainProblem(sni) is { } problem && !IsIp(sni))
+                {
+                    return Report(sv, sp, problem);
+                }
+                if (!hosts.IsEmpty && !hosts.Any(h => HostCovers(h, sni)))
+                {
+                    return Report(sv, sp, $"SNI host '{sni}' is not one of the virtual service's hosts (or covered by a wildcard host)");
+                }
+                return sni;
+            });
         }
-        if (match.SniHosts.IsEmpty && !SpecReader.Has(node, "sniHosts"))
+        if (sniHosts.IsEmpty && !SpecReader.Has(node, "sniHosts"))
         {
             s.Missing(node, path, "sniHosts", "a TLS match needs at least one SNI host");
         }
-        return match;
+        return new TlsMatchAttributes
+        {
+            SniHosts = sniHosts,
+            DestinationSubnets = l4.DestinationSubnets,
+            Port = l4.Port,
+            SourceLabels = l4.SourceLabels,
+            Gateways = l4.Gateways,
+            SourceNamespace = l4.SourceNamespace,
+        };
+    }
+
+    /// <summary>The match fields TLS and TCP rules share.</summary>
+    private sealed class L4Fields
+    {
+        public ImmutableArray<string> DestinationSubnets = [];
+        public int? Port;
+        public ImmutableDictionary<string, string> SourceLabels = ImmutableDictionary<string, string>.Empty;
+        public ImmutableArray<string> Gateways = [];
+        public string? SourceNamespace;
+    }
+
+    /// <summary>Reads <paramref name="key"/> into <paramref name="f"/> if it is one of the shared L4 match fields.</summary>
+    private bool L4Field(L4Fields f, string key, YamlNode v, string p)
+    {
+        switch (key)
+        {
+            case "destinationSubnets":
+                f.DestinationSubnets = Subnets(v, p);
+                return true;
+            case "port":
+                f.Port = Port(v, p);
+                return true;
+            case "sourceLabels":
+                f.SourceLabels = Labels(v, p);
+                return true;
+            case "gateways":
+                f.Gateways = Gateways(v, p);
+                return true;
+            case "sourceNamespace":
+                f.SourceNamespace = NamespaceName(v, p);
+                return true;
+            default:
+                return false;
+        }
     }
 
     private VirtualServiceTcpRoute? TcpRoute(YamlNode node, string path)
@@ -1422,35 +1449,32 @@ internal sealed partial class IstioParser
 
     private L4MatchAttributes? L4Match(YamlNode node, string path)
     {
-        var match = new L4MatchAttributes();
+        var l4 = new L4Fields();
+        string? sourceSubnet = null;
         foreach ((YamlScalarNode k, string key, YamlNode v, string p) in s.Fields(node, path))
         {
-            switch (key)
+            if (L4Field(l4, key, v, p))
             {
-                case "destinationSubnets":
-                    match = match with { DestinationSubnets = Subnets(v, p) };
-                    break;
-                case "port":
-                    match = match with { Port = Port(v, p) };
-                    break;
-                case "sourceLabels":
-                    match = match with { SourceLabels = Labels(v, p) };
-                    break;
-                case "gateways":
-                    match = match with { Gateways = Gateways(v, p) };
-                    break;
-                case "sourceNamespace":
-                    match = match with { SourceNamespace = NamespaceName(v, p) };
-                    break;
-                case "sourceSubnet":
-                    match = match with { SourceSubnet = Subnet(v, p) };
-                    break;
-                default:
-                    s.Unknown(k, path, L4MatchKeys);
-                    break;
+                continue;
+            }
+            if (key == "sourceSubnet")
+            {
+                sourceSubnet = Subnet(v, p);
+            }
+            else
+            {
+                s.Unknown(k, path, L4MatchKeys);
             }
         }
-        return match;
+        return new L4MatchAttributes
+        {
+            DestinationSubnets = l4.DestinationSubnets,
+            Port = l4.Port,
+            SourceLabels = l4.SourceLabels,
+            Gateways = l4.Gateways,
+            SourceNamespace = l4.SourceNamespace,
+            SourceSubnet = sourceSubnet,
+        };
     }
 
     /// <summary>True when <paramref name="key"/> holds a list with at least one entry (entries' own errors are reported where read).</summary>

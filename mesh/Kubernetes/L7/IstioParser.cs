@@ -13,10 +13,6 @@ namespace Ambient.Mesh.Kubernetes.L7;
 /// </summary>
 internal sealed partial class IstioParser(SpecReader s)
 {
-    private static readonly string[] PortSelectorKeys = ["number"];
-    private static readonly string[] WorkloadSelectorKeys = ["matchLabels"];
-    private static readonly string[] PercentKeys = ["value"];
-
     /// <summary>
     /// Why <paramref name="host"/> is not an Istio host name (an FQDN or short name whose first label may be a
     /// wildcard: "*", "*.example.com", "*-foo.example.com"), or null. Istio's DNS labels allow upper case.
@@ -107,13 +103,8 @@ internal sealed partial class IstioParser(SpecReader s)
     public ImmutableDictionary<string, string>? WorkloadSelector(YamlNode node, string path)
     {
         ImmutableDictionary<string, string> labels = ImmutableDictionary<string, string>.Empty;
-        foreach ((YamlScalarNode k, string key, YamlNode v, string p) in s.Fields(node, path))
+        s.OnlyField(node, path, "matchLabels", (v, p) =>
         {
-            if (key != "matchLabels")
-            {
-                s.Unknown(k, path, WorkloadSelectorKeys);
-                continue;
-            }
             labels = s.StringMap(v, p, (lk, name, value, valueNode, lp) =>
             {
                 if (name.Length == 0 || name.Contains('*'))
@@ -129,7 +120,7 @@ internal sealed partial class IstioParser(SpecReader s)
             {
                 s.Warning(v, p, "workload selector specified without labels: it selects every workload");
             }
-        }
+        });
         return labels;
     }
 
@@ -172,17 +163,7 @@ internal sealed partial class IstioParser(SpecReader s)
     public int? PortSelector(YamlNode node, string path)
     {
         int? port = null;
-        foreach ((YamlScalarNode k, string key, YamlNode v, string p) in s.Fields(node, path))
-        {
-            if (key == "number")
-            {
-                port = s.Int(v, p, 1, 65535);
-            }
-            else
-            {
-                s.Unknown(k, path, PortSelectorKeys);
-            }
-        }
+        s.OnlyField(node, path, "number", (v, p) => port = s.Int(v, p, 1, 65535));
         s.Require(node, path, "number", "the port number");
         return port;
     }
@@ -193,20 +174,15 @@ internal sealed partial class IstioParser(SpecReader s)
     public double? Percent(YamlNode node, string path)
     {
         double? value = null;
-        foreach ((YamlScalarNode k, string key, YamlNode v, string p) in s.Fields(node, path))
+        s.OnlyField(node, path, "value", (v, p) =>
         {
-            if (key != "value")
-            {
-                s.Unknown(k, path, PercentKeys);
-                continue;
-            }
             value = s.Double(v, p, 0, 100);
             if (value is > 0 and < 0.0001)
             {
                 s.Error(v, p, $"{value} is neither 0 nor in the range 0.0001-100");
                 value = null;
             }
-        }
+        });
         return value ?? 0;
     }
 

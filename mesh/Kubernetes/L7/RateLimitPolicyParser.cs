@@ -13,10 +13,7 @@ namespace Ambient.Mesh.Kubernetes.L7;
 internal sealed class RateLimitPolicyParser(SpecReader s)
 {
     private static readonly string[] SpecKeys = ["targetRef", "total", "identity", "overrides"];
-    private static readonly string[] TargetKeys = ["group", "kind", "name"];
-    private static readonly string[] LimitKeys = ["requestsPerSecond"];
     private static readonly string[] OverrideKeys = ["requestsPerSecond", "clientRefs"];
-    private static readonly string[] ClientRefKeys = ["group", "kind", "name", "namespace"];
 
     public HttpLocalRateLimitPolicy? Parse(YamlNode spec, string path, string ns, string name)
     {
@@ -88,26 +85,7 @@ internal sealed class RateLimitPolicyParser(SpecReader s)
 
     private RateLimitTarget? Target(YamlNode node, string path)
     {
-        string group = "";
-        string? kind = null, name = null;
-        foreach ((YamlScalarNode k, string key, YamlNode v, string p) in s.Fields(node, path))
-        {
-            switch (key)
-            {
-                case "group":
-                    group = s.String(v, p, 0, 253) ?? group;
-                    break;
-                case "kind":
-                    kind = s.String(v, p, 1, 63, KubeNames.Kind(), KubeNames.KindHint);
-                    break;
-                case "name":
-                    name = s.String(v, p, 1, 253);
-                    break;
-                default:
-                    s.Unknown(k, path, TargetKeys);
-                    break;
-            }
-        }
+        (string group, string? kind, string? name, _, _) = s.ObjectRef(node, path, withNamespace: false);
         bool ok = s.Require(node, path, "kind", "Service or Server");
         ok &= s.Require(node, path, "name", "the target's name");
         if (!ok || kind is null || name is null)
@@ -128,17 +106,7 @@ internal sealed class RateLimitPolicyParser(SpecReader s)
     private uint? Limit(YamlNode node, string path)
     {
         uint? rate = null;
-        foreach ((YamlScalarNode k, string key, YamlNode v, string p) in s.Fields(node, path))
-        {
-            if (key == "requestsPerSecond")
-            {
-                rate = Rate(v, p);
-            }
-            else
-            {
-                s.Unknown(k, path, LimitKeys);
-            }
-        }
+        s.OnlyField(node, path, "requestsPerSecond", (v, p) => rate = Rate(v, p));
         s.Require(node, path, "requestsPerSecond", "the rate in requests per second");
         return rate;
     }
@@ -193,29 +161,7 @@ internal sealed class RateLimitPolicyParser(SpecReader s)
 
     private RateLimitClientRef? ClientRef(YamlNode node, string path)
     {
-        string group = "";
-        string? kind = null, name = null, ns = null;
-        foreach ((YamlScalarNode k, string key, YamlNode v, string p) in s.Fields(node, path))
-        {
-            switch (key)
-            {
-                case "group":
-                    group = s.String(v, p, 0, 253) ?? group;
-                    break;
-                case "kind":
-                    kind = s.String(v, p, 1, 63);
-                    break;
-                case "name":
-                    name = s.String(v, p, 1, 253);
-                    break;
-                case "namespace":
-                    ns = s.String(v, p, 1, 63, KubeNames.DnsLabel(), KubeNames.DnsLabelHint);
-                    break;
-                default:
-                    s.Unknown(k, path, ClientRefKeys);
-                    break;
-            }
-        }
+        (string group, string? kind, string? name, string? ns, _) = s.ObjectRef(node, path, withNamespace: true);
         bool ok = s.Require(node, path, "kind", "ServiceAccount");
         ok &= s.Require(node, path, "name", "the ServiceAccount's name");
         if (!ok || kind is null || name is null)

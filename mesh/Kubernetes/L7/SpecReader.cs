@@ -65,7 +65,75 @@ internal sealed partial class SpecReader(YamlConfigReader r)
         }
     }
 
+    /// <summary>
+    /// An object with a single field (<c>{number: 80}</c>, <c>{value: 12.5}</c>, <c>{maxSize: 1024}</c>): reads that
+    /// field with <paramref name="read"/> and reports any other as unknown.
+    /// </summary>
+    public void OnlyField(YamlNode node, string path, string field, Action<YamlNode, string> read)
+    {
+        foreach ((YamlScalarNode k, string key, YamlNode v, string p) in Fields(node, path))
+        {
+            if (key == field)
+            {
+                read(v, p);
+            }
+            else
+            {
+                Unknown(k, path, [field]);
+            }
+        }
+    }
+
     public static bool IsNull(YamlNode node) => YamlConfigReader.IsNull(node);
+
+    /// <summary>The fields of a reference to another object; null where absent or invalid (already reported).</summary>
+    /// <param name="Namespace">Null when absent or empty (the referring object's namespace).</param>
+    public readonly record struct ObjectRefFields(string Group, string? Kind, string? Name, string? Namespace, YamlNode? NamespaceNode);
+
+    /// <summary>
+    /// Reads <c>{group, kind, name}</c> (and <c>namespace</c> when <paramref name="withNamespace"/>) with the Gateway
+    /// API's shapes for each; an absent group is "" (the core group). Which kinds are allowed is the caller's check.
+    /// </summary>
+    public ObjectRefFields ObjectRef(YamlNode node, string path, bool withNamespace)
+    {
+        string group = "";
+        string? kind = null, name = null, ns = null;
+        YamlNode? nsNode = null;
+        foreach ((YamlScalarNode k, string key, YamlNode v, string p) in Fields(node, path))
+        {
+            switch (key)
+            {
+                case "group":
+                    group = String(v, p, 0, 253) is { } g && (g.Length == 0 || Matches(g, KubeNames.DnsSubdomain(), v, p, KubeNames.DnsSubdomainHint)) ? g : group;
+                    break;
+                case "kind":
+                    kind = String(v, p, 1, 63, KubeNames.Kind(), KubeNames.KindHint);
+                    break;
+                case "name":
+                    name = String(v, p, 1, 253);
+                    break;
+                case "namespace" when withNamespace:
+                    nsNode = v;
+                    ns = String(v, p, 0, 63, KubeNames.DnsLabel(), KubeNames.DnsLabelHint) is { Length: > 0 } n ? n : null;
+                    break;
+                default:
+                    Unknown(k, path, withNamespace ? ["group", "kind", "name", "namespace"] : ["group", "kind", "name"]);
+                    break;
+            }
+        }
+        return new ObjectRefFields(group, kind, name, ns, nsNode);
+    }
+
+    /// <summary>True when <paramref name="value"/> matches <paramref name="pattern"/>; else reports <paramref name="hint"/>.</summary>
+    public bool Matches(string value, Regex pattern, YamlNode node, string path, string hint)
+    {
+        if (pattern.IsMatch(value))
+        {
+            return true;
+        }
+        r.Error(node, path, $"'{value}' {hint}");
+        return false;
+    }
 
     private static bool IsQuoted(YamlNode node) =>
         node is YamlScalarNode { Style: ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted };
