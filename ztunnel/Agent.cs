@@ -28,6 +28,7 @@ internal sealed class Agent : IAsyncDisposable
     private readonly ProxyContext _ctx;
     private readonly List<Listener> _listeners = [];
     private readonly CancellationTokenSource _stopping = new();
+    private readonly Memory.MemoryTrimmer _memory;
     private readonly TaskCompletionSource<string> _shutdownRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private ConfigWatcher? _watcher;
     private AdminServer? _admin;
@@ -80,6 +81,7 @@ internal sealed class Agent : IAsyncDisposable
             ResolveHost = options.ResolveHost ?? System.Net.Dns.GetHostAddressesAsync,
         };
         State.Changed += OnConfigChanged;
+        _memory = new Memory.MemoryTrimmer(loggers.CreateLogger("memory"));
     }
 
     /// <summary>Precedence of the config file's own workloads, services and policies (see README: mesh sources).</summary>
@@ -333,6 +335,7 @@ internal sealed class Agent : IAsyncDisposable
         {
             await l.DisposeAsync().ConfigureAwait(false);
         }
+        _memory.Dispose();
         _ctx.IdleHbone.Dispose();
         _ctx.Refusals.Dispose();
         await _pool.DisposeAsync().ConfigureAwait(false);

@@ -112,17 +112,10 @@ internal sealed partial class ConfigParser(YamlConfigReader r, string? baseDir)
                     }
                     break;
                 case "certificateLifetime":
-                    if (Duration(value, name) is TimeSpan lifetime)
+                    // Renewal runs at half-life; shorter than a minute would renew in a busy loop.
+                    if (Duration(value, name, TimeSpan.FromMinutes(1), "1m") is TimeSpan lifetime)
                     {
-                        if (lifetime < TimeSpan.FromMinutes(1))
-                        {
-                            // Renewal runs at half-life; shorter than a minute would renew in a busy loop.
-                            r.Error(value, name, "must be at least 1m");
-                        }
-                        else
-                        {
-                            config = config with { CertificateLifetime = lifetime };
-                        }
+                        config = config with { CertificateLifetime = lifetime };
                     }
                     break;
                 case "drainTimeout":
@@ -132,16 +125,9 @@ internal sealed partial class ConfigParser(YamlConfigReader r, string? baseDir)
                     }
                     break;
                 case "hboneIdleTimeout":
-                    if (Duration(value, name) is TimeSpan idle)
+                    if (Duration(value, name, TimeSpan.FromSeconds(1), "1s") is TimeSpan idle)
                     {
-                        if (idle < TimeSpan.FromSeconds(1))
-                        {
-                            r.Error(value, name, "must be at least 1s");
-                        }
-                        else
-                        {
-                            config = config with { HboneIdleTimeout = idle };
-                        }
+                        config = config with { HboneIdleTimeout = idle };
                     }
                     break;
                 case "inpod":
@@ -400,6 +386,21 @@ internal sealed partial class ConfigParser(YamlConfigReader r, string? baseDir)
         }
         _endpointNodes[path] = node;
         return ep;
+    }
+
+    /// <summary>A duration of at least <paramref name="min"/> (written <paramref name="minText"/> in the error).</summary>
+    private TimeSpan? Duration(YamlNode node, string path, TimeSpan min, string minText)
+    {
+        if (Duration(node, path) is not TimeSpan value)
+        {
+            return null;
+        }
+        if (value < min)
+        {
+            r.Error(node, path, $"must be at least {minText}");
+            return null;
+        }
+        return value;
     }
 
     private TimeSpan? Duration(YamlNode node, string path)

@@ -1,5 +1,7 @@
 using System.Collections.Immutable;
+using System.Runtime.CompilerServices;
 using Ambient.Mesh.Config;
+using Ambient.Mesh.Model;
 using Ambient.Mesh.Sources;
 
 namespace Ambient.Mesh.Kubernetes;
@@ -39,13 +41,45 @@ public sealed record TranslationResult(MeshResources Resources, ImmutableArray<C
 /// semantics (see <c>mesh/Kubernetes/README.md</c>).
 /// </summary>
 /// <remarks>
-/// Stateless and thread-safe: <see cref="Translate"/> reads the whole object set each time (the API source calls it
-/// after every batch of watch events). It is linear in the number of objects: services and policies are found
-/// through label indexes, never by scanning every selector for every pod.
+/// Thread-safe; <see cref="Translate"/> reads the whole object set each time (the API source calls it after every
+/// batch of watch events) and its result depends only on that set. It is linear in the number of objects:
+/// services and policies are found through label indexes, never by scanning every selector for every pod. What
+/// one object says on its own (a Pod's addresses and ports, a policy's rules) is parsed once per
+/// <see cref="KubeObject"/> instance and remembered while the instance lives, so a run after a watch event
+/// re-reads only the objects that changed; sources must therefore replace an object, never mutate its
+/// <see cref="KubeObject.Body"/>.
 /// </remarks>
 public sealed class KubeTranslator(KubeTranslatorOptions? options = null)
 {
+    private readonly TranslatorMemory _memory = new();
+
     public KubeTranslatorOptions Options { get; } = options ?? KubeTranslatorOptions.Default;
 
-    public TranslationResult Translate(IEnumerable<KubeObject> objects) => new Translation(Options).Run(objects);
+    /// <summary>
+    /// Translates the whole object set. A resource equal to the one the previous run produced is that same instance,
+    /// so a caller can find what changed by reference.
+    /// </summary>
+    public TranslationResult Translate(IEnumerable<KubeObject> objects)
+    {
+        StableOutput previous = Volatile.Read(ref _memory.Previous);
+        TranslationResult result = new Translation(Options, _memory).Run(objects);
+        result = result with { Resources = previous.Reuse(result.Resources) };
+        Volatile.Write(ref _memory.Previous, new StableOutput(result.Resources));
+        return result;
+    }
 }
+
+/// <summary>What a translator remembers between runs; every part only saves work, none changes a result.</summary>
+internal sealed class TranslatorMemory
+{
+    /// <summary>What each object instance said on its own (see <c>Translation.ParseOnce</c>).</summary>
+    public ConditionalWeakTable<KubeObject, ParsedObject> Parsed { get; } = new();
+
+    /// <summary>The L4 policy made of each parsed Istio policy, with its warnings.</summary>
+    public ConditionalWeakTable<IstioAuthorizationPolicy, ParsedObject> ZtunnelPolicies { get; } = new();
+
+    public StableOutput Previous = StableOutput.Empty;
+}
+
+/// <summary>What parsing one object on its own gave (null when it had errors or nothing for the mesh), with its messages.</summary>
+internal sealed record ParsedObject(object? Value, ImmutableArray<ConfigError> Errors, ImmutableArray<ConfigError> Warnings);

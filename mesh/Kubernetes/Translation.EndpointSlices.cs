@@ -24,7 +24,7 @@ internal sealed partial class Translation
     {
         foreach (KubeObject o in _slices)
         {
-            if (Parse(o, ParseSlice) is not { } slice)
+            if (ParseOnce(o, ParseSlice) is not { } slice)
             {
                 continue;
             }
@@ -41,8 +41,11 @@ internal sealed partial class Translation
                 {
                     if (_podByName.TryGetValue((ep.PodNamespace ?? ns, ep.PodName), out PodInfo? pod))
                     {
-                        pod.SliceServices ??= new Dictionary<string, ImmutableDictionary<int, int>>(StringComparer.Ordinal);
-                        pod.SliceServices[svc.Model.Key] = ports;
+                        if (!_sliceServices.TryGetValue(pod, out var forPod))
+                        {
+                            _sliceServices[pod] = forPod = new Dictionary<string, ImmutableDictionary<int, int>>(StringComparer.Ordinal);
+                        }
+                        forPod[svc.Model.Key] = ports;
                     }
                     continue; // a pod we do not know (yet): its own Pod object will carry it
                 }

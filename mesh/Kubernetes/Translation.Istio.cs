@@ -294,7 +294,7 @@ internal sealed partial class Translation
         foreach (KubeObject o in _workloadEntries)
         {
             string ns = NamespaceOf(o);
-            if (Parse(o, static (o, r) => ParseEntrySpec(r, KubeYaml.Map(r, o.Body, "spec", "") ?? new YamlMappingNode(), "spec", Resolution.Dns)) is not { } spec)
+            if (ParseOnce(o, static (o, r) => ParseEntrySpec(r, KubeYaml.Map(r, o.Body, "spec", "") ?? new YamlMappingNode(), "spec", Resolution.Dns)) is not { } spec)
             {
                 continue;
             }

@@ -24,18 +24,18 @@ internal sealed partial class Translation
         public required NamedPort[]? NamedPorts { get; init; }
         public required string WorkloadName { get; init; }
         public required string WorkloadType { get; init; }
-        /// <summary>Services whose EndpointSlices list this pod, with the pod's ports for each.</summary>
-        public Dictionary<string, ImmutableDictionary<int, int>>? SliceServices { get; set; }
     }
 
     private readonly List<PodInfo> _podInfos = [];
+    /// <summary>Per run (a PodInfo is shared between runs): services whose EndpointSlices list a pod, with its ports for each.</summary>
+    private readonly Dictionary<PodInfo, Dictionary<string, ImmutableDictionary<int, int>>> _sliceServices = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<(string Namespace, string Name), PodInfo> _podByName = [];
 
     private void ParsePods()
     {
         foreach (KubeObject o in _pods)
         {
-            if (Parse(o, ParsePod) is not { } pod)
+            if (ParseOnce(o, ParsePod) is not { } pod)
             {
                 continue;
             }
@@ -327,9 +327,9 @@ internal sealed partial class Translation
             entries.Clear();
             _serviceEntrySelectors.Select(pod.Namespace, labels, entries);
             ImmutableDictionary<string, ImmutableDictionary<int, int>> serviceMap =
-                pod.SliceServices is null && entries.Count == 0 && services.Count == 0
+                _sliceServices.Count == 0 && entries.Count == 0 && services.Count == 0
                     ? ImmutableDictionary<string, ImmutableDictionary<int, int>>.Empty
-                    : ServiceMap(services, pod.NamedPorts, pod.SliceServices, entries);
+                    : ServiceMap(services, pod.NamedPorts, _sliceServices.GetValueOrDefault(pod), entries);
 
             _workloadsOut.Add(new Workload
             {

@@ -40,12 +40,12 @@ internal sealed partial class Translation
     {
         foreach (KubeObject o in _authorizationPolicies)
         {
-            if (Parse(o, ParseAuthorizationPolicy) is not { } policy)
+            if (ParseOnce(o, ParseAuthorizationPolicy) is not { } policy)
             {
                 continue;
             }
             _objectsOut.Add(policy);
-            if (ToZtunnel(o, policy) is { } l4)
+            if (Once(memory.ZtunnelPolicies, policy, p => ToZtunnel(o, p)) is { } l4)
             {
                 _policiesOut.Add(l4);
                 if (l4.Scope == PolicyScope.WorkloadSelector)
@@ -56,7 +56,7 @@ internal sealed partial class Translation
         }
     }
 
-    private IstioAuthorizationPolicy? ParseAuthorizationPolicy(KubeObject o, YamlConfigReader r)
+    private static IstioAuthorizationPolicy? ParseAuthorizationPolicy(KubeObject o, YamlConfigReader r)
     {
         string ns = NamespaceOf(o);
         YamlMappingNode? spec = KubeYaml.Map(r, o.Body, "spec", "");
@@ -183,7 +183,7 @@ internal sealed partial class Translation
         return new IstioTargetRef(group, kind, name, ns);
     }
 
-    private ImmutableArray<IstioAuthorizationRule> Rules(YamlConfigReader r, YamlNode node, string path)
+    private static ImmutableArray<IstioAuthorizationRule> Rules(YamlConfigReader r, YamlNode node, string path)
     {
         YamlSequenceNode? seq = r.Sequence(node, path);
         if (seq is null)
@@ -693,14 +693,14 @@ internal sealed partial class Translation
     {
         foreach (KubeObject o in _peerAuthentications)
         {
-            if (Parse(o, ParsePeerAuthentication) is { } pa)
+            if (ParseOnce(o, ParsePeerAuthentication) is { } pa)
             {
                 _objectsOut.Add(pa);
             }
         }
     }
 
-    private PeerAuthentication? ParsePeerAuthentication(KubeObject o, YamlConfigReader r)
+    private static PeerAuthentication? ParsePeerAuthentication(KubeObject o, YamlConfigReader r)
     {
         YamlMappingNode? spec = KubeYaml.Map(r, o.Body, "spec", "");
         ImmutableDictionary<string, string>? selector = null;

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Runtime.CompilerServices;
 using Ambient.Mesh.Config;
 using Ambient.Mesh.Kubernetes.L7;
 using Ambient.Mesh.Model;
@@ -13,7 +14,7 @@ namespace Ambient.Mesh.Kubernetes;
 /// policies before pods, because a pod's workload lists the services and policies that select it). The facets
 /// live in the partial files by kind.
 /// </summary>
-internal sealed partial class Translation(KubeTranslatorOptions options)
+internal sealed partial class Translation(KubeTranslatorOptions options, TranslatorMemory memory)
 {
     private const string CoreGroup = "";
     private const string DiscoveryGroup = "discovery.k8s.io";
@@ -105,9 +106,9 @@ internal sealed partial class Translation(KubeTranslatorOptions options)
     {
         foreach (KubeObject o in _l7)
         {
-            if (Parse(o, static (o, r) => L7Kinds.Parse(o, r)) is { } parsed)
+            if (ParseOnce(o, static (o, r) => L7Kinds.Parse(o, r)) is { } l7)
             {
-                _objectsOut.Add(parsed);
+                _objectsOut.Add(l7);
             }
         }
     }
@@ -180,6 +181,36 @@ internal sealed partial class Translation(KubeTranslatorOptions options)
             }
         }
         return r.HasErrors ? null : result;
+    }
+
+    /// <summary>
+    /// <see cref="Parse"/> for a parse that reads nothing but the object itself: done once per object instance and
+    /// remembered (with its messages) for the next run, which re-reads only replaced objects.
+    /// </summary>
+    private T? ParseOnce<T>(KubeObject o, Func<KubeObject, YamlConfigReader, T?> parse)
+        where T : class
+    {
+        return Once(memory.Parsed, o, o => Parse(o, parse));
+    }
+
+    /// <summary>
+    /// <paramref name="make"/> once per <paramref name="key"/> instance, remembered with the errors and warnings it
+    /// reported, which later runs report again (a problem is not fixed by asking twice).
+    /// </summary>
+    private T? Once<TKey, T>(ConditionalWeakTable<TKey, ParsedObject> table, TKey key, Func<TKey, T?> make)
+        where TKey : class
+        where T : class
+    {
+        if (table.TryGetValue(key, out ParsedObject? entry))
+        {
+            _errors.AddRange(entry.Errors);
+            _warnings.AddRange(entry.Warnings);
+            return entry.Value as T;
+        }
+        int errors = _errors.Count, warnings = _warnings.Count;
+        T? value = make(key);
+        table.AddOrUpdate(key, new ParsedObject(value, [.. _errors.Skip(errors)], [.. _warnings.Skip(warnings)]));
+        return value;
     }
 
     private static ConfigError Named(KubeObject o, ConfigError e)

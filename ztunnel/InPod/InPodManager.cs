@@ -352,43 +352,40 @@ internal sealed class InPodManager : IAsyncDisposable
     /// Drain: the pods' listeners stop accepting; their namespaces stay open for the connections already accepted
     /// (upstream sockets are made inside them) until <see cref="DisposeAsync"/>.
     /// </summary>
-    public async Task StopListenersAsync()
+    public Task StopListenersAsync() => ForEachPodAsync(static async p =>
     {
-        await _gate.WaitAsync().ConfigureAwait(false);
-        try
+        foreach (var l in p.Listeners)
         {
-            foreach (var p in _pods.Values)
-            {
-                foreach (var l in p.Listeners)
-                {
-                    await l.StopAsync().ConfigureAwait(false);
-                }
-            }
+            await l.StopAsync().ConfigureAwait(false);
         }
-        finally
-        {
-            _gate.Release();
-        }
-    }
+    }, clear: false);
 
     /// <summary>
     /// Stops the pods' listeners but keeps their rules: while no agent runs, captured traffic hits closed ports and
     /// is refused, never sent around the mesh; the next agent re-adopts the pods from the registry.
     /// </summary>
-    public async ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync() => await ForEachPodAsync(static async p =>
+    {
+        foreach (var l in p.Listeners)
+        {
+            await l.DisposeAsync().ConfigureAwait(false);
+        }
+        p.Netns.Dispose();
+    }, clear: true).ConfigureAwait(false);
+
+    private async Task ForEachPodAsync(Func<PodCapture, Task> action, bool clear)
     {
         await _gate.WaitAsync().ConfigureAwait(false);
         try
         {
             foreach (var p in _pods.Values)
             {
-                foreach (var l in p.Listeners)
-                {
-                    await l.DisposeAsync().ConfigureAwait(false);
-                }
-                p.Netns.Dispose();
+                await action(p).ConfigureAwait(false);
             }
-            _pods.Clear();
+            if (clear)
+            {
+                _pods.Clear();
+            }
         }
         finally
         {

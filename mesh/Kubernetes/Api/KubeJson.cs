@@ -17,12 +17,18 @@ namespace Ambient.Mesh.Kubernetes.Api;
 /// spelling, objects and arrays flow-style nodes. So the translator sees one shape whichever source an object came
 /// from, and can tell the string <c>"80"</c> from the number <c>80</c> by the scalar's style.</para>
 /// <para>Built straight from <see cref="Utf8JsonReader"/> rather than by handing the text to YamlDotNet: the
-/// <c>KubeJsonBenchmarks</c> in perf/ measure both on a 10,000-pod list. Every field is kept, known or not: the
-/// translator validates.</para>
+/// <c>KubeJsonBenchmarks</c> in perf/ measure both on a 10,000-pod list. Every field is kept, known or not (the
+/// translator validates), except <c>metadata.managedFields</c>.</para>
 /// </remarks>
 internal static class KubeJson
 {
     private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = 256 };
+
+    /// <summary>Bound on the per-thread key cache (schema field names plus label and annotation keys).</summary>
+    private const int MaxInternedKeys = 4096;
+
+    [ThreadStatic]
+    private static Dictionary<string, string>? t_keys;
 
     private static readonly YamlScalarNode ApiVersionKey = new("apiVersion") { Style = ScalarStyle.DoubleQuoted };
     private static readonly YamlScalarNode KindKey = new("kind") { Style = ScalarStyle.DoubleQuoted };
@@ -48,7 +54,7 @@ internal static class KubeJson
         {
             throw new JsonException("expected a JSON object");
         }
-        YamlMappingNode node = ReadMapping(ref reader);
+        YamlMappingNode node = ReadMapping(ref reader, metadata: false);
         if (reader.Read())
         {
             throw new JsonException($"unexpected {reader.TokenType} after the object");
@@ -57,9 +63,9 @@ internal static class KubeJson
     }
 
     /// <summary>Reads the value the reader is positioned on (after <see cref="Utf8JsonReader.Read"/> returned it).</summary>
-    private static YamlNode ReadValue(ref Utf8JsonReader reader) => reader.TokenType switch
+    private static YamlNode ReadValue(ref Utf8JsonReader reader, bool metadata = false) => reader.TokenType switch
     {
-        JsonTokenType.StartObject => ReadMapping(ref reader),
+        JsonTokenType.StartObject => ReadMapping(ref reader, metadata),
         JsonTokenType.StartArray => ReadSequence(ref reader),
         JsonTokenType.String => new YamlScalarNode(reader.GetString()) { Style = ScalarStyle.DoubleQuoted },
         JsonTokenType.Number => new YamlScalarNode(Raw(ref reader)) { Style = ScalarStyle.Plain },
@@ -69,18 +75,50 @@ internal static class KubeJson
         _ => throw new JsonException($"unexpected {reader.TokenType}"),
     };
 
-    private static YamlMappingNode ReadMapping(ref Utf8JsonReader reader)
+    private static YamlMappingNode ReadMapping(ref Utf8JsonReader reader, bool metadata)
     {
         var node = new YamlMappingNode { Style = MappingStyle.Flow };
         while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
         {
-            var key = new YamlScalarNode(reader.GetString()) { Style = ScalarStyle.DoubleQuoted };
+            if (metadata && reader.ValueTextEquals("managedFields"u8))
+            {
+                // Server-side apply bookkeeping: often a third of an object's size, never read by the mesh
+                // (client-go informers strip it the same way).
+                reader.Read();
+                reader.Skip();
+                continue;
+            }
+            bool isMetadata = reader.ValueTextEquals("metadata"u8);
+            var key = new YamlScalarNode(Key(ref reader)) { Style = ScalarStyle.DoubleQuoted };
             reader.Read();
-            YamlNode value = ReadValue(ref reader);
+            YamlNode value = ReadValue(ref reader, isMetadata);
             // A duplicate key is legal JSON (last one wins, as Go's decoder does); YamlDotNet's Add would throw.
             node.Children[key] = value;
         }
         return node;
+    }
+
+    /// <summary>Property names repeat in every object ("metadata", "name", label keys): one string instance each.</summary>
+    private static string Key(ref Utf8JsonReader reader)
+    {
+        const int MaxLength = 64;
+        if (reader.HasValueSequence || reader.ValueSpan.Length > MaxLength)
+        {
+            return reader.GetString()!;
+        }
+        Span<char> chars = stackalloc char[MaxLength];
+        int length = reader.CopyString(chars);
+        Dictionary<string, string> keys = t_keys ??= new Dictionary<string, string>(StringComparer.Ordinal);
+        if (keys.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(chars[..length], out string? key))
+        {
+            return key;
+        }
+        key = new string(chars[..length]);
+        if (keys.Count < MaxInternedKeys)
+        {
+            keys[key] = key;
+        }
+        return key;
     }
 
     private static YamlSequenceNode ReadSequence(ref Utf8JsonReader reader)

@@ -272,8 +272,11 @@ internal sealed class KubeReflector
                             {
                                 continue;
                             }
-                            events++;
                             expired = HandleEvent(line, ref version);
+                            if (!expired)
+                            {
+                                events++;
+                            }
                         }
                         if (buffer.Length > _options.MaxMessageBytes)
                         {
@@ -535,5 +538,6 @@ internal sealed class KubeReflector
         return true;
     }
 
+    /// <param name="Events">Objects and bookmarks received (not the ERROR that ended an expired watch).</param>
     private readonly record struct WatchResult(string ResourceVersion, int Events, bool Expired, bool ClientDeadline, TimeSpan Duration);
 }

@@ -66,20 +66,12 @@ public sealed class Socks5RefusalTests
         string state = Directory.CreateTempSubdirectory("ztunnel-socks-self-").FullName;
         try
         {
-            var config = new MeshConfig
+            var config = TwoNodeMesh.WithListeners(new MeshConfig
             {
-                Listeners = new ListenerConfig
-                {
-                    Outbound = new IPEndPoint(client, 0),
-                    Inbound = new IPEndPoint(client, 0),
-                    Hbone = new IPEndPoint(client, 0),
-                    Socks5 = new IPEndPoint(client, 0),
-                    Admin = new IPEndPoint(client, 0),
-                    Metrics = new IPEndPoint(IPAddress.Any, 0), // as the default 0.0.0.0:15020
-                    Readiness = new IPEndPoint(client, 0),
-                },
                 Workloads = [new Workload { Uid = "t//v1/Pod/default/client", Name = "client", Namespace = "default", WorkloadIps = [client], Protocol = InboundProtocol.Hbone }],
-            };
+            }, client);
+            // Metrics on every address, as the default 0.0.0.0:15020.
+            config = config with { Listeners = config.Listeners with { Metrics = new IPEndPoint(IPAddress.Any, 0) } };
             await using var agent = await Agent.StartAsync(
                 new AgentOptions { StateDir = state, AccessLogWriter = TextWriter.Null },
                 config,

@@ -14,7 +14,7 @@ public sealed class KubeConnectionTests
         await using FakeKubeApiServer server = await FakeKubeApiServer.StartAsync(serverCertificate: pki.Server);
         seed?.Invoke(server);
         using var logs = new CollectingLoggerProvider();
-        await using var watcher = new KubernetesApiWatcher(WatcherHarness.TestOptions(kubeconfigFor(server.Url), [new KubeWatch(KubeResource.Pod)]), logs.Factory);
+        await using var watcher = new KubernetesApiWatcher(WatcherHarness.PodsOnly(kubeconfigFor(server.Url)), logs.Factory);
         await watcher.StartAsync(CancellationToken.None).WaitAsync(Timeout);
         await watcher.InitialSync.WaitAsync(Timeout);
         Assert.Equal(server.Url.GetLeftPart(UriPartial.Authority) + "/", watcher.Server!.ToString());
@@ -56,7 +56,7 @@ public sealed class KubeConnectionTests
         using var dir = new TempDir();
         await using FakeKubeApiServer server = await FakeKubeApiServer.StartAsync(serverCertificate: pki.Server);
         string kubeconfig = TestKubeconfig.Write(dir.Path, server.Url, other, token: "s3cr3t-token");
-        await using var watcher = new KubernetesApiWatcher(WatcherHarness.TestOptions(kubeconfig, [new KubeWatch(KubeResource.Pod)]));
+        await using var watcher = new KubernetesApiWatcher(WatcherHarness.PodsOnly(kubeconfig));
 
         await watcher.StartAsync(CancellationToken.None).WaitAsync(Timeout);
 
@@ -77,7 +77,7 @@ public sealed class KubeConnectionTests
         await using FakeKubeApiServer server = await FakeKubeApiServer.StartAsync();
         string kubeconfig = TestKubeconfig.Write(dir.Path, server.Url, token: "s3cr3t-token");
         using var logs = new CollectingLoggerProvider();
-        await using var watcher = new KubernetesApiWatcher(WatcherHarness.TestOptions(kubeconfig, [new KubeWatch(KubeResource.Pod)]), logs.Factory);
+        await using var watcher = new KubernetesApiWatcher(WatcherHarness.PodsOnly(kubeconfig), logs.Factory);
 
         await watcher.StartAsync(CancellationToken.None).WaitAsync(Timeout);
         await watcher.InitialSync.WaitAsync(Timeout);
@@ -113,7 +113,7 @@ public sealed class KubeConnectionTests
         using var dir = new TempDir();
         await using FakeKubeApiServer server = await FakeKubeApiServer.StartAsync();
         string kubeconfig = TestKubeconfig.Write(dir.Path, server.Url);
-        var options = WatcherHarness.TestOptions(kubeconfig, [new KubeWatch(KubeResource.Pod)]) with { KubeconfigPath = null };
+        var options = WatcherHarness.PodsOnly(kubeconfig) with { KubeconfigPath = null };
         await using var watcher = new KubernetesApiWatcher(options, null, TimeProvider.System, name => name == "KUBECONFIG" ? kubeconfig : null);
 
         await watcher.StartAsync(CancellationToken.None).WaitAsync(Timeout);

@@ -57,6 +57,36 @@ public sealed class KubeJsonTests
         Assert.ThrowsAny<System.Text.Json.JsonException>(() => KubeJson.ParseObject("{\"a\":1} {"u8));
     }
 
+    [Fact]
+    public void Managed_fields_are_dropped_and_nothing_else()
+    {
+        byte[] json = Encoding.UTF8.GetBytes("""
+            {"metadata":{"name":"a","managedFields":[{"manager":"kubectl","fieldsV1":{"f:spec":{}}}],"labels":{"managedFields":"kept"}},
+             "spec":{"template":{"metadata":{"name":"t"}},"managedFields":"kept too"}}
+            """);
+
+        YamlMappingNode node = KubeJson.ParseObject(json);
+
+        var metadata = (YamlMappingNode)node["metadata"];
+        Assert.False(metadata.Children.ContainsKey(new YamlScalarNode("managedFields")));
+        Assert.Equal("kept", ((YamlScalarNode)((YamlMappingNode)metadata["labels"])["managedFields"]).Value);
+        Assert.Equal("kept too", ((YamlScalarNode)((YamlMappingNode)node["spec"])["managedFields"]).Value);
+        Assert.Equal(["name", "labels"], metadata.Children.Keys.Select(k => ((YamlScalarNode)k).Value));
+    }
+
+    [Fact]
+    public void Long_and_escaped_keys_come_through_unchanged()
+    {
+        string longKey = new('k', 100);
+        byte[] json = Encoding.UTF8.GetBytes("""{"metadata":{"name":"a","labels":{""" + $"\"{longKey}\"" + """:"1","caf\u00e9":"2","a\"b":"3"}}}""");
+
+        KubeObject obj = KubeJson.ToKubeObject(KubeJson.ParseObject(json), KubeResource.Pod);
+
+        Assert.Equal("1", obj.Labels[longKey]);
+        Assert.Equal("2", obj.Labels["café"]);
+        Assert.Equal("3", obj.Labels["a\"b"]);
+    }
+
     private static void AssertSameTree(YamlNode expected, YamlNode actual, string path)
     {
         Assert.Equal(expected.NodeType, actual.NodeType);

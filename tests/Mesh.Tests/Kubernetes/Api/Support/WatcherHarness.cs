@@ -45,6 +45,38 @@ internal sealed class WatcherHarness : IAsyncDisposable
         CoalesceDelay = TimeSpan.FromMilliseconds(75),
     };
 
+    /// <summary><see cref="TestOptions"/> watching pods only.</summary>
+    public static KubernetesApiOptions PodsOnly(string kubeconfig) => TestOptions(kubeconfig, [new KubeWatch(KubeResource.Pod)]);
+
+    /// <summary>Waits for the initial sync and for the pod watch to be open (so the next change is a watch event).</summary>
+    public async Task SyncedAsync()
+    {
+        await Watcher.InitialSync.WaitAsync(Timeout);
+        await WaitUntilAsync(() => Server.OpenWatches(KubeResource.Pod) == 1, "the pod watch open");
+    }
+
+    /// <summary>Starts with the given pods in namespace "shop" and waits until synced with the pod watch open.</summary>
+    public static async Task<WatcherHarness> StartSyncedAsync(Func<string, KubernetesApiOptions>? options, params string[] pods)
+    {
+        WatcherHarness harness = await StartAsync(options: options, seed: s =>
+        {
+            foreach (string pod in pods)
+            {
+                s.Apply(KubeResource.Pod, Objects.Pod("shop", pod));
+            }
+        });
+        try
+        {
+            await harness.SyncedAsync();
+            return harness;
+        }
+        catch
+        {
+            await harness.DisposeAsync();
+            throw;
+        }
+    }
+
     /// <summary>Starts the server (with <paramref name="installed"/> kinds) and, unless told not to, the watcher.</summary>
     public static async Task<WatcherHarness> StartAsync(
         IEnumerable<KubeResource>? installed = null,
