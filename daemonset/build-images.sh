@@ -18,7 +18,8 @@ Builds, FROM scratch with buildah:
 
 then checks them with podman (read-only root filesystem, capabilities dropped as install.yaml drops them):
   - ztunnel --version / --help, install-cni --help, ambient-cni VERSION;
-  - install-cni install / check / uninstall on a scratch CNI config dir (the dir is given back byte for byte);
+  - install-cni install / check / uninstall on a scratch CNI config dir (the dir is given back byte for byte),
+    and install-cni run --on-exit auto against a TLS stand-in for the API server (keep, then uninstall);
   - the agent captures a pod: the ztunnel container, given an ADD by the ambient-cni of the install-cni image,
     installs its iptables rules and listeners in a scratch network namespace, and removes them on DEL.
 Prints each image's size (target for ztunnel: <= 40 MB).
@@ -258,6 +259,48 @@ JSON
     ok "uninstall gave the conflist back byte for byte and removed the binary"
   else
     fail "uninstall: $out"
+  fi
+
+  # --on-exit auto as install.yaml sets it: the installer asks the API server (here openssl s_server on loopback,
+  # serving the DaemonSet as a file) over TLS with the service account's token and CA, at start-up and at SIGTERM.
+  api=$work/api; ds_path=apis/apps/v1/namespaces/ambient-system/daemonsets
+  mkdir -p "$api/www/$ds_path" "$api/sa"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$api/key.pem" -out "$api/sa/ca.crt" \
+    -days 1 -subj "/CN=kube-apiserver stand-in" -addext "subjectAltName=IP:127.0.0.1" -addext "basicConstraints=critical,CA:TRUE" 2>/dev/null
+  echo "self-check-token" > "$api/sa/token"
+  api_port=$(( 20000 + RANDOM % 20000 ))
+  (cd "$api/www" && exec openssl s_server -quiet -WWW -accept "127.0.0.1:$api_port" -cert "$api/sa/ca.crt" -key "$api/key.pem" >/dev/null 2>&1) &
+  cleanup_cmds+=("kill $!")
+  # check_auto DELETING WANT: runs the installer until SIGTERM with the DaemonSet present or being deleted.
+  check_auto() {
+    local deleting=$1 want=$2 container=ambient-img-installer-$$ logs
+    if [ "$deleting" = 1 ]; then
+      echo '{"kind":"DaemonSet","metadata":{"name":"ambient-cni","deletionTimestamp":"2026-01-01T00:00:00Z"}}' > "$api/www/$ds_path/ambient-cni"
+    else
+      echo '{"kind":"DaemonSet","metadata":{"name":"ambient-cni"}}' > "$api/www/$ds_path/ambient-cni"
+    fi
+    cleanup_cmds+=("podman rm -f $container")
+    podman run -d --name "$container" --read-only --cap-drop ALL --network host \
+      -v "$node/net.d:/host/etc/cni/net.d" -v "$node/bin:/host/opt/cni/bin" -v "$api/sa:/var/run/secrets/kubernetes.io/serviceaccount:ro" \
+      -e POD_NAMESPACE=ambient-system -e AMBIENT_CNI_ON_EXIT=auto -e AMBIENT_CNI_DAEMONSET=ambient-cni \
+      -e KUBERNETES_SERVICE_HOST=127.0.0.1 -e KUBERNETES_SERVICE_PORT="$api_port" "$ic" run > /dev/null
+    for _ in $(seq 1 200); do podman logs "$container" 2>&1 | grep -q 'on-exit auto: at start-up' && break; sleep 0.1; done
+    podman stop -t 25 "$container" > /dev/null
+    logs=$(podman logs "$container" 2>&1)
+    podman rm -f "$container" > /dev/null
+    if [[ "$logs" == *"$want"* ]]; then
+      ok "--on-exit auto, DaemonSet ${3}: ${want}"
+    else
+      fail "--on-exit auto, DaemonSet ${3}: expected '$want'; the installer's log:"; echo "$logs" | tail -n 8 | sed 's/^/      /'
+    fi
+  }
+  check_auto 0 "DaemonSet ambient-system/ambient-cni exists and is not being deleted: a restart or upgrade" "present (a restart)"
+  if grep -q '"type": "ambient-cni"' "$node/net.d/10-bridge.conflist"; then ok "the entry stayed"; else fail "the entry is gone after a restart"; fi
+  check_auto 1 "stopping: uninstall (DaemonSet ambient-system/ambient-cni is being deleted" "being deleted"
+  if cmp -s "$node/original.conflist" "$node/net.d/10-bridge.conflist" && [ ! -e "$node/bin/ambient-cni" ]; then
+    ok "the conflist is back byte for byte, the binary gone"
+  else
+    fail "an uninstall left the node changed"
   fi
 
   netns=ambient-img-$$
