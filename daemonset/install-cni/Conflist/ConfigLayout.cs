@@ -27,9 +27,8 @@ internal sealed record ConfigLayout
     public required string CniVersionJson { get; init; }
     public required string NameJson { get; init; }
 
-    /// <summary>Offsets of the list's <c>[</c> and <c>]</c> (lists only).</summary>
+    /// <summary>Offset of the list's <c>[</c> (lists only).</summary>
     public int ArrayOpen { get; init; } = -1;
-    public int ArrayClose { get; init; } = -1;
 
     public ImmutableArray<PluginSpan> Plugins { get; init; } = [];
 
@@ -116,7 +115,7 @@ internal sealed record ConfigLayout
         var reader = new Utf8JsonReader(file, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow });
         reader.Read();
         int rootStart = (int)reader.TokenStartIndex;
-        int open = -1, close = -1;
+        int open = -1;
         var spans = ImmutableArray.CreateBuilder<PluginSpan>(types.Length);
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
@@ -135,8 +134,6 @@ internal sealed record ConfigLayout
                 reader.Skip();
                 spans.Add(new PluginSpan(start, (int)reader.BytesConsumed, types[spans.Count]));
             }
-
-            close = (int)reader.TokenStartIndex;
         }
 
         return new ConfigLayout
@@ -147,7 +144,6 @@ internal sealed record ConfigLayout
             CniVersionJson = "",
             NameJson = "",
             ArrayOpen = open,
-            ArrayClose = close,
             Plugins = spans.ToImmutable(),
         };
     }

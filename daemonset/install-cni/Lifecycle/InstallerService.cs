@@ -21,10 +21,6 @@ internal sealed class InstallerService(InstallerOptions options, CniInstaller in
     private readonly Channel<bool> _changed = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private InstallResult? _last;
 
-    /// <summary>Set after the first install pass and the start of the watch.</summary>
-    public Task Started => _started.Task;
-    private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
     /// <summary>Set when the shutdown decision has been carried out: true when it uninstalled cleanly.</summary>
     public bool? UninstallClean { get; private set; }
 
@@ -35,7 +31,6 @@ internal sealed class InstallerService(InstallerOptions options, CniInstaller in
         using var binWatch = Watch(options.CniBinDir, PluginEntry.PluginType);
         Log.Watching(log, options.CniConfDir, options.CniBinDir, options.Resync);
         Pass();
-        _started.TrySetResult();
 
         // After the first pass, so a slow API server never delays the install.
         if (probe is not null)
