@@ -1,6 +1,8 @@
+extern alias KubeFull;
+
 using Ambient.Daemonset.Tests.Support;
-using k8s;
-using k8s.Models;
+using KubeFull::k8s;
+using KubeFull::k8s.Models;
 
 namespace Ambient.Daemonset.Tests.Manifests;
 

@@ -1,9 +1,11 @@
+extern alias KubeFull;
+
 using System.Text.RegularExpressions;
 using Ambient.Daemonset.Tests.Support;
 using Ambient.InstallCni.Cli;
 using Ambient.Mesh.Config;
-using k8s;
-using k8s.Models;
+using KubeFull::k8s;
+using KubeFull::k8s.Models;
 
 namespace Ambient.Daemonset.Tests.Manifests;
 

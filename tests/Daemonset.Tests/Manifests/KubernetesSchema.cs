@@ -1,5 +1,7 @@
+extern alias KubeFull;
+
 using System.Text.Json.Nodes;
-using k8s;
+using KubeFull::k8s;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 

@@ -1,5 +1,7 @@
+extern alias KubeFull;
+
 using Ambient.Daemonset.Tests.Support;
-using k8s.Models;
+using KubeFull::k8s.Models;
 
 namespace Ambient.Daemonset.Tests.Manifests;
 
