@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Ambient.Mesh.Config;
 using Ambient.Mesh.Kubernetes.Api;
 using Ambient.Mesh.Tests.Kubernetes.Api.Support;
+using Ambient.Ztunnel;
 using Ambient.Ztunnel.Admin;
 using Ambient.Ztunnel.Hosting;
 using Ambient.Ztunnel.Tests.Support;
@@ -11,7 +12,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
-namespace Ambient.Ztunnel.Tests.Sources;
+namespace Ambient.Mesh.Tests.Ztunnel;
 
 /// <summary>
 /// Two agents that learn the mesh from the Kubernetes API (issue 8). No API server can run on this machine, so they
@@ -139,9 +140,9 @@ public sealed class KubernetesAgentTests
         return host;
     }
 
-    private static Agent AgentOf(IHost host) => host.Services.GetRequiredService<AgentService>().Agent;
+    private static Ambient.Ztunnel.Agent AgentOf(IHost host) => host.Services.GetRequiredService<AgentService>().Agent;
 
-    private static async Task<string?> EchoAsync(Agent a, IPAddress source, IPEndPoint target, string text)
+    private static async Task<string?> EchoAsync(Ambient.Ztunnel.Agent a, IPAddress source, IPEndPoint target, string text)
     {
         var (socket, reply) = await Socks5Client.ConnectAsync(a.EndPoints["socks5"], source, target);
         using (socket)
@@ -157,7 +158,7 @@ public sealed class KubernetesAgentTests
         }
     }
 
-    private static async Task<string> EchoOnceAsync(Agent a, IPAddress source, IPEndPoint target, string text)
+    private static async Task<string> EchoOnceAsync(Ambient.Ztunnel.Agent a, IPAddress source, IPEndPoint target, string text)
     {
         var (socket, reply) = await Socks5Client.ConnectAsync(a.EndPoints["socks5"], source, target);
         using (socket)
@@ -181,15 +182,15 @@ public sealed class KubernetesAgentTests
         var hostB = BuildAgent(c, "node-b", c.Server, c.LogB);
         await hostB.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
         var b = AgentOf(hostB);
-        var (notReady, _) = await TwoNodeMesh.GetAsync(b.EndPoints["readiness"], "/healthz/ready");
+        var (notReady, _) = await GetAsync(b.EndPoints["readiness"], "/healthz/ready");
         Assert.Equal(503, notReady);
         c.Api.ReleaseLists();
-        await TwoNodeMesh.EventuallyAsync(async () => (await TwoNodeMesh.GetAsync(b.EndPoints["readiness"], "/healthz/ready")).Status == 200, "node-b ready after the initial sync", 20_000);
+        await EventuallyAsync(async () => (await GetAsync(b.EndPoints["readiness"], "/healthz/ready")).Status == 200, "node-b ready after the initial sync", 20_000);
 
         var hostA = BuildAgent(c, "node-a", c.Client);
         await hostA.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
         var a = AgentOf(hostA);
-        await TwoNodeMesh.EventuallyAsync(() => a.Ready, "node-a ready", 20_000);
+        await EventuallyAsync(() => a.Ready, "node-a ready", 20_000);
 
         // What was there at start-up carries traffic, service VIP -> pod through the named target port.
         Assert.Equal("hello", await EchoOnceAsync(a, c.Client, new IPEndPoint(c.Vip, 80), "hello"));
@@ -198,7 +199,7 @@ public sealed class KubernetesAgentTests
         c.Api.Delete(KubeResource.Pod, "shop", "echo");
         c.Api.Apply(KubeResource.Pod, Pod("echo2", "node-b", "echo2", c.Server, "echo2", c.Echo2.EndPoint.Port));
         c.Api.Apply(KubeResource.Service, Service("echo2", c.Vip2, "echo2"));
-        await TwoNodeMesh.EventuallyAsync(
+        await EventuallyAsync(
             () => a.State.Current.FindServiceByVip(c.Vip2) is not null && b.State.Current.FindWorkload("shop", "echo2") is not null
                 && a.State.Current.FindWorkloadByIp(c.Server)?.Name == "echo2",
             "both agents learned echo2", 20_000);
@@ -209,17 +210,17 @@ public sealed class KubernetesAgentTests
             {"apiVersion":"security.istio.io/v1","kind":"AuthorizationPolicy","metadata":{"name":"deny-client","namespace":"shop","uid":"ap-1"},
              "spec":{"action":"DENY","rules":[{"from":[{"source":{"principals":["cluster.local/ns/shop/sa/client"]}}]}]}}
             """));
-        await TwoNodeMesh.EventuallyAsync(() => b.State.Current.FindPolicy("shop/deny-client") is not null, "node-b learned the policy", 20_000);
+        await EventuallyAsync(() => b.State.Current.FindPolicy("shop/deny-client") is not null, "node-b learned the policy", 20_000);
         Assert.Null(await EchoAsync(a, c.Client, new IPEndPoint(c.Vip2, 80), "denied"));
-        await TwoNodeMesh.EventuallyAsync(() => c.LogB.ToString().Contains("DENY", StringComparison.Ordinal), "node-b logs the denial");
+        await EventuallyAsync(() => c.LogB.ToString().Contains("DENY", StringComparison.Ordinal), "node-b logs the denial");
 
         // A deleted pod goes away.
         c.Api.Delete(KubeResource.Pod, "shop", "echo2");
-        await TwoNodeMesh.EventuallyAsync(() => b.State.Current.FindWorkload("shop", "echo2") is null, "node-b dropped echo2", 20_000);
-        await TwoNodeMesh.EventuallyAsync(() => a.State.Current.FindWorkload("shop", "echo2") is null, "node-a dropped echo2", 20_000);
+        await EventuallyAsync(() => b.State.Current.FindWorkload("shop", "echo2") is null, "node-b dropped echo2", 20_000);
+        await EventuallyAsync(() => a.State.Current.FindWorkload("shop", "echo2") is null, "node-a dropped echo2", 20_000);
 
         // /config_dump names the source.
-        var (_, dump) = await TwoNodeMesh.GetAsync(b.EndPoints["admin"], "/config_dump");
+        var (_, dump) = await GetAsync(b.EndPoints["admin"], "/config_dump");
         Assert.Contains("\"source\": \"kubernetes\"", dump, StringComparison.Ordinal);
     }
 
@@ -233,18 +234,51 @@ public sealed class KubernetesAgentTests
         await hostA.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
         var a = AgentOf(hostA);
         var b = AgentOf(hostB);
-        await TwoNodeMesh.EventuallyAsync(() => a.Ready && b.Ready, "both ready", 20_000);
+        await EventuallyAsync(() => a.Ready && b.Ready, "both ready", 20_000);
 
         await c.Api.StopAsync();
         // Nothing withdrawn, still ready, traffic flows.
         await Task.Delay(500);
         Assert.True(a.Ready);
-        Assert.Equal(200, (await TwoNodeMesh.GetAsync(a.EndPoints["readiness"], "/healthz/ready")).Status);
+        Assert.Equal(200, (await GetAsync(a.EndPoints["readiness"], "/healthz/ready")).Status);
         Assert.Equal("still here", await EchoOnceAsync(a, c.Client, new IPEndPoint(c.Vip, 80), "still here"));
 
         // A change made while the agents were disconnected arrives when the server is back.
         c.Api.Apply(KubeResource.Pod, Pod("echo2", "node-b", "echo2", c.Server2, "echo2", c.Echo2.EndPoint.Port));
         await c.Api.RestartAsync();
-        await TwoNodeMesh.EventuallyAsync(() => a.State.Current.FindWorkload("shop", "echo2") is not null, "node-a learned echo2 after the restart", 30_000);
+        await EventuallyAsync(() => a.State.Current.FindWorkload("shop", "echo2") is not null, "node-a learned echo2 after the restart", 30_000);
+    }
+
+    private static async Task EventuallyAsync(Func<bool> condition, string what, int timeoutMs = 10_000)
+    {
+        var deadline = Environment.TickCount64 + timeoutMs;
+        while (!condition())
+        {
+            if (Environment.TickCount64 > deadline)
+            {
+                Assert.Fail($"timed out waiting for: {what}");
+            }
+            await Task.Delay(20);
+        }
+    }
+
+    private static async Task EventuallyAsync(Func<Task<bool>> condition, string what, int timeoutMs = 10_000)
+    {
+        var deadline = Environment.TickCount64 + timeoutMs;
+        while (!await condition())
+        {
+            if (Environment.TickCount64 > deadline)
+            {
+                Assert.Fail($"timed out waiting for: {what}");
+            }
+            await Task.Delay(20);
+        }
+    }
+
+    private static async Task<(int Status, string Body)> GetAsync(IPEndPoint endpoint, string path)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        using var resp = await http.GetAsync(new Uri($"http://{endpoint}{path}"));
+        return ((int)resp.StatusCode, await resp.Content.ReadAsStringAsync());
     }
 }
