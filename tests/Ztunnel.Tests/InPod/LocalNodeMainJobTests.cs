@@ -65,6 +65,21 @@ public sealed class LocalNodeMainJobTests(ITestOutputHelper output)
         Assert.DoesNotContain("unbound variable", run.Stderr, StringComparison.Ordinal);
     }
 
+    /// <summary>Issue 8: the embedded mesh became manifests; --manifests swaps in a user's own, and says so when wrong.</summary>
+    [Fact]
+    public async Task LocalNodeScript_Manifests_without_a_value_or_a_missing_path_is_a_clear_error()
+    {
+        var bare = await Command.RunAsync(Script, ["--manifests"], TimeSpan.FromMinutes(1));
+        Assert.Equal(2, bare.ExitCode);
+        Assert.Contains("--manifests needs a file or folder", bare.Stderr, StringComparison.Ordinal);
+
+        string missing = Path.Combine(Path.GetTempPath(), $"no-such-manifests-{Guid.NewGuid():N}");
+        var absent = await Command.RunAsync(Script, ["--manifests", missing], TimeSpan.FromMinutes(1));
+        Assert.Equal(2, absent.ExitCode);
+        Assert.Contains($"--manifests {missing}: no such file or folder", absent.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("unbound variable", absent.Stderr, StringComparison.Ordinal);
+    }
+
     [RootFact]
     public async Task LocalNodeScript_Down_with_nothing_running_says_so_and_succeeds()
     {
@@ -80,7 +95,7 @@ public sealed class LocalNodeMainJobTests(ITestOutputHelper output)
         var run = await Command.RunAsync(Script, ["--help"], TimeSpan.FromMinutes(1));
         Assert.True(run.Ok, run.ToString());
         string usage = run.Stdout.Split('\n')[0];
-        foreach (var option in new[] { "--keep", "--down", "--quiet", "--config FILE", "--help" })
+        foreach (var option in new[] { "--keep", "--down", "--quiet", "--config FILE", "--manifests PATH", "--help" })
         {
             Assert.Contains(option, usage, StringComparison.Ordinal);
         }
