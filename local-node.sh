@@ -103,6 +103,16 @@ if ip netns list | grep "^$prefix-" > /dev/null; then
   echo "local-node.sh: a local node is already running (from --keep?). Remove it with ./local-node.sh --down" >&2
   exit 1
 fi
+# Two runs at once (two checkouts, a test beside a user) would share the fixed names and build into the same folder:
+# one run's agents would load the other's libraries. The lock is held on fd 9 by this script and the agents it starts
+# (so a node kept with --keep holds it too); the builds get the fd closed, since the build servers they leave behind
+# outlive the script. The file stays in /run (a tmpfs): removing it could let a second run lock a new file.
+lock=/run/ambient-local-node.lock
+exec 9> "$lock"
+if ! flock -n 9; then
+  echo "local-node.sh: another local-node.sh is running on this machine (the same amb-* namespaces and $root); wait for it to finish" >&2
+  exit 1
+fi
 
 step "installing what the node needs (Debian packages)"
 pkgs=(iproute2 iptables nftables containernetworking-plugins curl nodejs python3 tcpdump openssl util-linux)
@@ -120,9 +130,9 @@ trap 'exit 130' INT TERM
 mkdir -p "$root/bin"
 
 step "building ztunnel and ambient-cni (NativeAOT)"
-dotnet build ztunnel -c Release -nologo -v quiet -o "$root/ztunnel" 2>&1 | grep -E 'error|Warn' || true
+dotnet build ztunnel -c Release -nologo -v quiet -o "$root/ztunnel" 9>&- 2>&1 | grep -E 'error|Warn' || true
 [ -x "$root/ztunnel/ztunnel" ] || { echo "build of ztunnel failed" >&2; exit 1; }
-dotnet publish cni-plugin -c Release -r linux-x64 -nologo -v quiet -o "$root/cni-publish" 2>&1 | grep -E 'error' || true
+dotnet publish cni-plugin -c Release -r linux-x64 -nologo -v quiet -o "$root/cni-publish" 9>&- 2>&1 | grep -E 'error' || true
 cp "$root/cni-publish/ambient-cni" "$root/bin/ambient-cni"
 ok "ztunnel and ambient-cni built"
 

@@ -80,6 +80,30 @@ public sealed class LocalNodeMainJobTests(ITestOutputHelper output)
         Assert.DoesNotContain("unbound variable", absent.Stderr, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Two runs at once share the fixed names and the build folder (one run's agents once loaded the other checkout's
+    /// libraries): while the lock is held, a second run refuses before it creates or builds anything.
+    /// </summary>
+    [RootFact]
+    public async Task LocalNodeScript_Refuses_to_run_while_another_run_holds_the_lock()
+    {
+        Assert.True(AmbNamespaces().Count == 0, "a local node is running; this test needs none");
+        bool rootExisted = Directory.Exists(NodeRoot);
+        // .NET takes flock(LOCK_EX) for FileShare.None on Linux, the lock local-node.sh asks for with flock(1);
+        // flock -n proves it is held before the script runs.
+        using (new FileStream(LockFile, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
+        {
+            var probe = await Command.RunAsync("flock", ["-n", LockFile, "true"], TimeSpan.FromMinutes(1));
+            Assert.False(probe.Ok, $"the test could not hold {LockFile}: {probe}");
+
+            var run = await Command.RunAsync(Script, ["--quiet"], TimeSpan.FromMinutes(2));
+            Assert.Equal(1, run.ExitCode);
+            Assert.Contains("another local-node.sh is running", run.Stderr, StringComparison.Ordinal);
+            Assert.Empty(AmbNamespaces());
+            Assert.Equal(rootExisted, Directory.Exists(NodeRoot));
+        }
+    }
+
     [RootFact]
     public async Task LocalNodeScript_Down_with_nothing_running_says_so_and_succeeds()
     {
@@ -105,6 +129,10 @@ public sealed class LocalNodeMainJobTests(ITestOutputHelper output)
     }
 
     private static string Script => Path.Combine(Binaries.RepoRoot, "local-node.sh");
+
+    private const string LockFile = "/run/ambient-local-node.lock";
+
+    private const string NodeRoot = "/tmp/ambient-local-node";
 
     private static List<string> AmbNamespaces() =>
         Directory.Exists("/var/run/netns")
