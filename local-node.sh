@@ -3,12 +3,13 @@
 # Debian's reference CNI plugins (bridge + host-local) with ambient-cni chained after them; one ztunnel per node in
 # in-pod mode; unmodified applications (Python, Node.js, curl) talking across nodes over HBONE with mTLS.
 set -euo pipefail
+invoked_from=$(pwd)
 cd "$(dirname "$0")"
 repo=$(pwd)
 
 usage() {
   cat <<'USAGE'
-Usage: sudo ./local-node.sh [--keep] [--quiet] [--config FILE] [-h|--help]
+Usage: ./local-node.sh [--keep] [--down] [--quiet] [--config FILE] [-h|--help]     (as root)
 
 Builds ztunnel and ambient-cni, creates two nodes and five pods in network namespaces, starts one agent per
 node in in-pod mode, and shows: transparent capture, cross-node HBONE with the SPIFFE identities of both
@@ -30,13 +31,19 @@ while [ $# -gt 0 ]; do
     --keep) keep=1; shift ;;
     --quiet) quiet=1; shift ;;
     --down) down=1; shift ;;
-    --config) config_file=$2; shift 2 ;;
+    --config)
+      if [ $# -lt 2 ] || [ -z "$2" ] || [ "${2#--}" != "$2" ]; then
+        echo "local-node.sh: --config needs a file: --config FILE (see --help)" >&2; exit 2
+      fi
+      case "$2" in /*) config_file=$2 ;; *) config_file=$invoked_from/$2 ;; esac
+      [ -f "$config_file" ] || { echo "local-node.sh: --config $2: no such file" >&2; exit 2; }
+      shift 2 ;;
     *) echo "local-node.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 
 if [ "$(id -u)" != 0 ]; then
-  echo "local-node.sh: needs root (network namespaces, iptables). Run: sudo ./local-node.sh" >&2
+  echo "local-node.sh: needs root (it creates network namespaces and iptables rules); run it as root" >&2
   exit 1
 fi
 
@@ -45,6 +52,10 @@ root=/tmp/ambient-local-node
 topo="$repo/scripts/topology.sh"
 
 if [ "$down" = 1 ]; then
+  if ! ip netns list | grep -q "^$prefix-" && [ ! -e "$root" ]; then
+    echo "no local node is running: nothing to remove"
+    exit 0
+  fi
   [ -f "$root/agents.pids" ] && xargs -r kill < "$root/agents.pids" 2>/dev/null || true
   "$topo" down "$root" "$prefix"
   echo "removed the local node"
@@ -183,7 +194,10 @@ inpod:
   cniSocket: $root/$node/cni.sock
   enrollmentFile: $root/$node/enrollment.json
 YAML
-  } > "$root/$node/ztunnel.yaml"
+  } > "$root/$node/ztunnel.yaml.tmp"
+  # Atomically (write, then rename), as README asks of every edit of a watched config: the agent never reads a
+  # half-written file.
+  mv -f "$root/$node/ztunnel.yaml.tmp" "$root/$node/ztunnel.yaml"
 done
 "$root/ztunnel/ztunnel" --config "$root/node-a/ztunnel.yaml" --validate | show
 ok "node-a: pods 10.10.1.0/24, node-b: pods 10.10.2.0/24; CNI chain bridge -> host-local -> ambient-cni"

@@ -55,6 +55,42 @@ public sealed class LocalNodeMainJobTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>Issue 13, finding 7: the script's own command-line errors, as a new user meets them.</summary>
+    [Fact]
+    public async Task LocalNodeScript_Config_without_a_value_is_a_clear_error()
+    {
+        var run = await Command.RunAsync(Script, ["--config"], TimeSpan.FromMinutes(1));
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains("--config needs a file", run.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("unbound variable", run.Stderr, StringComparison.Ordinal);
+    }
+
+    [RootFact]
+    public async Task LocalNodeScript_Down_with_nothing_running_says_so_and_succeeds()
+    {
+        Assert.True(AmbNamespaces().Count == 0, "a local node is running; this test needs none");
+        var run = await Command.RunAsync(Script, ["--down"], TimeSpan.FromMinutes(1));
+        Assert.True(run.Ok, run.ToString());
+        Assert.Contains("nothing to remove", run.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task LocalNodeScript_Usage_lists_every_option_and_no_sudo()
+    {
+        var run = await Command.RunAsync(Script, ["--help"], TimeSpan.FromMinutes(1));
+        Assert.True(run.Ok, run.ToString());
+        string usage = run.Stdout.Split('\n')[0];
+        foreach (var option in new[] { "--keep", "--down", "--quiet", "--config FILE", "--help" })
+        {
+            Assert.Contains(option, usage, StringComparison.Ordinal);
+        }
+        // A root shell has no sudo: neither the usage nor the script's own errors may tell the user to run it.
+        Assert.DoesNotContain("sudo", run.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("sudo", await File.ReadAllTextAsync(Script), StringComparison.Ordinal);
+    }
+
+    private static string Script => Path.Combine(Binaries.RepoRoot, "local-node.sh");
+
     private static List<string> AmbNamespaces() =>
         Directory.Exists("/var/run/netns")
             ? [.. Directory.EnumerateFiles("/var/run/netns", $"{Prefix}*").Select(Path.GetFileName).OfType<string>()]
