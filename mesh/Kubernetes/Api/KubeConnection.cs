@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using k8s;
 
@@ -11,11 +12,13 @@ namespace Ambient.Mesh.Kubernetes.Api;
 /// as the kubeconfig or the pod's service account define them.
 /// </summary>
 /// <remarks>
-/// <para>Library choice: <c>KubernetesClient.Aot</c> 21, for its kubeconfig/in-cluster loading, its configured
-/// <see cref="HttpClient"/> (a <see cref="SocketsHttpHandler"/> with the CA check, client certificate and HTTP/2
-/// keep-alive pings) and its <see cref="k8s.Authentication.ServiceClientCredentials"/>. It loads kubeconfig YAML
-/// with generated code, so the agent publishes with NativeAOT without trim warnings; the classic
-/// <c>KubernetesClient</c> package reads kubeconfig and models by reflection and warns at AOT publish.</para>
+/// <para>Library choice: <c>KubernetesClient.Aot</c> 21, for its kubeconfig loading (contexts, inline or file
+/// certificates, tokens, exec plugins), its configured <see cref="HttpClient"/> (a <see cref="SocketsHttpHandler"/>
+/// with the CA check, client certificate and HTTP/2 keep-alive pings) and its
+/// <see cref="k8s.Authentication.ServiceClientCredentials"/> (including <see cref="k8s.Authentication.TokenFileAuth"/>
+/// for the rotating service-account token). It reads kubeconfig YAML with generated code, so a NativeAOT publish
+/// of code reaching every path of the watcher has no trim or AOT warnings; the classic <c>KubernetesClient</c>
+/// package gives IL2104/IL3053 warnings at the same publish (it and YamlDotNet deserialise by reflection).</para>
 /// <para>The lists and watches themselves are plain GETs here, read as raw JSON: the Aot package has no watch
 /// support, and the typed clients of either package deserialise into models (dropping fields the translator
 /// must see, and CRDs come back as untyped <c>object</c>), pass a watch's 410 <c>Status</c> to a callback instead
@@ -91,13 +94,13 @@ internal sealed class KubeConnection : IDisposable
             path = files.Length == 1 ? files[0] : null;
             origin = $"kubeconfig {path} (KUBECONFIG)";
         }
-        else if (KubernetesClientConfiguration.IsInCluster())
+        else if (InCluster(options.ServiceAccountDirectory, environment) is KubernetesClientConfiguration inCluster)
         {
-            return (Wrap("in-cluster service account", KubernetesClientConfiguration.InClusterConfig), "in-cluster service account");
+            return (inCluster, $"in-cluster service account {options.ServiceAccountDirectory}");
         }
-        else if (File.Exists(KubernetesClientConfiguration.KubeConfigDefaultLocation))
+        else if (File.Exists(options.HomeKubeconfig))
         {
-            path = KubernetesClientConfiguration.KubeConfigDefaultLocation;
+            path = options.HomeKubeconfig;
             origin = $"kubeconfig {path}";
         }
         else
@@ -121,6 +124,43 @@ internal sealed class KubeConnection : IDisposable
         {
             throw new InvalidOperationException($"{origin}: {e.Message}", e);
         }
+    }
+
+    /// <summary>
+    /// The pod's service account, when the kubelet mounted one and set <c>KUBERNETES_SERVICE_HOST/PORT</c>; else null.
+    /// </summary>
+    /// <remarks>
+    /// What the library's <c>InClusterConfig</c> does (the same variables and files, its <see cref="k8s.Authentication.TokenFileAuth"/>
+    /// re-reading the projected token as the kubelet rotates it), with the directory and the environment passed in
+    /// so tests can stand in for a pod.
+    /// </remarks>
+    internal static KubernetesClientConfiguration? InCluster(string directory, Func<string, string?> environment)
+    {
+        string? host = environment("KUBERNETES_SERVICE_HOST");
+        string? port = environment("KUBERNETES_SERVICE_PORT");
+        string token = Path.Combine(directory, "token");
+        string ca = Path.Combine(directory, "ca.crt");
+        if (string.IsNullOrEmpty(host) || string.IsNullOrEmpty(port) || !File.Exists(token) || !File.Exists(ca))
+        {
+            return null;
+        }
+        string origin = $"in-cluster service account {directory}";
+        if (!int.TryParse(port, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int portNumber) || portNumber is 0 or > 65535)
+        {
+            throw new InvalidOperationException($"{origin}: KUBERNETES_SERVICE_PORT '{port}' is not a port");
+        }
+        return Wrap(origin, () =>
+        {
+            var caCerts = new X509Certificate2Collection();
+            caCerts.ImportFromPemFile(ca);
+            return new KubernetesClientConfiguration
+            {
+                // UriBuilder brackets an IPv6 service address.
+                Host = new UriBuilder(Uri.UriSchemeHttps, host, portNumber).Uri.ToString(),
+                TokenProvider = new k8s.Authentication.TokenFileAuth(token),
+                SslCaCerts = caCerts,
+            };
+        });
     }
 
     private static KubernetesClientConfiguration Wrap(string origin, Func<KubernetesClientConfiguration> load)

@@ -14,6 +14,12 @@ public sealed record KubernetesApiOptions
     /// </summary>
     public string? KubeconfigPath { get; init; }
 
+    /// <summary>Where the kubelet mounts the pod's service account (token, ca.crt); tests point it elsewhere.</summary>
+    internal string ServiceAccountDirectory { get; init; } = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+    /// <summary>kubectl's default kubeconfig, the last place looked at; tests point it elsewhere.</summary>
+    internal string HomeKubeconfig { get; init; } = k8s.KubernetesClientConfiguration.KubeConfigDefaultLocation;
+
     /// <summary>The kubeconfig context to use; null for its current-context.</summary>
     public string? Context { get; init; }
 

@@ -124,6 +124,42 @@ public sealed class KubeConnectionTests
     }
 
     [Fact]
+    public async Task In_a_pod_the_service_account_token_and_ca_are_used()
+    {
+        using var pki = new TestClusterPki();
+        using var serviceAccount = new TempDir();
+        await File.WriteAllTextAsync(serviceAccount.File("token"), "projected-token\n");
+        await File.WriteAllTextAsync(serviceAccount.File("ca.crt"), pki.Ca.ExportCertificatePem());
+        await using FakeKubeApiServer server = await FakeKubeApiServer.StartAsync(serverCertificate: pki.Server);
+        var environment = new Dictionary<string, string> { ["KUBERNETES_SERVICE_HOST"] = "127.0.0.1", ["KUBERNETES_SERVICE_PORT"] = server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        var options = WatcherHarness.PodsOnly("unused") with { KubeconfigPath = null, ServiceAccountDirectory = serviceAccount.Path };
+        await using var watcher = new KubernetesApiWatcher(options, null, TimeProvider.System, name => environment.GetValueOrDefault(name));
+
+        await watcher.StartAsync(CancellationToken.None).WaitAsync(Timeout);
+        await watcher.InitialSync.WaitAsync(Timeout);
+
+        Assert.StartsWith("in-cluster service account", watcher.Origin, StringComparison.Ordinal);
+        Assert.All(server.Requests, r => Assert.Equal("Bearer projected-token", r.Authorization));
+    }
+
+    [Fact]
+    public async Task With_nothing_configured_the_start_says_what_to_pass()
+    {
+        using var empty = new TempDir();
+        var options = WatcherHarness.PodsOnly("unused") with
+        {
+            KubeconfigPath = null,
+            ServiceAccountDirectory = empty.Path,
+            HomeKubeconfig = empty.File("config"),
+        };
+        await using var watcher = new KubernetesApiWatcher(options, null, TimeProvider.System, _ => null);
+
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => watcher.StartAsync(CancellationToken.None).WaitAsync(Timeout));
+
+        Assert.Contains("--kubeconfig", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Options_that_cannot_work_are_refused_at_construction()
     {
         var pods = new KubeWatch(KubeResource.Pod);
