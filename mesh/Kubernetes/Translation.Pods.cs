@@ -24,6 +24,8 @@ internal sealed partial class Translation
         public required NamedPort[]? NamedPorts { get; init; }
         public required string WorkloadName { get; init; }
         public required string WorkloadType { get; init; }
+        /// <summary>The workload the last run made of this pod (a PodInfo lives as long as its object, across runs).</summary>
+        public Workload? Last { get; set; }
     }
 
     private readonly List<PodInfo> _podInfos = [];
@@ -331,29 +333,47 @@ internal sealed partial class Translation
                     ? ImmutableDictionary<string, ImmutableDictionary<int, int>>.Empty
                     : ServiceMap(services, pod.NamedPorts, _sliceServices.GetValueOrDefault(pod), entries);
 
-            _workloadsOut.Add(new Workload
+            InboundProtocol protocol = enrolled ? InboundProtocol.Hbone : InboundProtocol.Tcp;
+            string network = labels.GetValueOrDefault(KubeLabels.Network) ?? nsLabels.GetValueOrDefault(KubeLabels.Network) ?? "";
+            Locality locality = LocalityOf(labels, pod.Node);
+            GatewayAddress? waypoint = IsWaypointInfrastructure(labels) ? null : WaypointFor(o, labels, pod.Namespace, WaypointTraffic.Workload);
+            ImmutableArray<string> policies = PoliciesFor(pod.Namespace, labels, policyScratch);
+
+            // The pod itself is unchanged (its PodInfo is the parsed-once one); if what it joined is unchanged too,
+            // the previous run's workload is this run's, without building and comparing a new one.
+            Workload? last = pod.Last;
+            if (last is not null && last.Protocol == protocol && last.Network == network && last.Locality == locality
+                && last.Waypoint == waypoint && last.AuthorizationPolicies == policies && ReferenceEquals(last.Services, serviceMap)
+                && last.CanonicalName == canonicalName && last.CanonicalRevision == canonicalRevision && last.ClusterId == options.ClusterId)
+            {
+                _workloadsOut.Add(last);
+                continue;
+            }
+            var workload = new Workload
             {
                 Uid = $"{options.ClusterId}//Pod/{pod.Namespace}/{o.Name}",
                 Name = o.Name,
                 Namespace = pod.Namespace,
                 ServiceAccount = pod.ServiceAccount,
                 WorkloadIps = pod.Ips,
-                Protocol = enrolled ? InboundProtocol.Hbone : InboundProtocol.Tcp,
+                Protocol = protocol,
                 NetworkMode = pod.HostNetwork ? NetworkMode.HostNetwork : NetworkMode.Standard,
                 Node = pod.Node,
-                Network = labels.GetValueOrDefault(KubeLabels.Network) ?? nsLabels.GetValueOrDefault(KubeLabels.Network) ?? "",
+                Network = network,
                 ClusterId = options.ClusterId,
                 WorkloadName = pod.WorkloadName,
                 WorkloadType = pod.WorkloadType,
                 CanonicalName = canonicalName,
                 CanonicalRevision = canonicalRevision,
                 Status = pod.Status,
-                Locality = LocalityOf(labels, pod.Node),
-                Waypoint = IsWaypointInfrastructure(labels) ? null : WaypointFor(o, labels, pod.Namespace, WaypointTraffic.Workload),
-                AuthorizationPolicies = PoliciesFor(pod.Namespace, labels, policyScratch),
+                Locality = locality,
+                Waypoint = waypoint,
+                AuthorizationPolicies = policies,
                 Services = serviceMap,
                 Labels = labels,
-            });
+            };
+            pod.Last = workload;
+            _workloadsOut.Add(workload);
         }
     }
 
@@ -374,12 +394,8 @@ internal sealed partial class Translation
         {
             ServiceInfo only = selected[0];
             ImmutableDictionary<int, int> ports = PortsFor(only, namedPorts);
-            if (!_singleServiceMaps.TryGetValue((only.Model.Key, ports), out var shared))
-            {
-                shared = ImmutableDictionary<string, ImmutableDictionary<int, int>>.Empty.WithComparers(StringComparer.Ordinal).Add(only.Model.Key, ports);
-                _singleServiceMaps[(only.Model.Key, ports)] = shared;
-            }
-            return shared;
+            return Intern(_intern.ServiceMaps, _previousIntern.ServiceMaps, (only.Model.Key, ports),
+                static k => ImmutableDictionary<string, ImmutableDictionary<int, int>>.Empty.WithComparers(StringComparer.Ordinal).Add(k.Item1, k.Item2));
         }
         var b = ImmutableDictionary.CreateBuilder<string, ImmutableDictionary<int, int>>(StringComparer.Ordinal);
         foreach (ServiceInfo s in selected)
@@ -403,6 +419,4 @@ internal sealed partial class Translation
         return b.ToImmutable();
     }
 
-    /// <summary>One-service maps by (service key, port map instance): port maps are shared too, so reference equality is enough.</summary>
-    private readonly Dictionary<(string, ImmutableDictionary<int, int>), ImmutableDictionary<string, ImmutableDictionary<int, int>>> _singleServiceMaps = [];
 }

@@ -45,6 +45,10 @@ internal sealed partial class Translation(KubeTranslatorOptions options, Transla
     private readonly ImmutableArray<AuthorizationPolicy>.Builder _policiesOut = ImmutableArray.CreateBuilder<AuthorizationPolicy>();
     private readonly ImmutableArray<MeshObject>.Builder _objectsOut = ImmutableArray.CreateBuilder<MeshObject>();
 
+    /// <summary>Shared pieces (a one-service map, a one-policy list) of the previous run and of this one.</summary>
+    private readonly InternTables _previousIntern = Volatile.Read(ref memory.Interned);
+    private readonly InternTables _intern = new();
+
     public TranslationResult Run(IEnumerable<KubeObject> objects)
     {
         Classify(objects);
@@ -69,7 +73,27 @@ internal sealed partial class Translation(KubeTranslatorOptions options, Transla
             Policies = _policiesOut.ToImmutable(),
             Objects = _objectsOut.ToImmutable(),
         };
+        Volatile.Write(ref memory.Interned, _intern);
         return new TranslationResult(resources, [.. _errors], [.. _warnings]) { IgnoredKinds = [.. _ignored] };
+    }
+
+    /// <summary>
+    /// The shared value for <paramref name="key"/>: this run's, else the previous run's (so unchanged workloads keep
+    /// referring to the same instances), else a new one. Only what the last run used is kept, so nothing piles up.
+    /// </summary>
+    private static TValue Intern<TKey, TValue>(Dictionary<TKey, TValue> current, Dictionary<TKey, TValue> previous, TKey key, Func<TKey, TValue> make)
+        where TKey : notnull
+    {
+        if (current.TryGetValue(key, out TValue? value))
+        {
+            return value;
+        }
+        if (!previous.TryGetValue(key, out value))
+        {
+            value = make(key);
+        }
+        current[key] = value;
+        return value;
     }
 
     private void Classify(IEnumerable<KubeObject> objects)
