@@ -45,7 +45,7 @@ internal sealed partial class Translation
                 continue;
             }
             _objectsOut.Add(policy);
-            if (Once(memory.ZtunnelPolicies, policy, p => ToZtunnel(o, p)) is { } l4)
+            if (Once(memory.ZtunnelPolicies, policy, o, static (t, p, o) => t.ToZtunnel(o, p)) is { } l4)
             {
                 _policiesOut.Add(l4);
                 if (l4.Scope == PolicyScope.WorkloadSelector)
