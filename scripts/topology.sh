@@ -99,7 +99,7 @@ down)
   sleep 0.2
   for ns in $(ip netns list | awk '{print $1}' | grep -E "^$prefix-pod-" || true); do ip netns del "$ns" 2>/dev/null || true; done
   for ns in $(ip netns list | awk '{print $1}' | grep -E "^$prefix-" || true); do ip netns del "$ns" 2>/dev/null || true; done
-  [ -n "$root" ] && [ -d "$root" ] && rm -rf "$root"
+  if [ -n "$root" ] && [ -d "$root" ]; then rm -rf "$root"; fi
   ;;
 *)
   sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'

@@ -14,12 +14,21 @@ internal sealed record AgentOptions
 
     public string? StateDir { get; init; }
 
+    /// <summary>Manifest paths from the command line (added to the config's <c>manifests:</c>).</summary>
+    public System.Collections.Immutable.ImmutableArray<string> Manifests { get; init; } = [];
+
+    /// <summary>Watch the Kubernetes API (null = not).</summary>
+    public Mesh.Kubernetes.Api.KubernetesApiOptions? Kubernetes { get; init; }
+
     public AccessLogFormat? AccessLog { get; init; }
 
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
 
     /// <summary>Where access log lines go (stdout by default).</summary>
     public TextWriter? AccessLogWriter { get; init; }
+
+    /// <summary>DNS for SOCKS5 names that are not mesh services; null = the system resolver (tests replace it).</summary>
+    public Func<string, CancellationToken, Task<System.Net.IPAddress[]>>? ResolveHost { get; init; }
 
     /// <summary>Default location for the generated CA and the in-pod registry.</summary>
     public static string DefaultStateDir =>

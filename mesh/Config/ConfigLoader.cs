@@ -24,6 +24,11 @@ public static class ConfigLoader
 {
     public static ConfigLoadResult LoadFile(string path)
     {
+        if (Directory.Exists(path))
+        {
+            // Opening a folder fails with EACCES/EISDIR, which .NET reports as "access denied": name the real problem.
+            return new ConfigLoadResult(null, [new ConfigError(path, 0, 0, "", "cannot read config file: it is a folder, not a file (give the path of the YAML file)")]);
+        }
         string text;
         try
         {
@@ -65,6 +70,10 @@ public static class ConfigLoader
             : new ConfigLoadResult(config, []) { Warnings = reader.Warnings };
     }
 
+    internal const string EmptyFileMessage =
+        "the config file is empty (no YAML document, or only comments); a truncated or half-written file looks the same, " +
+        "so it is refused; for an empty mesh on purpose write {} (or workloads: [])";
+
     private static ConfigLoadResult Fail(YamlConfigReader reader, ConfigError error) =>
         new(null, [error]) { Warnings = reader.Warnings };
 
@@ -85,9 +94,12 @@ public static class ConfigLoader
     {
         var stream = new YamlStream();
         stream.Load(new StringReader(yaml));
-        if (stream.Documents.Count == 0)
+        if (stream.Documents.Count == 0 || YamlConfigReader.IsNull(stream.Documents[0].RootNode))
         {
-            return new MeshConfig { SourcePath = fileName }; // an empty file is an empty, valid config
+            // Empty (or only comments) is what a truncated or half-written file looks like: applying it would drop
+            // every workload and policy at once, so it is an error. An empty mesh on purpose is written "{}".
+            reader.Error(null, "", EmptyFileMessage);
+            return null;
         }
         if (stream.Documents.Count > 1)
         {

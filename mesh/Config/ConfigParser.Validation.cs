@@ -13,6 +13,8 @@ namespace Ambient.Mesh.Config;
 /// <item>The same IP on two workloads of one network: error (which one gets the traffic would be a guess).
 /// ztunnel tolerates it for a Pod and a WorkloadEntry sharing an IP, which a local file has no reason to
 /// do. Host-network workloads are exempt: they share the node's IP and are not looked up by address.</item>
+/// <item>Two listeners of the agent on one address (the same ip:port, or a wildcard and any address on its
+/// port): error. The agent never shares a port, so the second bind would fail at start-up.</item>
 /// <item>A workload listing a service that is not defined, or a policy key that is not defined: warning.
 /// ztunnel accepts both (it stages endpoints until the service arrives and skips unknown policies); the
 /// workload still works, it is just not an endpoint of that service.</item>
@@ -20,8 +22,13 @@ namespace Ambient.Mesh.Config;
 /// </summary>
 internal sealed partial class ConfigParser
 {
+    // Where each listener address was written ("listeners.socks5", "admin", ...), for the overlap check.
+    private readonly Dictionary<string, YamlNode> _endpointNodes = new(StringComparer.Ordinal);
+
     private void Validate(MeshConfig config)
     {
+        ValidateListeners(config);
+
         List<(int Index, YamlMappingNode Node)> wNodes = Present(_workloadNodes);
         List<(int Index, YamlMappingNode Node)> sNodes = Present(_serviceNodes);
         List<(int Index, YamlMappingNode Node)> pNodes = Present(_policyNodes);
@@ -116,6 +123,61 @@ internal sealed partial class ConfigParser
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Two of the agent's listeners on one address: the second bind fails at start-up (the agent never shares a
+    /// port, issue 13), so say it here, where --validate shows it. A wildcard address (0.0.0.0, ::) covers every
+    /// address of the host on its port. In in-pod mode the proxy listeners live in the pods, not here.
+    /// </summary>
+    private void ValidateListeners(MeshConfig config)
+    {
+        ListenerConfig l = config.Listeners;
+        var bound = new List<(string Field, IPEndPoint EndPoint)>(7);
+        if (config.Mode == AgentMode.Shared)
+        {
+            bound.Add(("listeners.outbound", l.Outbound));
+            bound.Add(("listeners.inbound", l.Inbound));
+            bound.Add(("listeners.hbone", l.Hbone));
+        }
+        bound.Add(("listeners.socks5", l.Socks5));
+        bound.Add(("admin", l.Admin));
+        bound.Add(("metrics", l.Metrics));
+        bound.Add(("readiness", l.Readiness));
+        for (int j = 1; j < bound.Count; j++)
+        {
+            for (int i = 0; i < j; i++)
+            {
+                if (!Overlap(bound[i].EndPoint, bound[j].EndPoint))
+                {
+                    continue;
+                }
+                // Point at the one the user wrote (two defaults never overlap); the later one if both were written.
+                var (here, there) = _endpointNodes.ContainsKey(bound[j].Field) ? (bound[j], bound[i]) : (bound[i], bound[j]);
+                r.Error(_endpointNodes.GetValueOrDefault(here.Field), here.Field,
+                    $"{here.EndPoint} overlaps {there.Field} ({there.EndPoint}): two listeners cannot share an address " +
+                    "(0.0.0.0 and :: cover every address of the host on their port)");
+                break;
+            }
+        }
+    }
+
+    private static bool Overlap(IPEndPoint a, IPEndPoint b)
+    {
+        if (a.Port == 0 || a.Port != b.Port)
+        {
+            return false; // port 0: the kernel picks a free port for each
+        }
+        if (a.Address.Equals(b.Address))
+        {
+            return true;
+        }
+        // A dual-mode IPv6 wildcard covers IPv4 too; an IPv4 wildcard covers every IPv4 address.
+        if (a.Address.Equals(IPAddress.IPv6Any) || b.Address.Equals(IPAddress.IPv6Any))
+        {
+            return true;
+        }
+        return a.AddressFamily == b.AddressFamily && (a.Address.Equals(IPAddress.Any) || b.Address.Equals(IPAddress.Any));
     }
 
     private static List<(int, YamlMappingNode)> Present(List<YamlMappingNode?> nodes)

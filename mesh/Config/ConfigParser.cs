@@ -20,7 +20,7 @@ internal sealed partial class ConfigParser(YamlConfigReader r, string? baseDir)
     [
         "workloads", "services", "policies",
         "trustDomain", "ca", "mode", "listeners", "admin", "metrics", "readiness", "accessLog",
-        "certificateLifetime", "drainTimeout", "stateDir", "inpod",
+        "certificateLifetime", "drainTimeout", "hboneIdleTimeout", "stateDir", "inpod", "manifests",
     ];
 
     private static readonly string[] InPodKeys = ["cniSocket", "enrollmentFile", "firewall", "inboundCapture", "namespaces", "all"];
@@ -112,17 +112,10 @@ internal sealed partial class ConfigParser(YamlConfigReader r, string? baseDir)
                     }
                     break;
                 case "certificateLifetime":
-                    if (Duration(value, name) is TimeSpan lifetime)
+                    // Renewal runs at half-life; shorter than a minute would renew in a busy loop.
+                    if (Duration(value, name, TimeSpan.FromMinutes(1), "1m") is TimeSpan lifetime)
                     {
-                        if (lifetime < TimeSpan.FromMinutes(1))
-                        {
-                            // Renewal runs at half-life; shorter than a minute would renew in a busy loop.
-                            r.Error(value, name, "must be at least 1m");
-                        }
-                        else
-                        {
-                            config = config with { CertificateLifetime = lifetime };
-                        }
+                        config = config with { CertificateLifetime = lifetime };
                     }
                     break;
                 case "drainTimeout":
@@ -131,8 +124,32 @@ internal sealed partial class ConfigParser(YamlConfigReader r, string? baseDir)
                         config = config with { DrainTimeout = drain };
                     }
                     break;
+                case "hboneIdleTimeout":
+                    if (Duration(value, name, TimeSpan.FromSeconds(1), "1s") is TimeSpan idle)
+                    {
+                        config = config with { HboneIdleTimeout = idle };
+                    }
+                    break;
                 case "inpod":
                     config = ParseInPod(value, config);
+                    break;
+                case "manifests":
+                    if (r.Sequence(value, name) is { } manifestList)
+                    {
+                        var paths = ImmutableArray.CreateBuilder<string>();
+                        for (int i = 0; i < manifestList.Children.Count; i++)
+                        {
+                            if (r.String(manifestList.Children[i], Index(name, i)) is { Length: > 0 } m)
+                            {
+                                paths.Add(ResolvePath(m));
+                            }
+                            else
+                            {
+                                r.Error(manifestList.Children[i], Index(name, i), "expected a file or directory path");
+                            }
+                        }
+                        config = config with { Manifests = paths.ToImmutable() };
+                    }
                     break;
                 case "stateDir":
                     string? dir = r.String(value, name);
@@ -367,7 +384,23 @@ internal sealed partial class ConfigParser(YamlConfigReader r, string? baseDir)
             r.Error(node, path, error);
             return null;
         }
+        _endpointNodes[path] = node;
         return ep;
+    }
+
+    /// <summary>A duration of at least <paramref name="min"/> (written <paramref name="minText"/> in the error).</summary>
+    private TimeSpan? Duration(YamlNode node, string path, TimeSpan min, string minText)
+    {
+        if (Duration(node, path) is not TimeSpan value)
+        {
+            return null;
+        }
+        if (value < min)
+        {
+            r.Error(node, path, $"must be at least {minText}");
+            return null;
+        }
+        return value;
     }
 
     private TimeSpan? Duration(YamlNode node, string path)

@@ -7,7 +7,8 @@ namespace Ambient.Mesh.Config;
 
 /// <summary>
 /// Watches a config file; a valid edit is handed to <c>onValid</c>, an invalid one to <c>onInvalid</c>
-/// (the caller keeps its last good config). Debounces editors' write bursts.
+/// (the caller keeps its last good config). A change is read only once the file has settled: its size and
+/// modification time unchanged for <see cref="SettlePeriod"/>.
 /// </summary>
 /// <remarks>
 /// <para>Two triggers feed one debounced reload: a <see cref="FileSystemWatcher"/> on the file's directory
@@ -15,6 +16,13 @@ namespace Ambient.Mesh.Config;
 /// volume swaps a <c>..data</c> symlink, neither of which raises a change event for the file's own name),
 /// and a poll every <see cref="PollInterval"/> in case the watcher misses events (network file systems,
 /// inotify limits, overflowed buffers).</para>
+/// <para>Settling (issue 13): a file rewritten in place in several writes (a script's <c>echo &gt;&gt;</c> lines,
+/// a slow copy) is half-written in between, and a half-written config can be valid YAML that simply lacks the
+/// policies at its end: applying it fails open. So a change is read only after the file's size and modification
+/// time (one <c>stat</c>, cheap enough for every poll; a writer still appending changes both) have stayed the same
+/// for <see cref="SettlePeriod"/>, and the file is stat'ed again after reading in case a write landed meanwhile.
+/// This covers writers that pause less than the settle period; only an atomic replacement (write a temporary file,
+/// rename it over the config, as Kubernetes does for ConfigMap volumes) is safe whatever the writer does.</para>
 /// <para>A reload happens only when the file's content hash changed since the last one reported, so the
 /// callbacks see each distinct content once. <see cref="Start"/> records the file as it is then without
 /// reporting it: the agent loads the config itself at start-up.</para>
@@ -35,6 +43,8 @@ public sealed class ConfigWatcher : IDisposable
     private byte[]? _lastHash;
     private bool _lastMissing;
     private bool _disposed;
+    private FileStamp _observed;
+    private long _observedAt;
 
     public ConfigWatcher(string path, Action<MeshConfig> onValid, Action<ImmutableArray<ConfigError>> onInvalid)
         : this(path, onValid, onInvalid, null)
@@ -58,6 +68,12 @@ public sealed class ConfigWatcher : IDisposable
     /// <summary>How often the file is checked even without change events.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// How long the file's size and modification time must stay unchanged before a change is read. 2 s: far longer
+    /// than an editor's save or a script's burst of writes, short enough that an edit applies within a few seconds.
+    /// </summary>
+    public TimeSpan SettlePeriod { get; init; } = TimeSpan.FromSeconds(2);
+
     public void Start()
     {
         lock (_gate)
@@ -69,6 +85,8 @@ public sealed class ConfigWatcher : IDisposable
             }
             _lastHash = Fingerprint(out _);
             _lastMissing = _lastHash is null;
+            _observed = Stamp();
+            _observedAt = Environment.TickCount64 - (long)SettlePeriod.TotalMilliseconds;
             _debounce = new Timer(_ => OnDebounced(), null, Timeout.Infinite, Timeout.Infinite);
             _poll = new Timer(_ => Schedule(TimeSpan.Zero), null, PollInterval, PollInterval);
             string? dir = Path.GetDirectoryName(_path);
@@ -124,7 +142,10 @@ public sealed class ConfigWatcher : IDisposable
         }
         try
         {
-            ReloadIfChanged();
+            if (Settled())
+            {
+                ReloadIfChanged();
+            }
         }
         catch (Exception e)
         {
@@ -136,9 +157,39 @@ public sealed class ConfigWatcher : IDisposable
         }
     }
 
+    /// <summary>
+    /// True once the file's stamp has been the same for <see cref="SettlePeriod"/>; otherwise records the new stamp
+    /// and schedules another look for when it could have settled.
+    /// </summary>
+    private bool Settled()
+    {
+        FileStamp stamp = Stamp();
+        long now = Environment.TickCount64;
+        if (stamp != _observed)
+        {
+            _observed = stamp;
+            _observedAt = now;
+            Schedule(SettlePeriod);
+            return false;
+        }
+        long waited = now - _observedAt;
+        if (waited < (long)SettlePeriod.TotalMilliseconds)
+        {
+            Schedule(SettlePeriod - TimeSpan.FromMilliseconds(waited));
+            return false;
+        }
+        return true;
+    }
+
     private void ReloadIfChanged()
     {
         byte[]? hash = Fingerprint(out string? text);
+        if (Stamp() != _observed)
+        {
+            // Written while we read it: what we read may be half of it. Wait for it to settle again.
+            Schedule(TimeSpan.Zero);
+            return;
+        }
         bool missing = hash is null;
         if (_disposed || (missing && _lastMissing) || (!missing && _lastHash is not null && hash!.AsSpan().SequenceEqual(_lastHash)))
         {
@@ -170,6 +221,22 @@ public sealed class ConfigWatcher : IDisposable
         catch (Exception e)
         {
             _logger.LogError(e, "config change handler threw; the watcher keeps running");
+        }
+    }
+
+    /// <summary>What "the file changed" is judged by before reading it: existence, size, modification time.</summary>
+    private readonly record struct FileStamp(bool Exists, long Length, long WriteTicks);
+
+    private FileStamp Stamp()
+    {
+        try
+        {
+            var info = new FileInfo(_path);
+            return info.Exists ? new FileStamp(true, info.Length, info.LastWriteTimeUtc.Ticks) : default;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return default;
         }
     }
 

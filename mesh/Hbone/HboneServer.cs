@@ -24,6 +24,7 @@ public sealed record HboneInboundRequest(
 public static class HboneServer
 {
     /// <summary>Runs until the connection closes. Never throws: failures are logged and returned as a reason.</summary>
+    /// <param name="cancellationToken">Cancelled when the server drains: the connection gets GOAWAY and its streams finish.</param>
     /// <returns>Null when the connection ended normally, else why it was refused (for metrics and logs).</returns>
     public static async Task<string?> ServeAsync(
         Socket accepted,
@@ -47,8 +48,9 @@ public static class HboneServer
             try
             {
                 var options = MeshTls.ServerOptions(serverCertificate, trust.Bundle, trust.TrustDomain);
-                using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                cts.CancelAfter(handshakeTimeout);
+                // Only the handshake's own deadline: a connection accepted before a drain began completes its
+                // handshake and is then told GOAWAY, so the client retries elsewhere instead of seeing a reset.
+                using var cts = new CancellationTokenSource(handshakeTimeout);
                 await ssl.AuthenticateAsServerAsync(options, cts.Token).ConfigureAwait(false);
                 transport.Coalesce = true;
                 if (ssl.NegotiatedApplicationProtocol != SslApplicationProtocol.Http2)
@@ -60,6 +62,13 @@ public static class HboneServer
                     return "client certificate carries no SPIFFE identity";
                 }
                 peer = id;
+            }
+            catch (OperationCanceledException)
+            {
+                // Our own deadline, not a failure the client reported: say so rather than "The operation was canceled".
+                string reason = $"TLS handshake not completed within {handshakeTimeout.TotalSeconds:0.###} s";
+                logger.LogDebug("HBONE handshake from {Remote} failed: {Error}", remote, reason);
+                return $"{reason} (client {remote})";
             }
             catch (Exception ex) when (ex is AuthenticationException or IOException or OperationCanceledException or SocketException)
             {

@@ -25,7 +25,23 @@ internal sealed class AdminServer : IAsyncDisposable
         LogLevelSwitch logLevel,
         ILogger logger)
     {
-        _admin = new HttpEndpoint(admin, r => ValueTask.FromResult(r.Path switch
+        // All three are bound before any serves, so a port in use fails start-up without leaving the others open.
+        var bound = new List<System.Net.Sockets.Socket>(3);
+        try
+        {
+            bound.Add(Proxy.Listener.BindNamed("admin", admin));
+            bound.Add(Proxy.Listener.BindNamed("metrics", metrics));
+            bound.Add(Proxy.Listener.BindNamed("readiness", readiness));
+        }
+        catch
+        {
+            foreach (var s in bound)
+            {
+                s.Dispose();
+            }
+            throw;
+        }
+        _admin = new HttpEndpoint("admin", bound[0], r => ValueTask.FromResult(r.Path switch
         {
             "/config_dump" => HttpResponse.Json(configDump()),
             "/quitquitquit" when r.Method == "POST" => Quit(quit),
@@ -35,12 +51,12 @@ internal sealed class AdminServer : IAsyncDisposable
             "/metrics" or "/stats/prometheus" => Prometheus(meshMetrics),
             _ => HttpResponse.Text(404, "not found\n"),
         }), logger);
-        _metrics = new HttpEndpoint(metrics, r => ValueTask.FromResult(r.Path switch
+        _metrics = new HttpEndpoint("metrics", bound[1], r => ValueTask.FromResult(r.Path switch
         {
             "/metrics" or "/stats/prometheus" => Prometheus(meshMetrics),
             _ => HttpResponse.Text(404, "not found: try /metrics\n"),
         }), logger);
-        _readiness = new HttpEndpoint(readiness, r => ValueTask.FromResult(r.Path switch
+        _readiness = new HttpEndpoint("readiness", bound[2], r => ValueTask.FromResult(r.Path switch
         {
             "/healthz/ready" => isReady() ? HttpResponse.Text(200, "ready\n") : HttpResponse.Text(503, "not ready\n"),
             _ => HttpResponse.Text(404, "not found: try /healthz/ready\n"),

@@ -25,11 +25,13 @@ internal sealed class HttpEndpoint : IAsyncDisposable
     private readonly Func<HttpRequest, ValueTask<HttpResponse>> _handler;
     private readonly ILogger _logger;
 
-    public HttpEndpoint(IPEndPoint endpoint, Func<HttpRequest, ValueTask<HttpResponse>> handler, ILogger logger)
+    /// <param name="name">The port's name in messages (admin, metrics, readiness).</param>
+    /// <param name="listening">A socket bound and listening (<see cref="Proxy.Listener.BindNamed"/>); the endpoint owns it.</param>
+    public HttpEndpoint(string name, Socket listening, Func<HttpRequest, ValueTask<HttpResponse>> handler, ILogger logger)
     {
         _handler = handler;
         _logger = logger;
-        _listener = new Proxy.Listener($"http {endpoint}", Proxy.Listener.Bind(endpoint), ServeAsync, logger);
+        _listener = new Proxy.Listener(name, listening, ServeAsync, logger);
         _listener.Start();
     }
 

@@ -16,6 +16,7 @@ internal sealed class CniServer : IAsyncDisposable
     private readonly InPodManager _manager;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop = new();
+    private readonly FileIdentity? _created;
 
     public CniServer(string path, InPodManager manager, ILogger logger)
     {
@@ -23,23 +24,38 @@ internal sealed class CniServer : IAsyncDisposable
         _manager = manager;
         _logger = logger;
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
-        if (File.Exists(path))
-        {
-            File.Delete(path); // a stale socket from a previous agent
-        }
+        // Bound under a name of its own, then renamed over the path: the path always names a socket (a previous
+        // agent's until the rename, stale after a crash or still draining, then ours), never nothing. It also keeps
+        // .NET from unlinking the path when the listening socket is disposed (it deletes the name it bound), so the
+        // path is removed only by DisposeAsync, and only while it is still ours. Choosing between two live agents
+        // on purpose is issue 12's hand-over.
+        string bound = TemporaryName(path);
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
-            socket.Bind(new UnixDomainSocketEndPoint(path));
+            if (bound == path && File.Exists(path))
+            {
+                File.Delete(path); // no room for a temporary name (sun_path is 108 bytes): replace in two steps
+            }
+            socket.Bind(new UnixDomainSocketEndPoint(bound));
             if (!OperatingSystem.IsWindows())
             {
-                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                File.SetUnixFileMode(bound, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             }
             socket.Listen(64);
+            _created = FileIdentity.Of(bound);
+            if (bound != path)
+            {
+                File.Move(bound, path, overwrite: true);
+            }
         }
         catch
         {
             socket.Dispose();
+            if (bound != path)
+            {
+                File.Delete(bound);
+            }
             throw;
         }
         _listener = new Proxy.Listener("cni", socket, ServeAsync, logger);
@@ -47,6 +63,17 @@ internal sealed class CniServer : IAsyncDisposable
     }
 
     public string Path { get; }
+
+    private static int s_sequence;
+
+    /// <summary>A short name beside <paramref name="path"/>, unique to this process and server; the path itself if it would not fit.</summary>
+    private static string TemporaryName(string path)
+    {
+        string name = System.IO.Path.Combine(
+            System.IO.Path.GetDirectoryName(path)!,
+            $".cni{Environment.ProcessId:x}.{Interlocked.Increment(ref s_sequence):x}");
+        return System.Text.Encoding.UTF8.GetByteCount(name) <= 107 ? name : path;
+    }
 
     private async Task ServeAsync(Socket s)
     {
@@ -122,12 +149,21 @@ internal sealed class CniServer : IAsyncDisposable
     {
         await _stop.CancelAsync().ConfigureAwait(false);
         await _listener.DisposeAsync().ConfigureAwait(false);
-        try
+        // Only the socket file this agent created: if another agent has bound the path since, it serves the plugin now.
+        var current = FileIdentity.Of(Path);
+        if (current is not null && current == _created)
         {
-            File.Delete(Path);
+            try
+            {
+                File.Delete(Path);
+            }
+            catch (IOException)
+            {
+            }
         }
-        catch (IOException)
+        else if (current is not null)
         {
+            _logger.LogInformation("CNI socket {Path} now belongs to another agent; leaving it in place", Path);
         }
         _stop.Dispose();
     }

@@ -6,15 +6,33 @@ namespace Ambient.Ztunnel.Proxy;
 
 /// <summary>
 /// Every live proxied connection, so the agent can close the ones a policy change now denies, and drain on
-/// shutdown: wait for connections to finish, then close what is left at the deadline.
+/// shutdown: wait for connections to finish, then close what is left at the deadline. Drain also waits for accepted
+/// connections whose handler is still running (a SOCKS5 or TLS handshake, an upstream connect): they were accepted
+/// before the listeners closed and are served to completion within the deadline, not reset by the exit (issue 13).
 /// </summary>
 internal sealed class ConnectionTracker
 {
     private readonly ConcurrentDictionary<long, Tracked> _live = new();
     private long _next;
+    private int _handlers;
     private TaskCompletionSource? _emptied;
 
     public int Count => _live.Count;
+
+    /// <summary>Accepted connections whose handler has not returned yet (handshakes, connects; HBONE connections).</summary>
+    public int Handlers => Volatile.Read(ref _handlers);
+
+    public void HandlerStarted() => Interlocked.Increment(ref _handlers);
+
+    public void HandlerEnded()
+    {
+        if (Interlocked.Decrement(ref _handlers) == 0 && _live.IsEmpty)
+        {
+            Volatile.Read(ref _emptied)?.TrySetResult();
+        }
+    }
+
+    private bool Idle => _live.IsEmpty && Volatile.Read(ref _handlers) == 0;
 
     public Tracked Register(ConnectionRecord record, string? destinationUid = null, ConnectionInfo? policyInput = null)
     {
@@ -28,22 +46,25 @@ internal sealed class ConnectionTracker
     private void Remove(Tracked t)
     {
         _live.TryRemove(t.Id, out _);
-        if (_live.IsEmpty)
+        if (Idle)
         {
             Volatile.Read(ref _emptied)?.TrySetResult();
         }
     }
 
-    /// <summary>Waits until no connection is left or <paramref name="deadline"/> passes; returns how many remain.</summary>
+    /// <summary>
+    /// Waits until no connection is left and no handler runs, or <paramref name="deadline"/> passes; returns how many
+    /// connections (tracked ones and running handlers) remain.
+    /// </summary>
     public async Task<int> DrainAsync(TimeSpan deadline)
     {
         var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         Volatile.Write(ref _emptied, tcs);
-        if (!_live.IsEmpty)
+        if (!Idle)
         {
             await Task.WhenAny(tcs.Task, Task.Delay(deadline)).ConfigureAwait(false);
         }
-        return _live.Count;
+        return _live.Count + Volatile.Read(ref _handlers);
     }
 
     public void CloseAll(string reason)

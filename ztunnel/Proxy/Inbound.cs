@@ -34,8 +34,10 @@ internal sealed class Inbound(ProxyContext ctx)
         WorkloadCertificate cert;
         try
         {
-            var id = new SpiffeId(server.EffectiveTrustDomain(snapshot.Config.TrustDomain), server.Namespace, server.ServiceAccount);
-            cert = await ctx.Certificates.GetAsync(id, ctx.Stopping).ConfigureAwait(false);
+            var id = new SpiffeId(server.EffectiveTrustDomain(ctx.TrustDomain), server.Namespace, server.ServiceAccount);
+            // Not cancelled by a drain: the connection was accepted before it and is served to the end.
+            using var timeout = new CancellationTokenSource(HandshakeTimeout);
+            cert = await ctx.Certificates.GetAsync(id, timeout.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
@@ -50,13 +52,12 @@ internal sealed class Inbound(ProxyContext ctx)
             ctx.Http2,
             HandshakeTimeout,
             request => HandleStreamAsync(request, scope),
-            null,
+            ctx.IdleHbone.Track,
             ctx.Logger,
             ctx.Stopping).ConfigureAwait(false);
         if (refusal is not null)
         {
-            ctx.Metrics.Refused("hbone", "tls_handshake");
-            ctx.Logger.LogWarning("HBONE connection to {Local} refused: {Reason}", local, refusal);
+            ctx.Refusals.Refuse("hbone", "tls_handshake", $"HBONE connection to {local} refused: {refusal}");
         }
     }
 
@@ -95,7 +96,7 @@ internal sealed class Inbound(ProxyContext ctx)
             return;
         }
         record.DestinationWorkload = destination;
-        if (request.ServerCertificate.Id.ToString() != destination.SpiffeId(snapshot.Config.TrustDomain))
+        if (request.ServerCertificate.Id.ToString() != destination.SpiffeId(ctx.TrustDomain))
         {
             // The client reached us under another workload's identity: it verified the wrong SAN for this target.
             await RejectAsync(stream, record, 400, "NR", $"bad request: {target.Address} is not served under identity {request.ServerCertificate.Id}").ConfigureAwait(false);
@@ -224,7 +225,7 @@ internal sealed class Inbound(ProxyContext ctx)
         {
             return $"destination {destination.Namespace}/{destination.Name} requires a waypoint that is not in the config";
         }
-        string expected = waypoint.SpiffeId(snapshot.Config.TrustDomain);
+        string expected = waypoint.SpiffeId(ctx.TrustDomain);
         return peer.ToString() == expected ? null : $"destination {destination.Namespace}/{destination.Name} accepts traffic only through its waypoint ({expected}), not from {peer}";
     }
 
@@ -253,12 +254,11 @@ internal sealed class Inbound(ProxyContext ctx)
     }
 
     private bool IsOwnListenerPort(int port) =>
-        port == ctx.Config.Listeners.Inbound.Port || port == ctx.Config.Listeners.Outbound.Port || port == ctx.Config.Listeners.Hbone.Port;
+        port == ctx.Settings.Listeners.Inbound.Port || port == ctx.Settings.Listeners.Outbound.Port || port == ctx.Settings.Listeners.Hbone.Port;
 
     private void Refuse(Socket socket, string listener, string reason, string why)
     {
-        ctx.Metrics.Refused(listener, reason);
-        ctx.Logger.LogWarning("{Listener} connection refused: {Why}", listener, why);
+        ctx.Refusals.Refuse(listener, reason, $"{listener} connection refused: {why}");
         Relay.Abort(socket);
     }
 }

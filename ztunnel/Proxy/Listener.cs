@@ -14,15 +14,18 @@ internal sealed class Listener : IAsyncDisposable
     private readonly Socket _socket;
     private readonly Func<Socket, Task> _handler;
     private readonly ILogger _logger;
+    private readonly ConnectionTracker? _drain;
     private readonly CancellationTokenSource _stop = new();
     private Task? _loop;
 
-    public Listener(string name, Socket listening, Func<Socket, Task> handler, ILogger logger)
+    /// <param name="drain">The proxy listeners' tracker: the agent's drain waits for handlers still running.</param>
+    public Listener(string name, Socket listening, Func<Socket, Task> handler, ILogger logger, ConnectionTracker? drain = null)
     {
         Name = name;
         _socket = listening;
         _handler = handler;
         _logger = logger;
+        _drain = drain;
         LocalEndPoint = listening.LocalEndPoint!;
     }
 
@@ -33,13 +36,18 @@ internal sealed class Listener : IAsyncDisposable
 
     public IPEndPoint EndPoint => (IPEndPoint)LocalEndPoint;
 
-    /// <summary>Creates, binds and listens (with SO_REUSEADDR so a restarted agent rebinds at once).</summary>
+    /// <summary>
+    /// Creates, binds and listens, exclusively: SO_REUSEADDR (a restarted agent rebinds at once despite TIME_WAIT) but
+    /// never SO_REUSEPORT, so an address another process listens on fails with AddressAlreadyInUse instead of being
+    /// shared by accident. A deliberate hand-over from an old agent to a new one (issue 12) is a separate design: it
+    /// will pass the listening sockets themselves, or opt in explicitly, and never go through this method.
+    /// </summary>
     public static Socket Bind(IPEndPoint endpoint, Func<AddressFamily, Socket>? create = null, bool transparent = false)
     {
         var socket = create?.Invoke(endpoint.AddressFamily) ?? new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            Sockets.SocketOptions.SetReuseAddressOnly(socket);
             if (endpoint.AddressFamily == AddressFamily.InterNetworkV6 && endpoint.Address.Equals(IPAddress.IPv6Any))
             {
                 socket.DualMode = true;
@@ -58,6 +66,33 @@ internal sealed class Listener : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// <see cref="Bind"/> for one of the agent's named ports; a failure becomes an <see cref="InvalidOperationException"/>
+    /// whose message says which listener, which address and what to do about it.
+    /// </summary>
+    public static Socket BindNamed(string name, IPEndPoint endpoint)
+    {
+        try
+        {
+            return Bind(endpoint);
+        }
+        catch (SocketException ex)
+        {
+            throw new InvalidOperationException(BindError(name, endpoint, ex.SocketErrorCode), ex);
+        }
+    }
+
+    internal static string BindError(string name, IPEndPoint endpoint, SocketError error) => error switch
+    {
+        SocketError.AddressAlreadyInUse =>
+            $"cannot listen on {endpoint} for {name}: the address is already in use (another ztunnel running?)",
+        SocketError.AddressNotAvailable =>
+            $"cannot listen on {endpoint} for {name}: {endpoint.Address} is not an address of this host",
+        SocketError.AccessDenied =>
+            $"cannot listen on {endpoint} for {name}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
+        _ => $"cannot listen on {endpoint} for {name}: {error}",
+    };
 
     public void Start() => _loop = Task.Run(AcceptLoopAsync);
 
@@ -91,6 +126,7 @@ internal sealed class Listener : IAsyncDisposable
 
     private async Task RunHandlerAsync(Socket accepted)
     {
+        _drain?.HandlerStarted();
         try
         {
             await _handler(accepted).ConfigureAwait(false);
@@ -100,16 +136,50 @@ internal sealed class Listener : IAsyncDisposable
             _logger.LogError(ex, "{Listener} connection handler failed", Name);
             accepted.Dispose();
         }
+        finally
+        {
+            _drain?.HandlerEnded();
+        }
     }
 
-    /// <summary>Stops accepting; already accepted connections carry on.</summary>
+    /// <summary>
+    /// Stops accepting; already accepted connections carry on. Connections the kernel has completed but nobody has
+    /// accepted yet (the listen backlog) are accepted and handed to the handler first: closing a listening socket
+    /// resets every connection still in its backlog. What completes its handshake between that last look and the
+    /// close is still reset by the kernel; only passing the listening socket to a successor avoids that (issue 12).
+    /// </summary>
     public async Task StopAsync()
     {
+        if (_stop.IsCancellationRequested)
+        {
+            return;
+        }
         await _stop.CancelAsync().ConfigureAwait(false);
-        _socket.Dispose();
         if (_loop is not null)
         {
             await _loop.ConfigureAwait(false);
+        }
+        AcceptBacklog();
+        _socket.Dispose();
+    }
+
+    private void AcceptBacklog()
+    {
+        if (_loop is null)
+        {
+            return; // never started: nothing was ever accepted from it
+        }
+        try
+        {
+            _socket.Blocking = false;
+            while (true)
+            {
+                _ = RunHandlerAsync(_socket.Accept());
+            }
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or InvalidOperationException)
+        {
+            // WouldBlock: the backlog is empty.
         }
     }
 

@@ -30,7 +30,9 @@ internal sealed class Outbound(ProxyContext ctx)
             Refuse(client, "no original destination (connection was not redirected)", "no_original_dst");
             return;
         }
-        if (ctx.OwnEndpoints.Contains(original) || (original.Port == ((IPEndPoint)client.LocalEndPoint!).Port && IPAddress.IsLoopback(original.Address)))
+        // In shared mode the agent's own ports are in this namespace; a pod's namespace has only the pod's listeners.
+        bool self = scope.PodUid is null ? ctx.OwnEndpoints.IsAgentItself(original) : ctx.OwnEndpoints.Contains(original);
+        if (self || (original.Port == ((IPEndPoint)client.LocalEndPoint!).Port && IPAddress.IsLoopback(original.Address)))
         {
             Refuse(client, $"original destination {original} is the agent itself", "loop");
             return;
@@ -62,7 +64,7 @@ internal sealed class Outbound(ProxyContext ctx)
             return null;
         }
         record.SourceWorkload = source;
-        var sourceId = new SpiffeId(source.EffectiveTrustDomain(snapshot.Config.TrustDomain), source.Namespace, source.ServiceAccount);
+        var sourceId = new SpiffeId(source.EffectiveTrustDomain(ctx.TrustDomain), source.Namespace, source.ServiceAccount);
         record.SourceIdentity = sourceId.ToString();
 
         Route route;
@@ -147,8 +149,7 @@ internal sealed class Outbound(ProxyContext ctx)
 
     private void Refuse(Socket client, string why, string reason)
     {
-        ctx.Metrics.Refused("outbound", reason);
-        ctx.Logger.LogWarning("outbound connection from {Remote} refused: {Why}", client.RemoteEndPoint, why);
+        ctx.Refusals.Refuse("outbound", reason, $"outbound connection from {client.RemoteEndPoint} refused: {why}");
         Relay.Abort(client);
     }
 }

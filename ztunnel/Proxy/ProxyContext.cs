@@ -19,7 +19,8 @@ internal sealed class ProxyContext
     public required AccessLog AccessLog { get; init; }
     public required ConnectionTracker Tracker { get; init; }
     public required ILogger Logger { get; init; }
-    public required MeshConfig Config { get; init; }
+    /// <summary>The agent's restart-only settings (never read through the snapshot).</summary>
+    public required AgentSettings Settings { get; init; }
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Cancelled when the agent starts draining: servers send GOAWAY, listeners stop.</summary>
@@ -27,10 +28,19 @@ internal sealed class ProxyContext
 
     public Mesh.Http2.Http2Options Http2 { get; init; } = new();
 
-    /// <summary>Our own listener endpoints: a connection whose original destination is one of them would loop.</summary>
-    public HashSet<IPEndPoint> OwnEndpoints { get; } = [];
+    /// <summary>The agent's own listeners (proxy, admin, metrics, readiness): never a destination on a client's behalf.</summary>
+    public AgentEndpoints OwnEndpoints { get; } = new();
 
-    public string TrustDomain => State.Current.Config.TrustDomain;
+    /// <summary>Refusals before attribution: counted exactly, logged without flooding.</summary>
+    public required RefusalLog Refusals { get; init; }
+
+    /// <summary>Closes server-side HBONE connections left without a stream (hboneIdleTimeout).</summary>
+    public required IdleHboneReaper IdleHbone { get; init; }
+
+    /// <summary>DNS for SOCKS5 names that are not mesh services (a seam for tests: a lookup must not leave the machine).</summary>
+    public Func<string, CancellationToken, Task<IPAddress[]>> ResolveHost { get; init; } = Dns.GetHostAddressesAsync;
+
+    public string TrustDomain => Settings.TrustDomain;
 
     public X509TrustBundle Trust => new(Certificates.Issuer.TrustBundle, TrustDomain);
 }

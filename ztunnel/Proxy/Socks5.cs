@@ -20,22 +20,34 @@ internal sealed class Socks5(ProxyContext ctx, Outbound outbound)
     public async Task HandleAsync(Socket client, ProxyScope scope)
     {
         var remote = SocketOptions.Normalize((IPEndPoint)client.RemoteEndPoint!);
-        IPEndPoint? target;
+        Negotiated negotiated;
         using (var timeout = new CancellationTokenSource(HandshakeTimeout))
         {
             try
             {
-                target = await NegotiateAsync(client, timeout.Token).ConfigureAwait(false);
+                negotiated = await NegotiateAsync(client, timeout.Token).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is SocketException or OperationCanceledException or IOException or ObjectDisposedException)
+            catch (OperationCanceledException)
             {
-                target = null;
+                negotiated = Negotiated.Fail("bad_handshake", $"handshake not completed within {HandshakeTimeout.TotalSeconds:0} s");
+            }
+            catch (Exception ex) when (ex is SocketException or IOException or ObjectDisposedException)
+            {
+                negotiated = Negotiated.Fail("bad_handshake", ex.Message);
             }
         }
-        if (target is null)
+        if (negotiated.Target is not { } target)
         {
-            ctx.Metrics.Refused("socks5", "bad_handshake");
+            ctx.Refusals.Refuse("socks5", negotiated.Reason!, $"SOCKS5 connection from {remote} refused: {negotiated.Detail}");
             Relay.Abort(client);
+            return;
+        }
+        if (ctx.OwnEndpoints.IsAgentItself(target))
+        {
+            // Through SOCKS5 a client would otherwise reach the admin API (/quitquitquit, /config_dump) or loop.
+            ctx.Refusals.Refuse("socks5", "loop", $"SOCKS5 connection from {remote} refused: destination {target} is the agent itself");
+            await TrySendReplyAsync(client, 2).ConfigureAwait(false); // connection not allowed by ruleset
+            client.Dispose();
             return;
         }
 
@@ -48,11 +60,7 @@ internal sealed class Socks5(ProxyContext ctx, Outbound outbound)
             "UH" => (byte)4,
             _ => (byte)5,      // connection refused
         };
-        try
-        {
-            await SendReplyAsync(client, reply).ConfigureAwait(false);
-        }
-        catch (SocketException)
+        if (!await TrySendReplyAsync(client, reply).ConfigureAwait(false))
         {
             reply = 1;
         }
@@ -66,32 +74,38 @@ internal sealed class Socks5(ProxyContext ctx, Outbound outbound)
         outbound.StartRelay(client, upstream, record);
     }
 
-    private async Task<IPEndPoint?> NegotiateAsync(Socket client, CancellationToken ct)
+    /// <summary>The CONNECT target, or why the handshake failed (the metric's reason and the log's sentence).</summary>
+    private readonly record struct Negotiated(IPEndPoint? Target, string? Reason, string? Detail)
+    {
+        public static Negotiated Fail(string reason, string detail) => new(null, reason, detail);
+    }
+
+    private async Task<Negotiated> NegotiateAsync(Socket client, CancellationToken ct)
     {
         var buf = new byte[262];
         await ReadExactlyAsync(client, buf.AsMemory(0, 2), ct).ConfigureAwait(false);
         if (buf[0] != Version)
         {
-            return null;
+            return Negotiated.Fail("bad_handshake", $"not SOCKS5 (version byte {buf[0]})");
         }
         int methods = buf[1];
         await ReadExactlyAsync(client, buf.AsMemory(0, methods), ct).ConfigureAwait(false);
         if (Array.IndexOf(buf, (byte)0, 0, methods) < 0)
         {
             await client.SendAsync(new byte[] { Version, 0xFF }, SocketFlags.None, ct).ConfigureAwait(false);
-            return null;
+            return Negotiated.Fail("bad_handshake", "the client offers no method without authentication");
         }
         await client.SendAsync(new byte[] { Version, 0 }, SocketFlags.None, ct).ConfigureAwait(false);
 
         await ReadExactlyAsync(client, buf.AsMemory(0, 4), ct).ConfigureAwait(false);
         if (buf[0] != Version)
         {
-            return null;
+            return Negotiated.Fail("bad_handshake", $"not SOCKS5 (version byte {buf[0]} in the request)");
         }
         if (buf[1] != 1)
         {
             await SendReplyAsync(client, 7).ConfigureAwait(false); // command not supported
-            return null;
+            return Negotiated.Fail("bad_handshake", $"command {buf[1]} is not supported (only CONNECT)");
         }
         IPAddress? address;
         switch (buf[3])
@@ -99,53 +113,67 @@ internal sealed class Socks5(ProxyContext ctx, Outbound outbound)
             case 1:
                 await ReadExactlyAsync(client, buf.AsMemory(0, 6), ct).ConfigureAwait(false);
                 address = new IPAddress(buf.AsSpan(0, 4));
-                return new IPEndPoint(address, BinaryPrimitives.ReadUInt16BigEndian(buf.AsSpan(4)));
+                return new Negotiated(new IPEndPoint(address, BinaryPrimitives.ReadUInt16BigEndian(buf.AsSpan(4))), null, null);
             case 4:
                 await ReadExactlyAsync(client, buf.AsMemory(0, 18), ct).ConfigureAwait(false);
                 address = new IPAddress(buf.AsSpan(0, 16));
-                return new IPEndPoint(address, BinaryPrimitives.ReadUInt16BigEndian(buf.AsSpan(16)));
+                return new Negotiated(new IPEndPoint(address, BinaryPrimitives.ReadUInt16BigEndian(buf.AsSpan(16))), null, null);
             case 3:
                 await ReadExactlyAsync(client, buf.AsMemory(0, 1), ct).ConfigureAwait(false);
                 int len = buf[0];
                 await ReadExactlyAsync(client, buf.AsMemory(0, len + 2), ct).ConfigureAwait(false);
                 string host = Encoding.ASCII.GetString(buf, 0, len);
                 int port = BinaryPrimitives.ReadUInt16BigEndian(buf.AsSpan(len));
-                address = await ResolveAsync(host, ct).ConfigureAwait(false);
-                if (address is null)
+                var (resolved, error) = await ResolveAsync(host, ct).ConfigureAwait(false);
+                if (resolved is null)
                 {
-                    ctx.Logger.LogInformation("SOCKS5: cannot resolve {Host}", host);
-                    await SendReplyAsync(client, 4).ConfigureAwait(false);
-                    return null;
+                    await SendReplyAsync(client, 4).ConfigureAwait(false); // host unreachable
+                    return Negotiated.Fail("dns", $"cannot resolve {host}: {error}");
                 }
-                return new IPEndPoint(address, port);
+                return new Negotiated(new IPEndPoint(resolved, port), null, null);
             default:
                 await SendReplyAsync(client, 8).ConfigureAwait(false); // address type not supported
-                return null;
+                return Negotiated.Fail("bad_handshake", $"address type {buf[3]} is not supported");
         }
     }
 
     /// <summary>A mesh service hostname resolves to its VIP (so the connection is load balanced); else ordinary DNS.</summary>
-    private async Task<IPAddress?> ResolveAsync(string host, CancellationToken ct)
+    private async Task<(IPAddress? Address, string? Error)> ResolveAsync(string host, CancellationToken ct)
     {
         if (IPAddress.TryParse(host, out var literal))
         {
-            return literal;
+            return (literal, null);
         }
-        foreach (var svc in ctx.State.Current.Config.Services)
+        // DNS names are case-insensitive; mesh hostnames are stored lower-case, as Kubernetes writes them.
+        if (ctx.State.Current.FindServiceByHostname(host.ToLowerInvariant()) is { Vips.IsDefaultOrEmpty: false } svc)
         {
-            if (string.Equals(svc.Hostname, host, StringComparison.OrdinalIgnoreCase) && !svc.Vips.IsDefaultOrEmpty)
-            {
-                return svc.Vips[0].Address;
-            }
+            return (svc.Vips[0].Address, null);
         }
         try
         {
-            var addrs = await Dns.GetHostAddressesAsync(host, ct).ConfigureAwait(false);
-            return addrs.Length > 0 ? addrs[0] : null;
+            var addrs = await ctx.ResolveHost(host, ct).ConfigureAwait(false);
+            return addrs.Length > 0 ? (addrs[0], null) : (null, "no address");
         }
-        catch (SocketException)
+        catch (SocketException ex)
         {
-            return null;
+            return (null, ex.SocketErrorCode == SocketError.HostNotFound ? "no such host (not a mesh service hostname either)" : ex.Message);
+        }
+        catch (ArgumentException ex)
+        {
+            return (null, ex.Message); // not a valid host name
+        }
+    }
+
+    private static async Task<bool> TrySendReplyAsync(Socket client, byte code)
+    {
+        try
+        {
+            await SendReplyAsync(client, code).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            return false;
         }
     }
 

@@ -11,6 +11,7 @@ internal static class SocketOptions
     private const int SolIpv6 = 41;
     private const int SolSocket = 1;
     private const int SoOriginalDst = 80; // SO_ORIGINAL_DST and IP6T_SO_ORIGINAL_DST share the number.
+    private const int SoReuseAddr = 2;
     private const int SoMark = 36;
     private const int IpTransparent = 19;
     private const int Ipv6Transparent = 75;
@@ -62,6 +63,19 @@ internal static class SocketOptions
         Span<byte> v = stackalloc byte[4];
         BinaryPrimitives.WriteUInt32LittleEndian(v, mark);
         socket.SetRawSocketOption(SolSocket, SoMark, v);
+    }
+
+    /// <summary>
+    /// SO_REUSEADDR alone. .NET's <c>SocketOptionName.ReuseAddress</c> sets SO_REUSEPORT as well on Linux, which lets
+    /// a second process bind the same address and have the kernel split connections between the two (issue 13): a
+    /// listener of the agent must be its own. SO_REUSEADDR keeps what it is for: a restarted agent rebinds at once
+    /// while old connections of its previous run sit in TIME_WAIT.
+    /// </summary>
+    public static void SetReuseAddressOnly(Socket socket)
+    {
+        Span<byte> one = stackalloc byte[4];
+        BinaryPrimitives.WriteInt32LittleEndian(one, 1);
+        socket.SetRawSocketOption(SolSocket, SoReuseAddr, one);
     }
 
     /// <summary>IP_TRANSPARENT: accept TPROXYed connections for foreign addresses, or bind a non-local source.</summary>

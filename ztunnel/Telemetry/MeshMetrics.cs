@@ -28,6 +28,7 @@ internal sealed class MeshMetrics
     private readonly ConcurrentDictionary<string, long> _refusals = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _configReloads = new(StringComparer.Ordinal);
     private long _certRenewalFailures;
+    private long _hboneIdleClosed;
     private long _activeConnections;
 
     public string Version { get; init; } = typeof(MeshMetrics).Assembly.GetName().Version?.ToString(3) ?? "dev";
@@ -83,6 +84,8 @@ internal sealed class MeshMetrics
         _configReloads.AddOrUpdate(ok ? "result=\"success\"" : "result=\"rejected\"", 1, static (_, v) => v + 1);
 
     public void CertificateRenewalFailed() => Interlocked.Increment(ref _certRenewalFailures);
+
+    public void HboneIdleClosed() => Interlocked.Increment(ref _hboneIdleClosed);
 
     public long ActiveConnections => Interlocked.Read(ref _activeConnections);
 
@@ -148,6 +151,8 @@ internal sealed class MeshMetrics
         }
         Family(w, "ambient_certificate_renewal_failures_total", "counter", "Failed workload certificate renewals (the old certificate stays in use).");
         Sample(w, "ambient_certificate_renewal_failures_total", null, Interlocked.Read(ref _certRenewalFailures));
+        Family(w, "ambient_hbone_idle_closed_total", "counter", "Server-side HBONE connections closed because they carried no stream for hboneIdleTimeout.");
+        Sample(w, "ambient_hbone_idle_closed_total", null, Interlocked.Read(ref _hboneIdleClosed));
     }
 
     private void TcpFamily(IBufferWriter<byte> w, string name, string help, Func<TcpCounters, long> value)

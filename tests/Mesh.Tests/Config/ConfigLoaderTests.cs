@@ -230,17 +230,50 @@ public sealed class ConfigLoaderTests
         Assert.Equal(InboundProtocol.Tcp, result.Config.Workloads[1].Protocol);
     }
 
+    /// <summary>
+    /// Issue 13: an empty file is what a truncated or half-written config looks like; applying it would drop every
+    /// workload and policy at once. It is an error, with a message that says how to write an empty mesh on purpose.
+    /// </summary>
     [Theory]
     [InlineData("")]
     [InlineData("   \n")]
     [InlineData("# only a comment\n")]
     [InlineData("---\n")]
-    public void EmptyFileIsEmptyValidConfig(string yaml)
+    public void EmptyFileIsAnErrorThatSaysHowToWriteAnEmptyMesh(string yaml)
+    {
+        ConfigLoadResult result = ConfigLoader.Parse(yaml, "empty.yaml");
+        Assert.False(result.Ok);
+        ConfigError error = Assert.Single(result.Errors);
+        Assert.Equal("empty.yaml", error.File);
+        Assert.Contains("the config file is empty", error.Message, StringComparison.Ordinal);
+        Assert.Contains("write {}", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("{}")]
+    [InlineData("workloads: []")]
+    public void AnExplicitlyEmptyMeshIsValid(string yaml)
     {
         ConfigLoadResult result = ConfigLoader.Parse(yaml, "empty.yaml");
         Assert.True(result.Ok, string.Join("\n", result.Errors));
         Assert.Empty(result.Config!.Workloads);
-        Assert.Equal("cluster.local", result.Config.TrustDomain);
+    }
+
+    /// <summary>Issue 13: a folder given as the config file says so (the OS says "permission denied").</summary>
+    [Fact]
+    public void AFolderIsCalledAFolder()
+    {
+        string dir = Directory.CreateTempSubdirectory("ambient-cfg-dir-").FullName;
+        try
+        {
+            ConfigLoadResult result = ConfigLoader.LoadFile(dir);
+            ConfigError error = Assert.Single(result.Errors);
+            Assert.Contains("it is a folder, not a file", error.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir);
+        }
     }
 
     [Fact]
@@ -268,6 +301,7 @@ public sealed class ConfigLoaderTests
                 accessLog: json
                 certificateLifetime: 1h30m
                 drainTimeout: 500ms
+                hboneIdleTimeout: 90s
                 stateDir: state
                 """;
             string file = Path.Combine(dir, "config.yaml");
@@ -289,6 +323,7 @@ public sealed class ConfigLoaderTests
             Assert.Equal(AccessLogFormat.Json, c.AccessLog);
             Assert.Equal(TimeSpan.FromMinutes(90), c.CertificateLifetime);
             Assert.Equal(TimeSpan.FromMilliseconds(500), c.DrainTimeout);
+            Assert.Equal(TimeSpan.FromSeconds(90), c.HboneIdleTimeout);
             Assert.Equal(Path.Combine(dir, "state"), c.StateDir);
             Assert.Equal(file, c.SourcePath);
         }
@@ -305,6 +340,7 @@ public sealed class ConfigLoaderTests
         Assert.Equal(new MeshConfig { SourcePath = "c.yaml" }, c with { Workloads = [], Services = [], Policies = [] });
         Assert.Equal(15008, c.Listeners.Hbone.Port);
         Assert.Equal(TimeSpan.FromHours(24), c.CertificateLifetime);
+        Assert.Equal(TimeSpan.FromMinutes(10), c.HboneIdleTimeout);
         Assert.Equal(AgentMode.Shared, c.Mode);
     }
 

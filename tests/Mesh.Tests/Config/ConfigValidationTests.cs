@@ -249,6 +249,38 @@ public sealed class ConfigValidationTests
         - {name: p, namespace: ns, scope: Global, action: Deny}
         """, "policies[1].name", 3, "duplicate policy 'ns/p'");
 
+    /// <summary>Issue 13: two listeners on one address would share a port (or fail at start-up); --validate says so.</summary>
+    [Fact]
+    public void TwoListenersOnOneAddress() => AssertError("""
+        listeners:
+          outbound: 127.0.0.1:15001
+          socks5: 127.0.0.1:15001
+        """, "listeners.socks5", 3, "127.0.0.1:15001 overlaps listeners.outbound (127.0.0.1:15001)");
+
+    [Fact]
+    public void AWildcardListenerCoversEveryAddressOnItsPort() => AssertError("""
+        admin: 127.0.0.1:15020
+        """, "admin", 1, "127.0.0.1:15020 overlaps metrics (0.0.0.0:15020)");
+
+    [Fact]
+    public void ADualModeIpv6WildcardCoversIpv4() => AssertError("""
+        readiness: "[::]:15080"
+        """, "readiness", 1, "overlaps listeners.socks5 (127.0.0.1:15080)");
+
+    [Theory]
+    [InlineData("listeners:\n  socks5: 127.0.0.2:15001\n")]   // another address, same port: fine
+    [InlineData("listeners:\n  socks5: 127.0.0.1:0\n  outbound: 127.0.0.1:0\n")] // port 0: each gets its own
+    [InlineData("mode: inpod\nlisteners:\n  inbound: 127.0.0.1:15080\n")] // in-pod: the proxy listeners are in the pods
+    public void ListenersThatDoNotOverlap(string yaml)
+    {
+        ConfigLoadResult result = ConfigLoader.Parse(yaml, "ok.yaml");
+        Assert.True(result.Ok, string.Join("\n", result.Errors));
+    }
+
+    [Fact]
+    public void HboneIdleTimeoutHasAFloor() =>
+        AssertError("hboneIdleTimeout: 100ms\n", "hboneIdleTimeout", 1, "must be at least 1s");
+
     [Fact]
     public void WrongNodeKind() => AssertError("workloads: {a: 1}\n", "workloads", 1, "expected a list");
 

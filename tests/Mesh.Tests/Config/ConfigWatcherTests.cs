@@ -55,7 +55,7 @@ public sealed class ConfigWatcherTests : IDisposable
         }
     }
 
-    private (string Path, Recorder Recorder, ConfigWatcher Watcher) Start(string initial, TimeSpan? poll = null)
+    private (string Path, Recorder Recorder, ConfigWatcher Watcher) Start(string initial, TimeSpan? poll = null, TimeSpan? settle = null)
     {
         string path = Path.Combine(_dir, "config.yaml");
         File.WriteAllText(path, initial);
@@ -64,6 +64,7 @@ public sealed class ConfigWatcherTests : IDisposable
         {
             Debounce = TimeSpan.FromMilliseconds(50),
             PollInterval = poll ?? TimeSpan.FromMilliseconds(200),
+            SettlePeriod = settle ?? TimeSpan.FromMilliseconds(300),
         };
         watcher.Start();
         return (path, rec, watcher);
@@ -126,6 +127,7 @@ public sealed class ConfigWatcherTests : IDisposable
         {
             Debounce = TimeSpan.FromMinutes(5),
             PollInterval = TimeSpan.FromMilliseconds(100),
+            SettlePeriod = TimeSpan.FromMilliseconds(300),
         };
         watcher.Start();
         Task<MeshConfig> next = rec.NextValid();
@@ -159,6 +161,44 @@ public sealed class ConfigWatcherTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// Issue 13: a file rewritten in place in two writes is half-written in between, and the first half is valid YAML.
+    /// It is read only once its size and modification time have been stable for the settle period.
+    /// </summary>
+    [Fact]
+    public async Task AFileWrittenInTwoPartsIsReadOnlyOnceItHasSettled()
+    {
+        (string path, Recorder rec, ConfigWatcher watcher) = Start("accessLog: text\n", settle: TimeSpan.FromSeconds(2));
+        using (watcher)
+        {
+            Task<MeshConfig> next = rec.NextValid();
+            using (var file = new FileStream(path, FileMode.Truncate, FileAccess.Write, FileShare.ReadWrite))
+            {
+                file.Write("mode: inpod\n"u8);
+                file.Flush(flushToDisk: true);
+                await Task.Delay(400); // well inside the settle period; the watcher sees the first half meanwhile
+                file.Write("accessLog: json\n"u8);
+            }
+            MeshConfig c = await next.WaitAsync(Timeout);
+            Assert.Equal(AgentMode.InPod, c.Mode);
+            Assert.Equal(AccessLogFormat.Json, c.AccessLog);
+            Assert.Equal(1, Volatile.Read(ref rec.Calls));
+        }
+    }
+
+    /// <summary>Issue 13: truncating a watched config reports it invalid (the caller keeps its last good config).</summary>
+    [Fact]
+    public async Task ATruncatedFileIsReportedInvalid()
+    {
+        (string path, Recorder rec, ConfigWatcher watcher) = Start("accessLog: text\n");
+        using (watcher)
+        {
+            Task<ImmutableArray<ConfigError>> invalid = rec.NextInvalid();
+            File.WriteAllText(path, "");
+            Assert.Contains("the config file is empty", Assert.Single(await invalid.WaitAsync(Timeout)).Message, StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public async Task ThrowingHandlerDoesNotStopTheWatcher()
     {
@@ -177,6 +217,7 @@ public sealed class ConfigWatcherTests : IDisposable
         {
             Debounce = TimeSpan.FromMilliseconds(50),
             PollInterval = TimeSpan.FromMilliseconds(200),
+            SettlePeriod = TimeSpan.FromMilliseconds(300),
         };
         watcher.Start();
         File.WriteAllText(path, "mode: inpod\n");

@@ -33,6 +33,7 @@ public sealed class ExampleConfigTests
         Assert.Equal(defaults.Listeners, c.Listeners);
         Assert.Equal(defaults.CertificateLifetime, c.CertificateLifetime);
         Assert.Equal(defaults.DrainTimeout, c.DrainTimeout);
+        Assert.Equal(defaults.HboneIdleTimeout, c.HboneIdleTimeout);
         Assert.Equal(defaults.TrustDomain, c.TrustDomain);
         Assert.Equal(defaults.Mode, c.Mode);
         Assert.Equal(defaults.AccessLog, c.AccessLog);

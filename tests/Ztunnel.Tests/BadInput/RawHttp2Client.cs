@@ -7,6 +7,7 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Ambient.Mesh.Http2;
 using Ambient.Mesh.Http2.Hpack;
+using Ambient.Ztunnel.Tests.Support;
 
 namespace Ambient.Ztunnel.Tests.BadInput;
 
@@ -73,7 +74,7 @@ internal sealed class RawHttp2Client : IAsyncDisposable
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
-            await socket.ConnectAsync(endpoint).WaitAsync(Timeout);
+            await socket.ConnectAsync(TestAddresses.Loopback(endpoint)).WaitAsync(Timeout);
             var ssl = new SslStream(new NetworkStream(socket, ownsSocket: false));
             var client = new RawHttp2Client(socket, ssl);
             var options = new SslClientAuthenticationOptions
@@ -211,7 +212,8 @@ internal sealed class RawHttp2Client : IAsyncDisposable
 
     /// <summary>Opens a CONNECT stream (HEADERS with END_HEADERS, no END_STREAM).</summary>
     public Task OpenConnectAsync(int streamId, IPEndPoint target) =>
-        WriteFrameAsync(RawFrame.Headers, RawFrame.EndHeaders, streamId, ConnectHeaders(target));
+        // The agent dials the target for us.
+        WriteFrameAsync(RawFrame.Headers, RawFrame.EndHeaders, streamId, ConnectHeaders(TestAddresses.Loopback(target)));
 
     /// <summary>Reads one frame; null when the connection ended (see <see cref="ClosedBy"/>). SETTINGS are acked.</summary>
     public async Task<RawFrame?> ReadFrameAsync()

@@ -113,6 +113,142 @@ public sealed class CliTests : IDisposable
         Assert.Contains("drained", p.Stderr, StringComparison.Ordinal);
     }
 
+    /// <summary>Issue 13, finding 1: started twice with one config, the second agent must not share the ports.</summary>
+    [Fact]
+    public async Task A_second_agent_on_the_same_addresses_exits_1_saying_another_ztunnel_is_running()
+    {
+        string ip = $"127.{Random.Shared.Next(100, 200)}.{Random.Shared.Next(1, 250)}.{Random.Shared.Next(2, 250)}";
+        var first = Write("first.yaml", $"""
+            listeners:
+              outbound: {ip}:0
+              inbound: {ip}:0
+              hbone: {ip}:0
+              socks5: {ip}:0
+            admin: {ip}:0
+            metrics: {ip}:0
+            readiness: {ip}:0
+            """);
+        using var running = new ZtunnelProcess("--config", first, "--state-dir", Path.Combine(_dir, "state"));
+        await TwoNodeMesh.EventuallyAsync(() => running.Stderr.Contains("ztunnel ready", StringComparison.Ordinal), "first agent ready", 30_000);
+        var bound = System.Text.RegularExpressions.Regex.Matches(running.Stderr, @"(\w+)=(127\.[\d.]+:\d+)")
+            .ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value);
+        Assert.True(bound.Count == 7, $"listeners of the first agent: {running.Stderr}");
+
+        var second = Write("second.yaml", $"""
+            listeners:
+              outbound: {bound["outbound"]}
+              inbound: {bound["inbound"]}
+              hbone: {bound["hbone"]}
+              socks5: {bound["socks5"]}
+            admin: {bound["admin"]}
+            metrics: {bound["metrics"]}
+            readiness: {bound["readiness"]}
+            """);
+        var (code, _, stderr) = await ZtunnelProcess.RunAsync("--config", second, "--state-dir", Path.Combine(_dir, "state2"));
+        Assert.Equal(1, code);
+        Assert.Contains($"cannot listen on {bound["outbound"]} for outbound: the address is already in use (another ztunnel running?)", stderr, StringComparison.Ordinal);
+
+        // The first one still serves, alone.
+        var (status, _) = await TwoNodeMesh.GetAsync(IPEndPoint.Parse(bound["readiness"]), "/healthz/ready");
+        Assert.Equal(200, status);
+    }
+
+    /// <summary>Issue 13, finding 1: two listeners on one address are a config error, found by --validate.</summary>
+    [Fact]
+    public async Task Validate_refuses_two_listeners_on_one_address()
+    {
+        var path = Write("clash.yaml", """
+            listeners:
+              outbound: 127.0.0.1:15001
+              socks5: 127.0.0.1:15001
+            """);
+        var (code, _, stderr) = await ZtunnelProcess.RunAsync("--config", path, "--validate");
+        Assert.Equal(1, code);
+        Assert.Contains($"{path}:3:", stderr, StringComparison.Ordinal);
+        Assert.Contains("listeners.socks5: 127.0.0.1:15001 overlaps listeners.outbound (127.0.0.1:15001)", stderr, StringComparison.Ordinal);
+    }
+
+    /// <summary>Issue 13, finding 6: a folder given as the config says so, not "permission denied".</summary>
+    [Fact]
+    public async Task A_folder_given_as_the_config_is_called_a_folder()
+    {
+        var (code, _, stderr) = await ZtunnelProcess.RunAsync("--config", _dir, "--validate");
+        Assert.Equal(1, code);
+        Assert.Contains("is a folder, not a file", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("permission denied", stderr, StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>Issue 13, finding 2: an empty config at start-up is refused with a message that says what to write.</summary>
+    [Fact]
+    public async Task An_empty_config_file_is_refused_at_start_up()
+    {
+        var path = Write("empty.yaml", "");
+        var (code, _, stderr) = await ZtunnelProcess.RunAsync("--config", path, "--state-dir", Path.Combine(_dir, "state"));
+        Assert.Equal(1, code);
+        Assert.Contains("the config file is empty", stderr, StringComparison.Ordinal);
+        Assert.Contains("write {}", stderr, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Issue 13, finding 8: a connection accepted before SIGTERM is served to completion within drainTimeout, even
+    /// when it is still in its SOCKS5 handshake when the drain begins (it is not tracked as a connection yet).
+    /// </summary>
+    [Fact]
+    public async Task Sigterm_serves_a_connection_still_in_its_socks5_handshake_to_completion()
+    {
+        int octet = Random.Shared.Next(100, 200), subnet = Random.Shared.Next(1, 250);
+        var clientIp = IPAddress.Parse($"127.{octet}.{subnet}.10");
+        await using var echo = new EchoServer(IPAddress.Parse($"127.{octet}.{subnet}.20"));
+        var path = Write("drain.yaml", $"""
+            listeners:
+              outbound: {clientIp}:0
+              inbound: {clientIp}:0
+              hbone: {clientIp}:0
+              socks5: {clientIp}:0
+            admin: {clientIp}:0
+            metrics: {clientIp}:0
+            readiness: {clientIp}:0
+            drainTimeout: 20s
+            workloads:
+            - uid: test//v1/Pod/default/client
+              name: client
+              namespace: default
+              workloadIps: [{clientIp}]
+              protocol: HBONE
+            """);
+        using var agent = new ZtunnelProcess("--config", path, "--state-dir", Path.Combine(_dir, "state"));
+        await TwoNodeMesh.EventuallyAsync(() => agent.Stderr.Contains("ztunnel ready", StringComparison.Ordinal), "agent ready", 30_000);
+        var socks = IPEndPoint.Parse(System.Text.RegularExpressions.Regex.Match(agent.Stderr, @"socks5=(127\.[\d.]+:\d+)").Groups[1].Value);
+
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        client.Bind(new IPEndPoint(clientIp, 0));
+        await client.ConnectAsync(socks).WaitAsync(Socks5Client.Timeout);
+        await client.SendAsync(new byte[] { 5, 1, 0 }, SocketFlags.None).WaitAsync(Socks5Client.Timeout);
+        var greeting = new byte[2];
+        await Socks5Client.ReadExactlyAsync(client, greeting); // the agent's handler is now mid-handshake
+
+        Assert.Equal(0, Kill(agent.Pid, 15));
+        await TwoNodeMesh.EventuallyAsync(() => agent.Stderr.Contains("draining (SIGTERM)", StringComparison.Ordinal), "drain started", 30_000);
+
+        // Finish the handshake after the drain began: CONNECT to the echo server (plain TCP, outside the mesh).
+        var request = new byte[10];
+        request[0] = 5;
+        request[1] = 1;
+        request[3] = 1;
+        echo.EndPoint.Address.TryWriteBytes(request.AsSpan(4), out _);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(request.AsSpan(8), (ushort)echo.EndPoint.Port);
+        await client.SendAsync(request, SocketFlags.None).WaitAsync(Socks5Client.Timeout);
+        var reply = new byte[10];
+        await Socks5Client.ReadExactlyAsync(client, reply);
+        Assert.True(reply[1] == 0, $"SOCKS reply {reply[1]}; agent log:\n{agent.Stderr}");
+        await client.SendAsync("served after SIGTERM"u8.ToArray(), SocketFlags.None).WaitAsync(Socks5Client.Timeout);
+        client.Shutdown(SocketShutdown.Send);
+        Assert.Equal("served after SIGTERM", System.Text.Encoding.ASCII.GetString(await Socks5Client.ReadToEndAsync(client)));
+
+        Assert.Equal(0, await agent.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Contains("drained", agent.Stderr, StringComparison.Ordinal);
+    }
+
     private string Write(string name, string content)
     {
         var path = Path.Combine(_dir, name);

@@ -17,7 +17,9 @@ internal sealed class EchoServer : IAsyncDisposable
     public EchoServer(IPAddress address, int port = 0)
     {
         _listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        // SO_REUSEADDR only: .NET's ReuseAddress also sets SO_REUSEPORT on Linux, which would let the echo server
+        // silently share a fixed port with another process instead of failing.
+        _listener.SetRawSocketOption(1 /* SOL_SOCKET */, 2 /* SO_REUSEADDR */, BitConverter.GetBytes(1));
         _listener.Bind(new IPEndPoint(address, port));
         _listener.Listen(512);
         EndPoint = (IPEndPoint)_listener.LocalEndPoint!;

@@ -12,13 +12,9 @@ internal static class Socks5Client
     /// <summary>Connects from <paramref name="source"/> through the proxy; returns the socket and the SOCKS reply code.</summary>
     public static async Task<(Socket Socket, int Reply)> ConnectAsync(IPEndPoint proxy, IPAddress source, IPEndPoint target)
     {
-        var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        s.Bind(new IPEndPoint(source, 0));
-        await s.ConnectAsync(proxy).WaitAsync(Timeout);
-        await s.SendAsync(new byte[] { 5, 1, 0 }, SocketFlags.None).WaitAsync(Timeout);
+        TestAddresses.Loopback(target); // the agent dials it for us
+        var s = await GreetAsync(proxy, source);
         var buf = new byte[10];
-        await ReadExactlyAsync(s, buf.AsMemory(0, 2));
-        Assert.Equal(new byte[] { 5, 0 }, buf[..2]);
         var req = new byte[10];
         req[0] = 5;
         req[1] = 1;
@@ -28,6 +24,39 @@ internal static class Socks5Client
         await s.SendAsync(req, SocketFlags.None).WaitAsync(Timeout);
         await ReadExactlyAsync(s, buf.AsMemory(0, 10));
         return (s, buf[1]);
+    }
+
+    /// <summary>
+    /// CONNECT by name (address type 3), as <c>curl --socks5-hostname</c> does: the proxy resolves <paramref name="host"/>.
+    /// </summary>
+    public static async Task<(Socket Socket, int Reply)> ConnectAsync(IPEndPoint proxy, IPAddress source, string host, int port)
+    {
+        var s = await GreetAsync(proxy, source);
+        var buf = new byte[10];
+        byte[] name = System.Text.Encoding.ASCII.GetBytes(host);
+        var req = new byte[7 + name.Length];
+        req[0] = 5;
+        req[1] = 1;
+        req[3] = 3;
+        req[4] = (byte)name.Length;
+        name.CopyTo(req, 5);
+        BinaryPrimitives.WriteUInt16BigEndian(req.AsSpan(5 + name.Length), (ushort)port);
+        await s.SendAsync(req, SocketFlags.None).WaitAsync(Timeout);
+        await ReadExactlyAsync(s, buf.AsMemory(0, 10));
+        return (s, buf[1]);
+    }
+
+    /// <summary>Connects from <paramref name="source"/> and agrees on "no authentication".</summary>
+    private static async Task<Socket> GreetAsync(IPEndPoint proxy, IPAddress source)
+    {
+        var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        s.Bind(new IPEndPoint(source, 0));
+        await s.ConnectAsync(TestAddresses.Loopback(proxy)).WaitAsync(Timeout);
+        await s.SendAsync(new byte[] { 5, 1, 0 }, SocketFlags.None).WaitAsync(Timeout);
+        var method = new byte[2];
+        await ReadExactlyAsync(s, method);
+        Assert.Equal(new byte[] { 5, 0 }, method);
+        return s;
     }
 
     public static async Task ReadExactlyAsync(Socket s, Memory<byte> buffer)

@@ -10,8 +10,9 @@ namespace Ambient.Ztunnel.Tests.Support;
 
 /// <summary>
 /// Two agents on loopback, as two nodes: a client workload on node-a and an echo workload (behind a service VIP) on
-/// node-b. Each instance takes its own 127.X.N.0/24 so tests run in parallel without port clashes; the echo
-/// workload's agent listens on its workload IP's port 15008, as a pod's would.
+/// node-b. Each instance takes its own 127.X.N.0/24 (the VIP included: every address the agents dial stays on this
+/// machine, see <see cref="TestAddresses"/>) so tests run in parallel without port clashes; the echo workload's agent
+/// listens on its workload IP's port 15008, as a pod's would.
 /// </summary>
 internal sealed class TwoNodeMesh : IAsyncDisposable
 {
@@ -21,13 +22,17 @@ internal sealed class TwoNodeMesh : IAsyncDisposable
     // per-process second octet keeps two processes' agents from answering each other's 15008.
     private static readonly int s_octet = 100 + Random.Shared.Next(100);
     private readonly List<IAsyncDisposable> _owned = [];
+    private ILoggerFactory _loggers = NullLoggerFactory.Instance;
+    private Func<AgentOptions, AgentOptions> _options = o => o;
 
     private TwoNodeMesh(int n)
     {
         Subnet = n;
         ClientIp = IPAddress.Parse($"127.{s_octet}.{n}.10");
         ServerIp = IPAddress.Parse($"127.{s_octet}.{n}.20");
-        ServiceVip = IPAddress.Parse($"10.96.{n}.1");
+        // Nothing listens on the VIP itself: if the mesh ever failed to resolve it, the dial would be refused
+        // locally instead of going to a real private address.
+        ServiceVip = IPAddress.Parse($"127.{s_octet}.{n}.1");
         StateDir = Directory.CreateTempSubdirectory("ambient-test-").FullName;
     }
 
@@ -48,9 +53,19 @@ internal sealed class TwoNodeMesh : IAsyncDisposable
 
     /// <param name="customize">Edits the shared config (policies, protocols) before the agents start.</param>
     /// <param name="separateCaForNodeB">Gives node-b its own CA, so the nodes don't trust each other.</param>
-    public static async Task<TwoNodeMesh> StartAsync(Func<TwoNodeMesh, MeshConfig, MeshConfig>? customize = null, bool separateCaForNodeB = false)
+    /// <param name="loggers">The agents' logs (none by default).</param>
+    /// <param name="options">Edits both agents' options (e.g. a DNS resolver that never leaves the machine).</param>
+    public static async Task<TwoNodeMesh> StartAsync(
+        Func<TwoNodeMesh, MeshConfig, MeshConfig>? customize = null,
+        bool separateCaForNodeB = false,
+        ILoggerFactory? loggers = null,
+        Func<AgentOptions, AgentOptions>? options = null)
     {
-        var mesh = new TwoNodeMesh(Interlocked.Increment(ref s_next) % 250 + 1);
+        var mesh = new TwoNodeMesh(Interlocked.Increment(ref s_next) % 250 + 1)
+        {
+            _loggers = loggers ?? NullLoggerFactory.Instance,
+            _options = options ?? (o => o),
+        };
         try
         {
             mesh.Echo = new EchoServer(mesh.ServerIp);
@@ -60,6 +75,7 @@ internal sealed class TwoNodeMesh : IAsyncDisposable
             {
                 config = customize(mesh, config);
             }
+            TestAddresses.AssertDialable(config);
             mesh.Config = config;
             mesh.NodeA = await mesh.StartAgentAsync("node-a", mesh.ClientIp, config, mesh.StateDir, mesh.AccessLogA);
             string stateB = separateCaForNodeB ? Directory.CreateTempSubdirectory("ambient-test-b-").FullName : mesh.StateDir;
@@ -132,9 +148,9 @@ internal sealed class TwoNodeMesh : IAsyncDisposable
     private async Task<Agent> StartAgentAsync(string node, IPAddress ip, MeshConfig config, string stateDir, StringWriter accessLog, string? configPath = null)
     {
         var agent = await Agent.StartAsync(
-            new AgentOptions { NodeName = node, StateDir = stateDir, AccessLogWriter = TextWriter.Synchronized(accessLog), ConfigPath = configPath },
+            _options(new AgentOptions { NodeName = node, StateDir = stateDir, AccessLogWriter = TextWriter.Synchronized(accessLog), ConfigPath = configPath }),
             WithListeners(config, ip),
-            NullLoggerFactory.Instance,
+            _loggers,
             new LogLevelSwitch(LogLevel.Information));
         _owned.Insert(0, agent);
         return agent;
@@ -153,6 +169,24 @@ internal sealed class TwoNodeMesh : IAsyncDisposable
         using var req = new HttpRequestMessage(new HttpMethod(method), $"http://{endpoint}{path}");
         using var resp = await http.SendAsync(req);
         return ((int)resp.StatusCode, await resp.Content.ReadAsStringAsync());
+    }
+
+    /// <summary>
+    /// Waits until an asynchronous <paramref name="condition"/> holds. Never block on a task inside the synchronous
+    /// overload's condition: with inline socket completions the test may be running on the socket engine's thread,
+    /// which the awaited I/O then needs.
+    /// </summary>
+    public static async Task EventuallyAsync(Func<Task<bool>> condition, string what, int timeoutMs = 10_000)
+    {
+        var deadline = Environment.TickCount64 + timeoutMs;
+        while (!await condition())
+        {
+            if (Environment.TickCount64 > deadline)
+            {
+                Assert.Fail($"timed out waiting for: {what}");
+            }
+            await Task.Delay(20);
+        }
     }
 
     /// <summary>Waits until <paramref name="condition"/> holds (access logs are written as connections end).</summary>
