@@ -79,6 +79,18 @@ internal sealed class TranslatorMemory
     public ConditionalWeakTable<IstioAuthorizationPolicy, ParsedObject> ZtunnelPolicies { get; } = new();
 
     public StableOutput Previous = StableOutput.Empty;
+
+    public InternTables Interned = new();
+}
+
+/// <summary>Values shared by many resources of a run; see <c>Translation.Intern</c>. Written by one run, then only read.</summary>
+internal sealed class InternTables
+{
+    public Dictionary<(string ServiceKey, ImmutableDictionary<int, int> Ports), ImmutableDictionary<string, ImmutableDictionary<int, int>>> ServiceMaps { get; } = [];
+
+    public Dictionary<string, ImmutableArray<string>> PolicyLists { get; } = new(StringComparer.Ordinal);
+
+    public Dictionary<(string Hostname, string Namespace), GatewayAddress> WaypointAddresses { get; } = [];
 }
 
 /// <summary>What parsing one object on its own gave (null when it had errors or nothing for the mesh), with its messages.</summary>

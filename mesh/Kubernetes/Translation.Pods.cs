@@ -24,6 +24,20 @@ internal sealed partial class Translation
         public required NamedPort[]? NamedPorts { get; init; }
         public required string WorkloadName { get; init; }
         public required string WorkloadType { get; init; }
+        // What its own labels and annotations decide, read once with the pod (its namespace decides the rest per run).
+        /// <summary>True or false when the pod decides its enrollment itself, null when its namespace does.</summary>
+        public required bool? Enrolled { get; init; }
+        public required string CanonicalName { get; init; }
+        public required string CanonicalRevision { get; init; }
+        /// <summary>Its own topology.istio.io/network label, or null (then its namespace's).</summary>
+        public required string? Network { get; init; }
+        /// <summary>Its own istio-locality label, or null (then its node's).</summary>
+        public required Locality? Locality { get; init; }
+        /// <summary>A waypoint's own pod: never sent through a waypoint.</summary>
+        public required bool IsWaypoint { get; init; }
+        public required bool HasUseWaypointLabel { get; init; }
+        /// <summary>The workload the last run made of this pod (a PodInfo lives as long as its object, across runs).</summary>
+        public Workload? Last { get; set; }
     }
 
     private readonly List<PodInfo> _podInfos = [];
@@ -140,6 +154,7 @@ internal sealed partial class Translation
         {
             (workloadName, workloadType) = WorkloadOf(o, ownerSeq);
         }
+        (string canonicalName, string canonicalRevision) = Canonical(o.Labels, workloadName);
 
         return new PodInfo
         {
@@ -153,6 +168,13 @@ internal sealed partial class Translation
             NamedPorts = named,
             WorkloadName = workloadName,
             WorkloadType = workloadType,
+            Enrolled = OwnEnrollment(o, hostNetwork),
+            CanonicalName = canonicalName,
+            CanonicalRevision = canonicalRevision,
+            Network = o.Labels.GetValueOrDefault(KubeLabels.Network),
+            Locality = IstioLocality(o.Labels),
+            IsWaypoint = IsWaypointInfrastructure(o.Labels),
+            HasUseWaypointLabel = o.Labels.ContainsKey(KubeLabels.UseWaypoint),
         };
     }
 
@@ -259,12 +281,12 @@ internal sealed partial class Translation
     }
 
     /// <summary>
-    /// Whether a pod is in the ambient mesh (speaks HBONE): its own <c>istio.io/dataplane-mode</c> label
-    /// (<c>ambient</c> enrolls it, <c>none</c> opts it out) wins over its namespace's. Host-network pods and pods
-    /// with a sidecar are never captured. istio-cni's <c>ambient.istio.io/redirection: enabled</c> on a pod from a
-    /// live cluster says it was captured.
+    /// Whether a pod is in the ambient mesh (speaks HBONE), as far as the pod decides it: its own
+    /// <c>istio.io/dataplane-mode</c> label (<c>ambient</c> enrolls it, <c>none</c> opts it out) wins over its
+    /// namespace's (null: the namespace decides). Host-network pods and pods with a sidecar are never captured.
+    /// istio-cni's <c>ambient.istio.io/redirection: enabled</c> on a pod from a live cluster says it was captured.
     /// </summary>
-    private static bool IsEnrolled(KubeObject pod, bool hostNetwork, ImmutableDictionary<string, string> nsLabels)
+    private static bool? OwnEnrollment(KubeObject pod, bool hostNetwork)
     {
         if (hostNetwork || pod.Annotations.ContainsKey(KubeLabels.SidecarStatus))
         {
@@ -274,12 +296,7 @@ internal sealed partial class Translation
         {
             return true;
         }
-        string? own = pod.Labels.GetValueOrDefault(KubeLabels.DataplaneMode);
-        if (own is not null)
-        {
-            return own == KubeLabels.DataplaneModeAmbient;
-        }
-        return nsLabels.GetValueOrDefault(KubeLabels.DataplaneMode) == KubeLabels.DataplaneModeAmbient;
+        return pod.Labels.GetValueOrDefault(KubeLabels.DataplaneMode) is { } own ? own == KubeLabels.DataplaneModeAmbient : null;
     }
 
     /// <summary>Canonical service name and revision, from the labels Istio reads, in its order.</summary>
@@ -296,18 +313,49 @@ internal sealed partial class Translation
         return (name, revision);
     }
 
-    private Locality LocalityOf(ImmutableDictionary<string, string> labels, string node)
+    /// <summary>A pod's own locality label: "region.zone.subzone" (label values cannot hold '/').</summary>
+    private static Locality? IstioLocality(ImmutableDictionary<string, string> labels)
     {
-        if (labels.TryGetValue(KubeLabels.IstioLocality, out string? l) && l.Length > 0)
+        if (!labels.TryGetValue(KubeLabels.IstioLocality, out string? l) || l.Length == 0)
         {
-            // Label values cannot hold '/', so Istio writes "region.zone.subzone" here.
-            string[] parts = l.Split('.', 3);
-            return new Locality(parts[0], parts.Length > 1 ? parts[1] : "", parts.Length > 2 ? parts[2] : "");
+            return null;
         }
-        return _nodeLocality.GetValueOrDefault(node) ?? NoLocality;
+        string[] parts = l.Split('.', 3);
+        return new Locality(parts[0], parts.Length > 1 ? parts[1] : "", parts.Length > 2 ? parts[2] : "");
     }
 
     private static readonly Locality NoLocality = new();
+
+    /// <summary>What a namespace decides for the pods in it, worked out once per run instead of once per pod.</summary>
+    private sealed class NamespaceContext(string name, ImmutableDictionary<string, string> labels)
+    {
+        public bool Ambient { get; } = labels.GetValueOrDefault(KubeLabels.DataplaneMode) == KubeLabels.DataplaneModeAmbient;
+        public string Network { get; } = labels.GetValueOrDefault(KubeLabels.Network) ?? "";
+        private bool _waypointKnown;
+        private GatewayAddress? _waypoint;
+
+        /// <summary>The namespace's waypoint for workload traffic (for pods without a label of their own).</summary>
+        public GatewayAddress? WorkloadWaypoint(Translation t, KubeObject firstAsker)
+        {
+            if (!_waypointKnown)
+            {
+                _waypoint = t.WaypointFor(firstAsker, ImmutableDictionary<string, string>.Empty, name, WaypointTraffic.Workload);
+                _waypointKnown = true;
+            }
+            return _waypoint;
+        }
+    }
+
+    private readonly Dictionary<string, NamespaceContext> _namespaceContexts = new(StringComparer.Ordinal);
+
+    private NamespaceContext ContextOf(string ns)
+    {
+        if (!_namespaceContexts.TryGetValue(ns, out NamespaceContext? c))
+        {
+            _namespaceContexts[ns] = c = new NamespaceContext(ns, NamespaceLabels(ns));
+        }
+        return c;
+    }
 
     private void BuildPodWorkloads()
     {
@@ -318,9 +366,7 @@ internal sealed partial class Translation
         {
             KubeObject o = pod.Object;
             ImmutableDictionary<string, string> labels = o.Labels;
-            ImmutableDictionary<string, string> nsLabels = NamespaceLabels(pod.Namespace);
-            bool enrolled = IsEnrolled(o, pod.HostNetwork, nsLabels);
-            (string canonicalName, string canonicalRevision) = Canonical(labels, pod.WorkloadName);
+            NamespaceContext ns = ContextOf(pod.Namespace);
 
             services.Clear();
             _serviceSelectors.Select(pod.Namespace, labels, services);
@@ -331,29 +377,50 @@ internal sealed partial class Translation
                     ? ImmutableDictionary<string, ImmutableDictionary<int, int>>.Empty
                     : ServiceMap(services, pod.NamedPorts, _sliceServices.GetValueOrDefault(pod), entries);
 
-            _workloadsOut.Add(new Workload
+            InboundProtocol protocol = pod.Enrolled ?? ns.Ambient ? InboundProtocol.Hbone : InboundProtocol.Tcp;
+            string network = pod.Network ?? ns.Network;
+            Locality locality = pod.Locality ?? _nodeLocality.GetValueOrDefault(pod.Node) ?? NoLocality;
+            GatewayAddress? waypoint = pod.IsWaypoint ? null
+                : pod.HasUseWaypointLabel ? WaypointFor(o, labels, pod.Namespace, WaypointTraffic.Workload)
+                : ns.WorkloadWaypoint(this, o);
+            string canonicalName = pod.CanonicalName, canonicalRevision = pod.CanonicalRevision;
+            ImmutableArray<string> policies = PoliciesFor(pod.Namespace, labels, policyScratch);
+
+            // The pod itself is unchanged (its PodInfo is the parsed-once one); if what it joined is unchanged too,
+            // the previous run's workload is this run's, without building and comparing a new one.
+            Workload? last = pod.Last;
+            if (last is not null && last.Protocol == protocol && last.Network == network && last.Locality == locality
+                && last.Waypoint == waypoint && last.AuthorizationPolicies == policies && ReferenceEquals(last.Services, serviceMap)
+                && last.CanonicalName == canonicalName && last.CanonicalRevision == canonicalRevision && last.ClusterId == options.ClusterId)
+            {
+                _workloadsOut.Add(last);
+                continue;
+            }
+            var workload = new Workload
             {
                 Uid = $"{options.ClusterId}//Pod/{pod.Namespace}/{o.Name}",
                 Name = o.Name,
                 Namespace = pod.Namespace,
                 ServiceAccount = pod.ServiceAccount,
                 WorkloadIps = pod.Ips,
-                Protocol = enrolled ? InboundProtocol.Hbone : InboundProtocol.Tcp,
+                Protocol = protocol,
                 NetworkMode = pod.HostNetwork ? NetworkMode.HostNetwork : NetworkMode.Standard,
                 Node = pod.Node,
-                Network = labels.GetValueOrDefault(KubeLabels.Network) ?? nsLabels.GetValueOrDefault(KubeLabels.Network) ?? "",
+                Network = network,
                 ClusterId = options.ClusterId,
                 WorkloadName = pod.WorkloadName,
                 WorkloadType = pod.WorkloadType,
                 CanonicalName = canonicalName,
                 CanonicalRevision = canonicalRevision,
                 Status = pod.Status,
-                Locality = LocalityOf(labels, pod.Node),
-                Waypoint = IsWaypointInfrastructure(labels) ? null : WaypointFor(o, labels, pod.Namespace, WaypointTraffic.Workload),
-                AuthorizationPolicies = PoliciesFor(pod.Namespace, labels, policyScratch),
+                Locality = locality,
+                Waypoint = waypoint,
+                AuthorizationPolicies = policies,
                 Services = serviceMap,
                 Labels = labels,
-            });
+            };
+            pod.Last = workload;
+            _workloadsOut.Add(workload);
         }
     }
 
@@ -374,12 +441,8 @@ internal sealed partial class Translation
         {
             ServiceInfo only = selected[0];
             ImmutableDictionary<int, int> ports = PortsFor(only, namedPorts);
-            if (!_singleServiceMaps.TryGetValue((only.Model.Key, ports), out var shared))
-            {
-                shared = ImmutableDictionary<string, ImmutableDictionary<int, int>>.Empty.WithComparers(StringComparer.Ordinal).Add(only.Model.Key, ports);
-                _singleServiceMaps[(only.Model.Key, ports)] = shared;
-            }
-            return shared;
+            return Intern(_intern.ServiceMaps, _previousIntern.ServiceMaps, (only.Model.Key, ports),
+                static k => ImmutableDictionary<string, ImmutableDictionary<int, int>>.Empty.WithComparers(StringComparer.Ordinal).Add(k.Item1, k.Item2));
         }
         var b = ImmutableDictionary.CreateBuilder<string, ImmutableDictionary<int, int>>(StringComparer.Ordinal);
         foreach (ServiceInfo s in selected)
@@ -403,6 +466,4 @@ internal sealed partial class Translation
         return b.ToImmutable();
     }
 
-    /// <summary>One-service maps by (service key, port map instance): port maps are shared too, so reference equality is enough.</summary>
-    private readonly Dictionary<(string, ImmutableDictionary<int, int>), ImmutableDictionary<string, ImmutableDictionary<int, int>>> _singleServiceMaps = [];
 }

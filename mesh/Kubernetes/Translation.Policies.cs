@@ -45,7 +45,7 @@ internal sealed partial class Translation
                 continue;
             }
             _objectsOut.Add(policy);
-            if (Once(memory.ZtunnelPolicies, policy, p => ToZtunnel(o, p)) is { } l4)
+            if (Once(memory.ZtunnelPolicies, policy, o, static (t, p, o) => t.ToZtunnel(o, p)) is { } l4)
             {
                 _policiesOut.Add(l4);
                 if (l4.Scope == PolicyScope.WorkloadSelector)
@@ -675,17 +675,12 @@ internal sealed partial class Translation
         if (scratch.Count == 1)
         {
             // The common case (one policy per app): every replica shares one list.
-            if (!_singlePolicyLists.TryGetValue(scratch[0], out ImmutableArray<string> one))
-            {
-                _singlePolicyLists[scratch[0]] = one = [scratch[0]];
-            }
-            return one;
+            return Intern(_intern.PolicyLists, _previousIntern.PolicyLists, scratch[0], static k => [k]);
         }
         scratch.Sort(StringComparer.Ordinal);
         return [.. scratch];
     }
 
-    private readonly Dictionary<string, ImmutableArray<string>> _singlePolicyLists = new(StringComparer.Ordinal);
 
     // ---- PeerAuthentication ----
 

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Net;
+using System.Runtime.InteropServices;
 using Ambient.Mesh.Config;
 using Ambient.Mesh.Model;
 using YamlDotNet.RepresentationModel;
@@ -41,9 +42,49 @@ internal sealed partial class Translation
         public required ImmutableDictionary<int, int>? NumericPorts { get; init; }
         /// <summary>EndpointSlices exist for it: they, not the selector, say which workloads are its endpoints.</summary>
         public bool HasSlices { get; set; }
-        /// <summary>Port maps already made for workloads with named ports, by the target ports they resolved to.</summary>
-        public List<(int[] Targets, ImmutableDictionary<int, int> Map)>? NamedPortMaps { get; set; }
+        /// <summary>Port maps already made for workloads with named ports (kept with the parsed Service across runs).</summary>
+        public NamedPortMaps NamedPortMaps { get; init; } = new();
     }
+
+    /// <summary>
+    /// Port maps made for workloads with named target ports, by the target ports they resolved to: the replicas of a
+    /// Deployment share one. Kept with the parsed Service, so it lives across runs (a lock: runs may overlap).
+    /// </summary>
+    private sealed class NamedPortMaps
+    {
+        private readonly List<(int[] Targets, ImmutableDictionary<int, int> Map)> _maps = [];
+        private readonly Lock _lock = new();
+
+        public ImmutableDictionary<int, int> Get(ReadOnlySpan<int> targets, ServicePort[] ports)
+        {
+            lock (_lock)
+            {
+                foreach ((int[] known, ImmutableDictionary<int, int> map) in _maps)
+                {
+                    if (targets.SequenceEqual(known))
+                    {
+                        return map;
+                    }
+                }
+                var b = ImmutableDictionary.CreateBuilder<int, int>();
+                for (int i = 0; i < ports.Length; i++)
+                {
+                    if (targets[i] >= 0)
+                    {
+                        b[ports[i].Port] = targets[i];
+                    }
+                }
+                ImmutableDictionary<int, int> made = b.ToImmutable();
+                _maps.Add((targets.ToArray(), made));
+                return made;
+            }
+        }
+    }
+
+    /// <summary>What a Service says on its own (parsed once per object); the network and waypoint come from its namespace.</summary>
+    private sealed record ServiceSpec(ImmutableArray<IPAddress> Vips, ServicePort[] Ports, ImmutableDictionary<int, int> ModelPorts,
+        ImmutableDictionary<int, int>? NumericPorts, ImmutableDictionary<string, string> Selector, LoadBalancing? LoadBalancing,
+        NamedPortMaps NamedPortMaps);
 
     private readonly Dictionary<(string Namespace, string Name), ServiceInfo> _serviceByName = [];
     /// <summary>Every service key ("ns/hostname") so far: a ServiceEntry host may not take a Service's.</summary>
@@ -55,10 +96,11 @@ internal sealed partial class Translation
     {
         foreach (KubeObject o in _services)
         {
-            if (Parse(o, ParseService) is not { } info)
+            if (ParseOnce(o, ParseService) is not { } spec)
             {
                 continue;
             }
+            ServiceInfo info = ServiceOf(o, spec);
             if (!_serviceByName.TryAdd((info.Model.Namespace, info.Model.Name), info))
             {
                 Error(o, null, "", $"{Describe(o)} is defined twice; the second is ignored");
@@ -71,25 +113,23 @@ internal sealed partial class Translation
         SynthesizeWaypointServices();
     }
 
-    private ServiceInfo? ParseService(KubeObject o, YamlConfigReader r)
+    private static ServiceSpec? ParseService(KubeObject o, YamlConfigReader r)
     {
-        string ns = NamespaceOf(o);
         YamlMappingNode? spec = KubeYaml.Map(r, o.Body, "spec", "");
         YamlMappingNode? status = KubeYaml.Map(r, o.Body, "status", "");
 
-        var vips = ImmutableArray.CreateBuilder<NetworkAddress>();
-        string network = o.Labels.GetValueOrDefault(KubeLabels.Network) ?? NamespaceLabels(ns).GetValueOrDefault(KubeLabels.Network) ?? "";
+        var vips = new List<IPAddress>(2);
         YamlSequenceNode? clusterIps = KubeYaml.Seq(r, spec, "clusterIPs", "spec");
         if (clusterIps is not null)
         {
             for (int i = 0; i < clusterIps.Children.Count; i++)
             {
-                AddVip(r, clusterIps.Children[i], new FieldPath("spec.clusterIPs", i), network, vips);
+                AddVip(r, clusterIps.Children[i], new FieldPath("spec.clusterIPs", i), vips);
             }
         }
         else if (KubeYaml.Get(spec, "clusterIP") is { } clusterIp)
         {
-            AddVip(r, clusterIp, "spec.clusterIP", network, vips);
+            AddVip(r, clusterIp, "spec.clusterIP", vips);
         }
         if (KubeYaml.Text(spec, "type") == "LoadBalancer")
         {
@@ -99,7 +139,7 @@ internal sealed partial class Translation
             {
                 if (KubeYaml.Get(ingress.Children[i] as YamlMappingNode, "ip") is { } ipNode)
                 {
-                    AddVip(r, ipNode, new FieldPath("status.loadBalancer.ingress", i, "ip"), network, vips);
+                    AddVip(r, ipNode, new FieldPath("status.loadBalancer.ingress", i, "ip"), vips);
                 }
             }
         }
@@ -122,7 +162,19 @@ internal sealed partial class Translation
         {
             lb = (lb ?? new LoadBalancing([], LoadBalancingMode.Unspecified)) with { HealthPolicy = LoadBalancingHealthPolicy.AllowAll };
         }
+        return new ServiceSpec([.. vips], ports, ModelPorts(ports), NumericPorts(ports), selector, lb, new NamedPortMaps());
+    }
 
+    /// <summary>The Service of this run: its namespace decides the VIPs' network and (with its own labels) the waypoint.</summary>
+    private ServiceInfo ServiceOf(KubeObject o, ServiceSpec spec)
+    {
+        string ns = NamespaceOf(o);
+        string network = o.Labels.GetValueOrDefault(KubeLabels.Network) ?? NamespaceLabels(ns).GetValueOrDefault(KubeLabels.Network) ?? "";
+        var vips = new NetworkAddress[spec.Vips.Length];
+        for (int i = 0; i < vips.Length; i++)
+        {
+            vips[i] = new NetworkAddress(network, spec.Vips[i]);
+        }
         GatewayAddress? waypoint = IsWaypointInfrastructure(o.Labels) || _waypoints.ContainsKey((ns, o.Name))
             ? null
             : WaypointFor(o, o.Labels, ns, WaypointTraffic.Service);
@@ -131,23 +183,23 @@ internal sealed partial class Translation
             Name = o.Name,
             Namespace = ns,
             Hostname = ServiceHostname(o.Name, ns),
-            Vips = vips.ToImmutable(),
-            Ports = ModelPorts(ports),
+            Vips = ImmutableCollectionsMarshal.AsImmutableArray(vips),
+            Ports = spec.ModelPorts,
             Waypoint = waypoint,
-            LoadBalancing = lb,
+            LoadBalancing = spec.LoadBalancing,
         };
-        return new ServiceInfo { Model = model, Ports = ports, Selector = selector, NumericPorts = NumericPorts(ports) };
+        return new ServiceInfo { Model = model, Ports = spec.Ports, Selector = spec.Selector, NumericPorts = spec.NumericPorts, NamedPortMaps = spec.NamedPortMaps };
     }
 
-    private static void AddVip(YamlConfigReader r, YamlNode node, FieldPath path, string network, ImmutableArray<NetworkAddress>.Builder into)
+    private static void AddVip(YamlConfigReader r, YamlNode node, FieldPath path, List<IPAddress> into)
     {
         if (node is YamlScalarNode { Value: "None" or "" })
         {
             return; // headless: no VIP, clients reach the pods directly
         }
-        if (KubeYaml.Ip(r, node, path) is { } ip && !HasVip(into, ip))
+        if (KubeYaml.Ip(r, node, path) is { } ip && !into.Contains(ip))
         {
-            into.Add(new NetworkAddress(network, ip));
+            into.Add(ip);
         }
     }
 
@@ -248,25 +300,7 @@ internal sealed partial class Translation
             ServicePort p = svc.Ports[i];
             targets[i] = p.TargetName is null ? p.TargetPort : NamedPort.Find(namedPorts, p.TargetName) ?? -1;
         }
-        svc.NamedPortMaps ??= [];
-        foreach ((int[] known, ImmutableDictionary<int, int> map) in svc.NamedPortMaps)
-        {
-            if (targets.SequenceEqual(known))
-            {
-                return map;
-            }
-        }
-        var b = ImmutableDictionary.CreateBuilder<int, int>();
-        for (int i = 0; i < svc.Ports.Length; i++)
-        {
-            if (targets[i] >= 0)
-            {
-                b[svc.Ports[i].Port] = targets[i];
-            }
-        }
-        ImmutableDictionary<int, int> made = b.ToImmutable();
-        svc.NamedPortMaps.Add((targets.ToArray(), made));
-        return made;
+        return svc.NamedPortMaps.Get(targets, svc.Ports);
     }
 
     /// <summary>

@@ -16,7 +16,6 @@ internal sealed partial class Translation
         [("Same", WaypointNamespaces.Same), ("All", WaypointNamespaces.All), ("Selector", WaypointNamespaces.Selector)];
 
     private readonly Dictionary<(string Namespace, string Name), Waypoint> _waypoints = [];
-    private readonly Dictionary<Waypoint, GatewayAddress> _waypointAddresses = [];
     private readonly HashSet<(string, string, string)> _warnedWaypoints = [];
 
     private readonly Dictionary<string, ImmutableDictionary<string, string>> _gatewayClassLabels = new(StringComparer.Ordinal);
@@ -238,11 +237,8 @@ internal sealed partial class Translation
             }
             return null;
         }
-        if (!_waypointAddresses.TryGetValue(waypoint, out GatewayAddress? address))
-        {
-            _waypointAddresses[waypoint] = address = new GatewayAddress(waypoint.ServiceHostname, waypoint.Namespace, null, "", 15008);
-        }
-        return address;
+        return Intern(_intern.WaypointAddresses, _previousIntern.WaypointAddresses, (waypoint.ServiceHostname, waypoint.Namespace),
+            static k => new GatewayAddress(k.Item1, k.Item2, null, "", 15008));
     }
 
     /// <summary>The pods and the Service of a waypoint never use a waypoint themselves.</summary>

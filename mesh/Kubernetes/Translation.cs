@@ -45,9 +45,19 @@ internal sealed partial class Translation(KubeTranslatorOptions options, Transla
     private readonly ImmutableArray<AuthorizationPolicy>.Builder _policiesOut = ImmutableArray.CreateBuilder<AuthorizationPolicy>();
     private readonly ImmutableArray<MeshObject>.Builder _objectsOut = ImmutableArray.CreateBuilder<MeshObject>();
 
+    /// <summary>Shared pieces (a one-service map, a one-policy list) of the previous run and of this one.</summary>
+    private readonly InternTables _previousIntern = Volatile.Read(ref memory.Interned);
+    private readonly InternTables _intern = new();
+
     public TranslationResult Run(IEnumerable<KubeObject> objects)
     {
         Classify(objects);
+        // Sized once: at 10,000 pods the doubling of these lists and tables was most of a steady run's garbage.
+        _podInfos.Capacity = _pods.Count;
+        _podByName.EnsureCapacity(_pods.Count);
+        _workloadsOut.Capacity = _pods.Count + _workloadEntries.Count;
+        _servicesOut.Capacity = _services.Count + _gateways.Count;
+        _policiesOut.Capacity = _authorizationPolicies.Count;
         TranslateNamespaces();
         TranslateNodes();
         TranslateGateways();
@@ -69,14 +79,43 @@ internal sealed partial class Translation(KubeTranslatorOptions options, Transla
             Policies = _policiesOut.ToImmutable(),
             Objects = _objectsOut.ToImmutable(),
         };
+        Volatile.Write(ref memory.Interned, _intern);
         return new TranslationResult(resources, [.. _errors], [.. _warnings]) { IgnoredKinds = [.. _ignored] };
+    }
+
+    /// <summary>
+    /// The shared value for <paramref name="key"/>: this run's, else the previous run's (so unchanged workloads keep
+    /// referring to the same instances), else a new one. Only what the last run used is kept, so nothing piles up.
+    /// </summary>
+    private static TValue Intern<TKey, TValue>(Dictionary<TKey, TValue> current, Dictionary<TKey, TValue> previous, TKey key, Func<TKey, TValue> make)
+        where TKey : notnull
+    {
+        if (current.TryGetValue(key, out TValue? value))
+        {
+            return value;
+        }
+        if (!previous.TryGetValue(key, out value))
+        {
+            value = make(key);
+        }
+        current[key] = value;
+        return value;
     }
 
     private void Classify(IEnumerable<KubeObject> objects)
     {
+        if (objects.TryGetNonEnumeratedCount(out int count))
+        {
+            _pods.Capacity = count; // pods are most of any cluster
+        }
+        var groups = new Dictionary<string, string>(StringComparer.Ordinal); // KubeObject.Group makes a new string per call
         foreach (KubeObject o in objects)
         {
-            List<KubeObject>? into = (o.Group, o.Kind) switch
+            if (!groups.TryGetValue(o.ApiVersion, out string? group))
+            {
+                groups[o.ApiVersion] = group = o.Group;
+            }
+            List<KubeObject>? into = (group, o.Kind) switch
             {
                 (CoreGroup, "Namespace") => _namespaces,
                 (CoreGroup, "Node") => _nodes,
@@ -89,11 +128,11 @@ internal sealed partial class Translation(KubeTranslatorOptions options, Transla
                 (SecurityIstio, "PeerAuthentication") => _peerAuthentications,
                 (GatewayApi, "Gateway") => _gateways,
                 (GatewayApi, "GatewayClass") => _gatewayClasses,
-                _ => L7Kinds.Handles(o.Group, o.Kind) ? _l7 : null,
+                _ => L7Kinds.Handles(group, o.Kind) ? _l7 : null,
             };
             if (into is null)
             {
-                _ignored.Add(o.Group.Length == 0 ? o.Kind : $"{o.Kind}.{o.Group}");
+                _ignored.Add(group.Length == 0 ? o.Kind : $"{o.Kind}.{group}");
             }
             else
             {
@@ -190,14 +229,14 @@ internal sealed partial class Translation(KubeTranslatorOptions options, Transla
     private T? ParseOnce<T>(KubeObject o, Func<KubeObject, YamlConfigReader, T?> parse)
         where T : class
     {
-        return Once(memory.Parsed, o, o => Parse(o, parse));
+        return Once(memory.Parsed, o, parse, static (t, o, parse) => t.Parse(o, parse));
     }
 
     /// <summary>
     /// <paramref name="make"/> once per <paramref name="key"/> instance, remembered with the errors and warnings it
     /// reported, which later runs report again (a problem is not fixed by asking twice).
     /// </summary>
-    private T? Once<TKey, T>(ConditionalWeakTable<TKey, ParsedObject> table, TKey key, Func<TKey, T?> make)
+    private T? Once<TKey, TState, T>(ConditionalWeakTable<TKey, ParsedObject> table, TKey key, TState state, Func<Translation, TKey, TState, T?> make)
         where TKey : class
         where T : class
     {
@@ -208,7 +247,7 @@ internal sealed partial class Translation(KubeTranslatorOptions options, Transla
             return entry.Value as T;
         }
         int errors = _errors.Count, warnings = _warnings.Count;
-        T? value = make(key);
+        T? value = make(this, key, state);
         table.AddOrUpdate(key, new ParsedObject(value, [.. _errors.Skip(errors)], [.. _warnings.Skip(warnings)]));
         return value;
     }

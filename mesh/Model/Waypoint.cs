@@ -60,6 +60,14 @@ public sealed record Waypoint : MeshObject
     /// <summary>IP addresses from the Gateway's spec.addresses or status.addresses (the VIP of its Service when known).</summary>
     public ImmutableArray<IPAddress> Addresses { get; init; } = [];
 
+    public bool Equals(Waypoint? other) => other is not null && (ReferenceEquals(this, other) || (
+        Namespace == other.Namespace && Name == other.Name && GatewayClassName == other.GatewayClassName && For == other.For
+        && ValueEquality.Same(Listeners, other.Listeners) && AllowedNamespaces == other.AllowedNamespaces
+        && ValueEquality.Same(NamespaceSelector, other.NamespaceSelector) && Identity == other.Identity
+        && ServiceHostname == other.ServiceHostname && ValueEquality.Same(Addresses, other.Addresses)));
+
+    public override int GetHashCode() => HashCode.Combine(Namespace, Name);
+
     public bool IsFor(WaypointTraffic traffic) => For == WaypointTraffic.All ? traffic != WaypointTraffic.None : For == traffic;
 
     /// <summary>Whether objects of <paramref name="ns"/> (with <paramref name="namespaceLabels"/>) may use this waypoint.</summary>
