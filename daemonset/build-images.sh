@@ -176,8 +176,13 @@ stage_ztunnel() {
   for tool in iptables iptables-restore iptables-save ip6tables ip6tables-restore ip6tables-save; do
     ln -sfn xtables-nft-multi "$root/usr/sbin/$tool"
   done
+  # The iptables extensions the capture rules use (-p tcp, -m mark/connmark/conntrack, -j CONNMARK/TPROXY/
+  # REDIRECT), and udp, MARK, state, comment, multiport for small rule changes; not the other 110 (2 MB). The
+  # self-check below runs the agent's real rules, so a rule that needs another extension fails it.
   local ext
-  for ext in /usr/lib/x86_64-linux-gnu/xtables/*.so; do add_binary "$root" "$ext"; done
+  for ext in standard tcp udp mark MARK connmark CONNMARK conntrack state TPROXY REDIRECT comment multiport; do
+    add_binary "$root" "/usr/lib/x86_64-linux-gnu/xtables/libxt_$ext.so"
+  done
   mkdir -p "$root/var/run/netns" "$root/var/run/ambient" "$root/var/lib/ambient" "$root/etc/ambient"
 }
 

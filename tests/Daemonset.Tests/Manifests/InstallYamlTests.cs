@@ -4,6 +4,7 @@ using System.Text.RegularExpressions;
 using Ambient.Daemonset.Tests.Support;
 using Ambient.InstallCni.Cli;
 using Ambient.Mesh.Config;
+using Ambient.Mesh.Kubernetes.Api;
 using KubeFull::k8s;
 using KubeFull::k8s.Models;
 
@@ -54,9 +55,12 @@ public sealed partial class InstallYamlTests
             return r.ApiGroups.SelectMany(g => r.Resources.Select(res => g.Length == 0 ? res : $"{g}/{res}"));
         }).Order(StringComparer.Ordinal);
 
+        Assert.Equal(AgentReads, granted);
+        // ...which are exactly the kinds the agent's API watcher lists and watches (--kubernetes): a kind added
+        // there without a rule here would be forbidden in a cluster, and readiness waits for its first list.
         Assert.Equal(
             AgentReads,
-            granted);
+            KubeResource.MeshKinds.Select(k => k.Group.Length == 0 ? k.Plural : $"{k.Group}/{k.Plural}").Order(StringComparer.Ordinal));
 
         var binding = Assert.Single(Install.Objects.OfType<V1ClusterRoleBinding>());
         Assert.Equal(("ClusterRole", role.Metadata.Name), (binding.RoleRef.Kind, binding.RoleRef.Name));
@@ -183,7 +187,7 @@ public sealed partial class InstallYamlTests
             "connections must drain before the kubelet kills the agent");
 
         var c = Install.Container(Install.Agent);
-        Assert.Equal(["--config", "/etc/ambient/config.yaml", "--node", "$(NODE_NAME)"], c.Args);
+        Assert.Equal(["--config", "/etc/ambient/config.yaml", "--node", "$(NODE_NAME)", "--kubernetes"], c.Args);
         Assert.Null(c.Command);
         var configMount = c.VolumeMounts.Single(m => m.MountPath == "/etc/ambient");
         var configVolume = Install.Agent.Spec.Template.Spec.Volumes.Single(v => v.Name == configMount.Name);
@@ -191,6 +195,26 @@ public sealed partial class InstallYamlTests
         // $(VAR) in args is expanded by the kubelet from the container's env; an undefined one stays literal.
         var env = Install.Env(Install.Agent);
         Assert.All(VarReference().Matches(string.Join(' ', c.Args)), m => Assert.True(env.ContainsKey(m.Groups[1].Value), m.Value));
+    }
+
+    /// <summary>
+    /// The agent itself reads its command line from install.yaml (with $(NODE_NAME) as the kubelet expands it and
+    /// the ConfigMap's file where the mount puts it) and validates the config: both are what the agent accepts.
+    /// </summary>
+    [Fact]
+    public async Task The_agent_accepts_its_command_line_from_install_yaml()
+    {
+        using var dir = new TempDir();
+        string config = WriteAgentConfig(dir);
+        var args = Install.Container(Install.Agent).Args
+            .Select(a => a == "/etc/ambient/config.yaml" ? config : a.Replace("$(NODE_NAME)", "node-1", StringComparison.Ordinal))
+            .Append("--validate")
+            .ToList();
+
+        var run = await ChildProcess.RunAsync("dotnet", [Repo.AgentDll, .. args]);
+
+        Assert.True(run.ExitCode == 0, run.Output);
+        Assert.Contains($"{config}: valid", run.Stdout, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -215,20 +239,28 @@ public sealed partial class InstallYamlTests
     /// <summary>The agent's config with the Secret's mount path standing for a temp dir holding a CA pair.</summary>
     private static MeshConfig AgentConfig()
     {
+        using var dir = new TempDir();
+        string path = WriteAgentConfig(dir);
+        var result = ConfigLoader.LoadFile(path);
+        Assert.True(result.Ok, string.Join("\n", result.Errors));
+        Assert.Empty(result.Warnings);
+        return result.Config!;
+    }
+
+    /// <summary>Writes the ConfigMap's config.yaml into <paramref name="dir"/>, its CA files (from the Secret's mount) next to it.</summary>
+    private static string WriteAgentConfig(TempDir dir)
+    {
         var configMap = Install.One<V1ConfigMap>("ambient-config");
         string yaml = configMap.Data["config.yaml"];
         var c = Install.Container(Install.Agent);
         var caMount = c.VolumeMounts.Single(m => Install.Agent.Spec.Template.Spec.Volumes.Single(v => v.Name == m.Name).Secret is not null);
         Assert.Contains($"certFile: {caMount.MountPath}/tls.crt", yaml, StringComparison.Ordinal);
         Assert.Contains($"keyFile: {caMount.MountPath}/tls.key", yaml, StringComparison.Ordinal);
-
-        using var dir = new TempDir();
         File.WriteAllText(dir.File("tls.crt"), "certificate");
         File.WriteAllText(dir.File("tls.key"), "key");
-        var result = ConfigLoader.Parse(yaml.Replace(caMount.MountPath, dir.Path, StringComparison.Ordinal), "ambient-config/config.yaml");
-        Assert.True(result.Ok, string.Join("\n", result.Errors));
-        Assert.Empty(result.Warnings);
-        return result.Config!;
+        string path = dir.File("config.yaml");
+        File.WriteAllText(path, yaml.Replace(caMount.MountPath, dir.Path, StringComparison.Ordinal));
+        return path;
     }
 
     [GeneratedRegex(@"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")]

@@ -9,6 +9,18 @@ internal static class Repo
 
     public static string InstallYaml => Daemonset("install.yaml");
 
+    /// <summary>The agent as built next to these tests (same configuration), run with <c>dotnet</c>.</summary>
+    public static string AgentDll
+    {
+        get
+        {
+            // .../tests/Daemonset.Tests/bin/<Configuration>/net10.0/
+            string configuration = new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory)).Parent!.Name;
+            string dll = Path.Combine(Root, "ztunnel", "bin", configuration, "net10.0", "ztunnel.dll");
+            return File.Exists(dll) ? dll : throw new FileNotFoundException("the agent is not built; the project reference to ztunnel builds it first", dll);
+        }
+    }
+
     /// <summary>The image version every manifest and image tag uses (daemonset/VERSION).</summary>
     public static string Version => File.ReadAllText(Daemonset("VERSION")).Trim();
 

@@ -16,13 +16,22 @@ internal sealed class TempDir : IDisposable
 
     public void Dispose()
     {
-        try
+        // A child process the test started may still be letting go of a file for a moment: retry, briefly.
+        for (int attempt = 1; ; attempt++)
         {
-            Directory.Delete(Path, recursive: true);
-        }
-        catch (IOException)
-        {
-            // Best effort: a process the test started may still hold a file for a moment.
+            try
+            {
+                Directory.Delete(Path, recursive: true);
+                return;
+            }
+            catch (DirectoryNotFoundException)
+            {
+                return;
+            }
+            catch (IOException) when (attempt < 20)
+            {
+                Thread.Sleep(50);
+            }
         }
     }
 }
