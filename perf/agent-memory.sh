@@ -44,6 +44,7 @@ results="$repo/perf/results"
 say() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 pod() { local p=$1; shift; nsenter --net="/var/run/netns/$prefix-pod-$p" "$@"; }
 rss_mb() { awk '$1 == "VmRSS:" {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+threads() { awk '$1 == "Threads:" {print $2}' "/proc/$1/status"; }
 agent_a="" agent_b="" bg=()
 
 cleanup() {
@@ -65,15 +66,23 @@ dotnet build "$repo/perf/node-bench/NodeBench.csproj" -c Release -nologo -v quie
 nb="$root/nodebench/nodebench"
 dotnet publish "$repo/cni-plugin" -c Release -r linux-x64 -nologo -v quiet -o "$root/cni" >> "$root/build.log" 2>&1 || { cat "$root/build.log" >&2; exit 1; }
 cp "$root/cni/ambient-cni" "$root/bin/ambient-cni"
+# Builds are cached by a hash of the agent's sources (committed and not), so a second run skips minutes of AOT.
+cache=/var/tmp/ambient-agent-memory-cache
+source_hash=$( { git -C "$repo" ls-files -s ztunnel mesh Directory.Build.props Directory.Packages.props; git -C "$repo" diff HEAD -- ztunnel mesh; } | sha1sum | cut -c1-16)
 declare -A binary
-if [[ ",$builds," == *",jit,"* ]]; then
-  dotnet build "$repo/ztunnel" -c Release -nologo -v quiet -o "$root/jit" >> "$root/build.log" 2>&1 || { cat "$root/build.log" >&2; exit 1; }
-  binary[jit]="$root/jit/ztunnel"
-fi
-if [[ ",$builds," == *",aot,"* ]]; then
-  dotnet publish "$repo/ztunnel" -c Release -r linux-x64 -p:PublishAot=true -nologo -v quiet -o "$root/aot" >> "$root/build.log" 2>&1 || { cat "$root/build.log" >&2; exit 1; }
-  binary[aot]="$root/aot/ztunnel"
-fi
+for build in jit aot; do
+  [[ ",$builds," == *",$build,"* ]] || continue
+  out="$cache/$build-$source_hash"
+  if [ ! -x "$out/ztunnel" ]; then
+    rm -rf "$cache/$build"-*; mkdir -p "$cache"
+    if [ "$build" = jit ]; then
+      dotnet build "$repo/ztunnel" -c Release -nologo -v quiet -o "$out" >> "$root/build.log" 2>&1 || { cat "$root/build.log" >&2; exit 1; }
+    else
+      dotnet publish "$repo/ztunnel" -c Release -r linux-x64 -p:PublishAot=true -nologo -v quiet -o "$out" >> "$root/build.log" 2>&1 || { cat "$root/build.log" >&2; exit 1; }
+    fi
+  fi
+  binary[$build]="$out/ztunnel"
+done
 
 openssl ecparam -name prime256v1 -genkey -noout -out "$root/ca-key.pem" 2>/dev/null
 openssl req -x509 -new -key "$root/ca-key.pem" -days 2 -subj "/O=cluster.local/CN=agent-memory CA" \
@@ -149,13 +158,18 @@ for build in jit aot; do
     for _ in $(seq 1 1800); do [ -f "$ready" ] && break; kill -0 "$holder" 2>/dev/null || break; sleep 0.1; done
     [ -f "$ready" ] || { say "idle connections not established"; cat "$root/idle.log" >&2; exit 1; }
     sleep 3
-    l_a=$(rss_mb "$agent_a") l_b=$(rss_mb "$agent_b") open=$(jq .open "$ready")
+    l_a=$(rss_mb "$agent_a") l_b=$(rss_mb "$agent_b") open=$(jq .open "$ready") t_a=$(threads "$agent_a") t_b=$(threads "$agent_b")
     kill "$holder"; wait "$holder" 2>/dev/null || true
     sleep 10
     r1_a=$(rss_mb "$agent_a") r1_b=$(rss_mb "$agent_b")
     sleep $((release_wait - 10))
     r2_a=$(rss_mb "$agent_a") r2_b=$(rss_mb "$agent_b")
-    line="| $build | $name${envs:+ (\`${envs//,/ }\`)} | $s_a / $s_b | $l_a / $l_b ($open open) | $r1_a / $r1_b | $r2_a / $r2_b |"
+    line="| $build | $name${envs:+ (\`${envs//,/ }\`)} | $s_a / $s_b | $l_a / $l_b ($open open; $t_a / $t_b threads) | $r1_a / $r1_b | $r2_a / $r2_b |"
+    # What the agents said when they gave memory back (ztunnel/Memory/MemoryTrimmer.cs).
+    for n in node-a node-b; do
+      grep -h "memory trimmed" "$root/ztunnel-$n.log" 2>/dev/null | tail -n 1 | sed -E "s/^[^ ]+ [^ ]+ [^ ]+ /    $build $name $n: /" >> "$root/trims.txt" || true
+      : > "$root/ztunnel-$n.log"
+    done
     say "$line"
     table+=$'\n'"$line"
   done
@@ -170,5 +184,11 @@ stop_agents
   echo "client closed them all."
   echo
   echo "$table"
+  if [ -s "$root/trims.txt" ]; then
+    echo
+    echo "The agents' own account of each trim (ztunnel/Memory/MemoryTrimmer.cs), the last per agent and row:"
+    echo
+    cat "$root/trims.txt"
+  fi
 } > "$results/agent-memory.md"
 cat "$results/agent-memory.md"
