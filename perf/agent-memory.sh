@@ -13,18 +13,19 @@ Usage: perf/agent-memory.sh [--builds jit,aot] [--count N] [--release-wait S] [-
 
 For each build and each GC variant: fresh agents, one request, RSS of both agents ("start"); N idle tunnels
 through the mesh (nodebench idle: one request each, then held), RSS ("load"); the client closes them all,
-RSS after 10 s and after S seconds ("released"). Prints a Markdown table and writes perf/results/agent-memory.md.
+RSS after 10 s, 60 s and S seconds ("released"). Prints a Markdown table and writes perf/results/agent-memory.md.
 
   --builds LIST       jit (dotnet build ztunnel -c Release, what README tells users to run) and/or aot
                       (dotnet publish -p:PublishAot=true); default jit,aot
   --count N           idle tunnels (default 10000)
-  --release-wait S    seconds after the release for the last reading (default 120)
+  --release-wait S    seconds after the release for the last reading (default 420: past the 5 minutes the
+                      HBONE pool keeps idle connections; at least 60)
 Environment: MEM_VARIANTS="name=K=V,K=V;name2=" GC variants as agent environment (default: "as-built=", the
              settings built into ztunnel's runtimeconfig); e.g. "baseline=;conserve=DOTNET_GCConserveMemory=5".
 USAGE
 }
 
-builds="jit,aot" count=10000 release_wait=120
+builds="jit,aot" count=10000 release_wait=420
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
@@ -34,6 +35,7 @@ while [ $# -gt 0 ]; do
     *) echo "agent-memory.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
+[ "$release_wait" -ge 60 ] || { echo "agent-memory.sh: --release-wait must be at least 60" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "agent-memory.sh: needs root (network namespaces, iptables); run it as root" >&2; exit 1; }
 variants=${MEM_VARIANTS:-as-built=}
 
@@ -129,8 +131,8 @@ stop_agents() {
 }
 
 first=1
-table="| build | GC settings | start A / B (MB) | ${count} idle tunnels A / B (MB) | released +10 s A / B (MB) | released +${release_wait} s A / B (MB) |
-|---|---|---|---|---|---|"
+table="| build | GC settings | start A / B (MB) | ${count} idle tunnels A / B (MB) | released +10 s A / B (MB) | +60 s A / B (MB) | +${release_wait} s A / B (MB) |
+|---|---|---|---|---|---|---|"
 IFS=';' read -r -a variant_list <<< "$variants"
 for build in jit aot; do
   [ -n "${binary[$build]:-}" ] || continue
@@ -162,12 +164,14 @@ for build in jit aot; do
     kill "$holder"; wait "$holder" 2>/dev/null || true
     sleep 10
     r1_a=$(rss_mb "$agent_a") r1_b=$(rss_mb "$agent_b")
-    sleep $((release_wait - 10))
+    sleep 50
     r2_a=$(rss_mb "$agent_a") r2_b=$(rss_mb "$agent_b")
-    line="| $build | $name${envs:+ (\`${envs//,/ }\`)} | $s_a / $s_b | $l_a / $l_b ($open open; $t_a / $t_b threads) | $r1_a / $r1_b | $r2_a / $r2_b |"
+    sleep $((release_wait - 60))
+    r3_a=$(rss_mb "$agent_a") r3_b=$(rss_mb "$agent_b")
+    line="| $build | $name${envs:+ (\`${envs//,/ }\`)} | $s_a / $s_b | $l_a / $l_b ($open open; $t_a / $t_b threads) | $r1_a / $r1_b | $r2_a / $r2_b | $r3_a / $r3_b |"
     # What the agents said when they gave memory back (ztunnel/Memory/MemoryTrimmer.cs).
     for n in node-a node-b; do
-      grep -h "memory trimmed" "$root/ztunnel-$n.log" 2>/dev/null | tail -n 1 | sed -E "s/^[^ ]+ [^ ]+ [^ ]+ /    $build $name $n: /" >> "$root/trims.txt" || true
+      grep -h "memory trimmed" "$root/ztunnel-$n.log" 2>/dev/null | sed -E "s/^[^ ]+ [^ ]+ [^ ]+ /    $build $name $n: /" >> "$root/trims.txt" || true
       : > "$root/ztunnel-$n.log"
     done
     say "$line"
@@ -186,7 +190,7 @@ stop_agents
   echo "$table"
   if [ -s "$root/trims.txt" ]; then
     echo
-    echo "The agents' own account of each trim (ztunnel/Memory/MemoryTrimmer.cs), the last per agent and row:"
+    echo "The agents' own account of each trim (ztunnel/Memory/MemoryTrimmer.cs):"
     echo
     cat "$root/trims.txt"
   fi

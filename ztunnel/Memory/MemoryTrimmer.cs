@@ -76,6 +76,10 @@ internal sealed partial class MemoryTrimmer : IDisposable
     {
         long rssBefore = Environment.WorkingSet;
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        // The shared buffer pools (ArrayPool, the pipes' memory pool) let go of idle buffers in a callback that runs
+        // on the finalizer thread after a gen2 GC; only a second collection frees what they dropped.
+        GC.WaitForPendingFinalizers();
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         long rssAfterGc = Environment.WorkingSet;
         if (OperatingSystem.IsLinux())
         {
