@@ -9,22 +9,28 @@ repo=$(pwd)
 
 usage() {
   cat <<'USAGE'
-Usage: ./local-node.sh [--keep] [--down] [--quiet] [--config FILE] [-h|--help]     (as root)
+Usage: ./local-node.sh [--keep] [--down] [--quiet] [--config FILE] [--manifests PATH] [-h|--help]     (as root)
 
 Builds ztunnel and ambient-cni, creates two nodes and five pods in network namespaces, starts one agent per
 node in in-pod mode, and shows: transparent capture, cross-node HBONE with the SPIFFE identities of both
 ends, a policy denial, a pod outside the mesh, a packet capture with no plaintext, and the metrics.
-Removes everything it created when done, also on Ctrl-C.
+The mesh (namespaces, pods, services, an AuthorizationPolicy) is ordinary Kubernetes manifests, written to
+/tmp/ambient-local-node/manifests and read by both agents. Removes everything it created when done, also on Ctrl-C.
 
   --keep         leave the nodes, pods and agents running to explore (prints the commands; clean up with
                  ./local-node.sh --down)
   --down         remove a node left by --keep
   --quiet        only the step lines and the verdict (for CI)
-  --config FILE  use FILE instead of the embedded mesh config (same format; see mesh/Config/example-config.yaml)
+  --config FILE  use FILE instead of the embedded manifests: an agent config (ztunnel's local format with
+                 workloads/services/policies, and/or 'manifests: [PATH...]'; see mesh/Config/example-config.yaml).
+                 The script adds the per-node settings (mode, CA, CNI socket); relative paths in FILE's
+                 'manifests:' are read from FILE's folder
+  --manifests PATH  use these Kubernetes/Istio manifests (a file or a folder of .yaml/.yml/.json) instead of the
+                 embedded ones; repeatable; with --config, added to FILE's mesh
 USAGE
 }
 
-keep=0 quiet=0 config_file="" down=0
+keep=0 quiet=0 config_file="" down=0 user_manifests=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
@@ -37,6 +43,14 @@ while [ $# -gt 0 ]; do
       fi
       case "$2" in /*) config_file=$2 ;; *) config_file=$invoked_from/$2 ;; esac
       [ -f "$config_file" ] || { echo "local-node.sh: --config $2: no such file" >&2; exit 2; }
+      shift 2 ;;
+    --manifests)
+      if [ $# -lt 2 ] || [ -z "$2" ] || [ "${2#--}" != "$2" ]; then
+        echo "local-node.sh: --manifests needs a file or folder: --manifests PATH (see --help)" >&2; exit 2
+      fi
+      case "$2" in /*) m=$2 ;; *) m=$invoked_from/$2 ;; esac
+      [ -e "$m" ] || { echo "local-node.sh: --manifests $2: no such file or folder" >&2; exit 2; }
+      user_manifests+=("$m")
       shift 2 ;;
     *) echo "local-node.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -89,6 +103,16 @@ if ip netns list | grep "^$prefix-" > /dev/null; then
   echo "local-node.sh: a local node is already running (from --keep?). Remove it with ./local-node.sh --down" >&2
   exit 1
 fi
+# Two runs at once (two checkouts, a test beside a user) would share the fixed names and build into the same folder:
+# one run's agents would load the other's libraries. The lock is held on fd 9 by this script and the agents it starts
+# (so a node kept with --keep holds it too); the builds get the fd closed, since the build servers they leave behind
+# outlive the script. The file stays in /run (a tmpfs): removing it could let a second run lock a new file.
+lock=/run/ambient-local-node.lock
+exec 9> "$lock"
+if ! flock -n 9; then
+  echo "local-node.sh: another local-node.sh is running on this machine (the same amb-* namespaces and $root); wait for it to finish" >&2
+  exit 1
+fi
 
 step "installing what the node needs (Debian packages)"
 pkgs=(iproute2 iptables nftables containernetworking-plugins curl nodejs python3 tcpdump openssl util-linux)
@@ -106,9 +130,9 @@ trap 'exit 130' INT TERM
 mkdir -p "$root/bin"
 
 step "building ztunnel (JIT: quick to build; README shows the NativeAOT publish for a real node) and ambient-cni (NativeAOT)"
-dotnet build ztunnel -c Release -nologo -v quiet -o "$root/ztunnel" 2>&1 | grep -E 'error|Warn' || true
+dotnet build ztunnel -c Release -nologo -v quiet -o "$root/ztunnel" 9>&- 2>&1 | grep -E 'error|Warn' || true
 [ -x "$root/ztunnel/ztunnel" ] || { echo "build of ztunnel failed" >&2; exit 1; }
-dotnet publish cni-plugin -c Release -r linux-x64 -nologo -v quiet -o "$root/cni-publish" 2>&1 | grep -E 'error' || true
+dotnet publish cni-plugin -c Release -r linux-x64 -nologo -v quiet -o "$root/cni-publish" 9>&- 2>&1 | grep -E 'error' || true
 cp "$root/cni-publish/ambient-cni" "$root/bin/ambient-cni"
 ok "ztunnel and ambient-cni built"
 
@@ -118,73 +142,242 @@ openssl req -x509 -new -key "$root/ca-key.pem" -days 2 -subj "/O=cluster.local/C
   -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" -out "$root/ca-cert.pem" 2>/dev/null
 ok "$root/ca-cert.pem"
 
-mesh_config() {
-cat <<'YAML'
-# The embedded mesh of ./local-node.sh, in Istio ztunnel's local config format plus Ambient's keys.
-trustDomain: cluster.local
-workloads:
-- uid: local//v1/Pod/shop/frontend
-  name: frontend
-  namespace: shop
-  serviceAccount: frontend
-  workloadIps: [10.10.1.10]
-  protocol: HBONE
-  node: node-a
-- uid: local//v1/Pod/shop/batch
-  name: batch
-  namespace: shop
-  serviceAccount: batch
-  workloadIps: [10.10.1.11]
-  protocol: HBONE
-  node: node-a
-- uid: local//v1/Pod/shop/web
+# The embedded mesh, as the Kubernetes objects a user would `kubectl apply` (mesh/Kubernetes/examples/ is the same
+# shop, with Deployment-made pods and a waypoint). One file per kind, like a kustomize base.
+write_manifests() { # DIR
+  cat > "$1/00-namespaces.yaml" <<'YAML'
+# Every pod of "shop" is in the ambient mesh. "legacy" is not enrolled: its pod talks plaintext and is
+# captured only where it is received.
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+  labels:
+    istio.io/dataplane-mode: ambient
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: legacy
+YAML
+  cat > "$1/10-pods.yaml" <<'YAML'
+# The five pods, bare (as `kubectl run` makes them): spec.nodeName says which node runs each. A manifest set has
+# no API server, so each pod carries the status Kubernetes would report once the CNI gave it an address (the
+# demo asks host-local for these addresses): that is how the *other* node learns where a pod lives. A pod
+# written without a status still gets its addresses from the CNI of its own node, but only that node knows them.
+apiVersion: v1
+kind: Pod
+metadata:
   name: web
   namespace: shop
-  serviceAccount: web
-  workloadIps: [10.10.2.10]
-  protocol: HBONE
-  node: node-b
-  services:
-    shop/web.shop.svc.cluster.local:
-      80: 8080
-- uid: local//v1/Pod/shop/payments
+  labels:
+    app: web
+    version: v1
+spec:
+  serviceAccountName: web
+  nodeName: node-b
+  containers:
+  - name: web
+    image: python:3.12-slim
+    command: [python3, -m, http.server, "8080"]
+    ports:
+    - name: http
+      containerPort: 8080
+status:
+  podIPs:
+  - ip: 10.10.2.10
+---
+apiVersion: v1
+kind: Pod
+metadata:
   name: payments
   namespace: shop
-  serviceAccount: payments
-  workloadIps: [10.10.2.11]
-  protocol: HBONE
-  node: node-b
-  authorizationPolicies: [shop/payments-allow-frontend]
-  services:
-    shop/payments.shop.svc.cluster.local:
-      80: 9090
-services:
-- name: web
+  labels:
+    app: payments
+    version: v1
+spec:
+  serviceAccountName: payments
+  nodeName: node-b
+  containers:
+  - name: payments
+    image: node:22-slim
+    command: [node, /srv/payments.js]
+    ports:
+    - name: http-api
+      containerPort: 9090
+status:
+  podIPs:
+  - ip: 10.10.2.11
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: frontend
   namespace: shop
-  hostname: web.shop.svc.cluster.local
-  vips: [/10.96.0.10]
-  ports:
-    80: 8080
-- name: payments
+  labels:
+    app: frontend
+spec:
+  serviceAccountName: frontend
+  nodeName: node-a
+  containers:
+  - name: frontend
+    image: curlimages/curl:8.11.0
+    command: [sleep, infinity]
+status:
+  podIPs:
+  - ip: 10.10.1.10
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: batch
   namespace: shop
-  hostname: payments.shop.svc.cluster.local
-  vips: [/10.96.0.11]
-  ports:
-    80: 9090
-policies:
-- name: payments-allow-frontend
-  namespace: shop
-  scope: WorkloadSelector
-  action: Allow
-  rules:
-  - - - principals: [{Exact: cluster.local/ns/shop/sa/frontend}]
+  labels:
+    app: batch
+spec:
+  serviceAccountName: batch
+  nodeName: node-a
+  containers:
+  - name: batch
+    image: curlimages/curl:8.11.0
+    command: [sleep, infinity]
+status:
+  podIPs:
+  - ip: 10.10.1.11
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: legacy
+  namespace: legacy
+  labels:
+    app: legacy
+spec:
+  nodeName: node-a
+  containers:
+  - name: legacy
+    image: curlimages/curl:8.11.0
+    command: [sleep, infinity]
+status:
+  podIPs:
+  - ip: 10.10.1.12
 YAML
+  cat > "$1/20-services.yaml" <<'YAML'
+# Two ClusterIP services. targetPort names the container port, so each pod's own number is used.
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: shop
+spec:
+  clusterIP: 10.96.0.10
+  selector:
+    app: web
+  ports:
+  - name: http
+    port: 80
+    targetPort: http
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: payments
+  namespace: shop
+spec:
+  clusterIP: 10.96.0.11
+  selector:
+    app: payments
+  ports:
+  - name: http
+    port: 80
+    targetPort: http-api
+YAML
+  cat > "$1/30-policies.yaml" <<'YAML'
+# Only frontend may call payments: ztunnel enforces it at L4 on payments' node, from the caller's mTLS identity.
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: payments-allow-frontend
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: payments
+  action: ALLOW
+  rules:
+  - from:
+    - source:
+        principals:
+        - cluster.local/ns/shop/sa/frontend
+YAML
+}
+
+# A --config FILE is combined with the per-node settings in another folder: its relative 'manifests:' entries
+# (read from FILE's folder) are made absolute. Handles the two usual spellings, a flow list and a block list.
+user_config() { # FILE
+  python3 - "$1" <<'PY'
+import json, os, re, sys
+path = sys.argv[1]
+base = os.path.dirname(os.path.abspath(path))
+def fix(item):
+    item = item.strip()
+    if len(item) >= 2 and item[0] == item[-1] and item[0] in "'\"":
+        item = item[1:-1]
+    return json.dumps(item if os.path.isabs(item) else os.path.normpath(os.path.join(base, item)))
+out, in_list = [], False
+for line in open(path, encoding="utf-8").read().splitlines():
+    flow = re.match(r"^manifests:\s*\[(.*)\]\s*(#.*)?$", line)
+    if flow:
+        out.append("manifests: [" + ", ".join(fix(i) for i in flow.group(1).split(",") if i.strip()) + "]")
+        continue
+    if re.match(r"^manifests:\s*(#.*)?$", line):
+        in_list = True
+    elif in_list:
+        item = re.match(r"^(\s*-\s+)([^#]*?)\s*(#.*)?$", line)
+        if item:
+            line = item.group(1) + fix(item.group(2))
+        elif line.strip() and not line.lstrip().startswith("#"):
+            in_list = False
+    out.append(line)
+print("\n".join(out))
+PY
 }
 
 step "creating nodes node-a and node-b (network namespaces on a shared fabric)"
 "$topo" up "$root" "$prefix" node-a node-b
+ok "node-a: pods 10.10.1.0/24, node-b: pods 10.10.2.0/24; CNI chain bridge -> host-local -> ambient-cni"
+
+step "the mesh: $([ -n "$config_file" ] && echo "your config" || echo "Kubernetes manifests"), read by both agents"
+manifests=("${user_manifests[@]}")
+if [ -z "$config_file" ] && [ ${#manifests[@]} = 0 ]; then
+  # Atomically (write a folder, then rename it): an agent never reads a half-written set.
+  rm -rf "$root/manifests.tmp" "$root/manifests"; mkdir -p "$root/manifests.tmp"
+  write_manifests "$root/manifests.tmp"
+  mv -T "$root/manifests.tmp" "$root/manifests"
+  manifests=("$root/manifests")
+fi
+for m in "${manifests[@]}"; do
+  ok "the mesh comes from Kubernetes manifests in $m (kubectl-style YAML)"
+  if [ -d "$m" ]; then (cd "$m" && for f in *.yaml *.yml *.json; do [ -f "$f" ] || continue; printf '%-20s %s\n' "$f" "$(grep -hE '^kind:' "$f" | sort | uniq -c | awk '{printf "%s%d %s", sep, $1, $3; sep=", "}')"; done) | show; fi
+done
+agent_args=()
+if [ -n "$config_file" ]; then
+  ok "the mesh comes from your config $config_file$([ ${#manifests[@]} = 0 ] || echo " and the manifests above")"
+  # A config that lists manifests itself keeps its list; --manifests paths are added on the agent's command line.
+  if grep -qE '^manifests:' "$config_file"; then for m in "${manifests[@]}"; do agent_args+=(--manifests "$m"); done; fi
+fi
 for node in node-a node-b; do
-  { if [ -n "$config_file" ]; then cat "$config_file"; else mesh_config; fi
+  { if [ -n "$config_file" ]; then
+      user_config "$config_file"
+    else
+      cat <<YAML
+# ztunnel on $node: agent settings only; the mesh is in the manifests.
+trustDomain: cluster.local
+admin: 127.0.0.1:15000
+metrics: 0.0.0.0:15020
+readiness: 0.0.0.0:15021
+YAML
+    fi
     cat <<YAML
 mode: inpod
 ca:
@@ -194,18 +387,26 @@ inpod:
   cniSocket: $root/$node/cni.sock
   enrollmentFile: $root/$node/enrollment.json
 YAML
+    if [ ${#manifests[@]} -gt 0 ] && [ ${#agent_args[@]} = 0 ]; then
+      echo "manifests:"; for m in "${manifests[@]}"; do printf '  - %s\n' "$m"; done
+    fi
   } > "$root/$node/ztunnel.yaml.tmp"
-  # Atomically (write, then rename), as README asks of every edit of a watched config: the agent never reads a
-  # half-written file.
+  # Atomically (write, then rename), as README asks of every edit of a watched config.
   mv -f "$root/$node/ztunnel.yaml.tmp" "$root/$node/ztunnel.yaml"
 done
-"$root/ztunnel/ztunnel" --config "$root/node-a/ztunnel.yaml" --validate | show
-ok "node-a: pods 10.10.1.0/24, node-b: pods 10.10.2.0/24; CNI chain bridge -> host-local -> ambient-cni"
+if [ -z "$config_file" ]; then
+  ok "agent config (settings only; node-b's differs in its paths): $root/node-a/ztunnel.yaml"
+  show < "$root/node-a/ztunnel.yaml"
+else
+  ok "agent config (your config plus the node's settings): $root/node-a/ztunnel.yaml"
+fi
+"$root/ztunnel/ztunnel" --config "$root/node-a/ztunnel.yaml" "${agent_args[@]}" --validate | show
+ok "ztunnel --config $root/node-a/ztunnel.yaml${agent_args[*]:+ ${agent_args[*]}} --validate: valid"
 
 step "starting one ztunnel per node (in-pod mode)"
 : > "$root/agents.pids"
 for node in node-a node-b; do
-  nsenter --net="/var/run/netns/$prefix-$node" "$root/ztunnel/ztunnel" --config "$root/$node/ztunnel.yaml" --node "$node" \
+  nsenter --net="/var/run/netns/$prefix-$node" "$root/ztunnel/ztunnel" --config "$root/$node/ztunnel.yaml" "${agent_args[@]}" --node "$node" \
     --state-dir "$root/$node/state" > "$root/$node/access.log" 2> "$root/$node/ztunnel.log" &
   echo $! >> "$root/agents.pids"
 done
@@ -230,6 +431,35 @@ add_pod node-a batch shop 10.10.1.11
 add_pod node-a legacy legacy 10.10.1.12
 in_pod() { local pod=$1; shift; nsenter --net="/var/run/netns/$prefix-pod-$pod" "$@"; }
 grep -h "captured pod\|not enrolled" "$root"/node-*/ztunnel.log | sed -E 's/^[^ ]+ //' | show
+
+step "where each thing came from (node-b's /config_dump)"
+nsenter --net="/var/run/netns/$prefix-node-b" curl -s http://127.0.0.1:15000/config_dump > "$root/config_dump.json" || true
+# The sources on one line, then what each source supplied (the CNI source is the manifests' pods on this node,
+# with the addresses this node's CNI gave them).
+expect_manifests=0
+{ [ ${#manifests[@]} -gt 0 ] || grep -qsE '^manifests:' "$config_file"; } && expect_manifests=1
+if summary=$(python3 - "$root/config_dump.json" "$expect_manifests" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+def counts(s):
+    c = s["counts"]
+    return ", ".join(f"{c[k]} {k}" for k in ("workloads", "services", "policies", "objects") if c[k])
+print("sources: " + "; ".join(f"{s['name']} ({'synced' if s['synced'] else 'NOT synced'}{': ' + counts(s) if counts(s) else ''})" for s in d["sources"]))
+by_source = {}
+for kind in ("workloads", "services", "policies"):
+    for o in d[kind]:
+        by_source.setdefault(o["source"], {}).setdefault(kind, []).append(f"{o['namespace']}/{o['name']}")
+for source, kinds in by_source.items():
+    print(f"from {source}: " + "; ".join(f"{kind} {', '.join(names)}" for kind, names in kinds.items()))
+bad = [s["name"] for s in d["sources"] if not s["synced"] or s.get("lastError")]
+sys.exit(1 if bad or (sys.argv[2] == "1" and not any(s["name"].startswith("manifests:") for s in d["sources"])) else 0)
+PY
+); then
+  show <<< "$summary"
+  ok "every source synced, none in error"
+else
+  show <<< "${summary:-}"; fail "a mesh source is missing, not synced or in error (see $root/config_dump.json)"
+fi
 
 step "starting unmodified applications"
 mkdir -p "$root/www"; echo "hello from web (Python http.server)" > "$root/www/index.html"
@@ -318,6 +548,9 @@ The node keeps running. Try:
   nsenter --net=/var/run/netns/$prefix-node-b curl -s localhost:15020/metrics      # node-b's metrics
   tail -f $root/node-*/access.log                                                   # access logs
   ip netns list | grep $prefix-                                                     # the namespaces
-Remove it all with: ./local-node.sh --down
 KEEP
+  for m in "${manifests[@]}"; do
+    printf '  %-80s  # the mesh: edit a copy, mv it over the file; both agents reload it\n' "ls $m"
+  done
+  echo "Remove it all with: ./local-node.sh --down"
 fi

@@ -14,6 +14,12 @@ internal sealed record AgentOptions
 
     public string? StateDir { get; init; }
 
+    /// <summary>Manifest paths from the command line (added to the config's <c>manifests:</c>).</summary>
+    public System.Collections.Immutable.ImmutableArray<string> Manifests { get; init; } = [];
+
+    /// <summary>Watch the Kubernetes API (null = not).</summary>
+    public Mesh.Kubernetes.Api.KubernetesApiOptions? Kubernetes { get; init; }
+
     public AccessLogFormat? AccessLog { get; init; }
 
     public LogLevel LogLevel { get; init; } = LogLevel.Information;

@@ -1,8 +1,10 @@
-using System.Runtime.InteropServices;
 using Ambient.Mesh.Config;
 using Ambient.Ztunnel;
 using Ambient.Ztunnel.Admin;
 using Ambient.Ztunnel.Cli;
+using Ambient.Ztunnel.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 // Socket continuations run on the epoll threads instead of hopping to the thread pool: at interactive rates a
@@ -55,47 +57,64 @@ if (!loaded.Ok)
 if (cl.Validate)
 {
     var c = loaded.Config!;
-    Console.WriteLine($"{cl.ConfigPath}: valid ({c.Workloads.Length} workloads, {c.Services.Length} services, {c.Policies.Length} policies)");
+    Console.WriteLine($"{cl.ConfigPath ?? "(embedded default config)"}: valid ({c.Workloads.Length} workloads, {c.Services.Length} services, {c.Policies.Length} policies)");
+    var manifestPaths = c.Manifests.AddRange(cl.Manifests);
+    if (!manifestPaths.IsEmpty)
+    {
+        // The same reading and translation the running agent does, so what validates here loads there.
+        var read = Ambient.Mesh.Kubernetes.ManifestReader.Read(manifestPaths);
+        var errors = read.Errors;
+        var warnings = read.Warnings;
+        Ambient.Mesh.Kubernetes.TranslationResult? translated = null;
+        if (errors.IsEmpty)
+        {
+            translated = new Ambient.Mesh.Kubernetes.KubeTranslator(new() { TrustDomain = c.TrustDomain }).Translate(read.Objects);
+            errors = translated.Errors;
+            warnings = warnings.AddRange(translated.Warnings);
+        }
+        foreach (var w in warnings)
+        {
+            Console.Error.WriteLine($"  warning: {w}");
+        }
+        if (!errors.IsEmpty)
+        {
+            Console.Error.WriteLine($"ztunnel: the manifests have {errors.Length} error(s):");
+            foreach (var e in errors)
+            {
+                Console.Error.WriteLine($"  {e}");
+            }
+            return 1;
+        }
+        var r = translated!.Resources;
+        Console.WriteLine($"{string.Join(", ", manifestPaths)}: valid ({read.Objects.Length} objects -> {r.Workloads.Length} workloads, {r.Services.Length} services, {r.Policies.Length} policies, {r.Objects.Length} other mesh objects)");
+    }
     return 0;
 }
 
 var logLevel = new LogLevelSwitch(cl.LogLevel);
-using var loggers = LoggerFactory.Create(b => b
-    .AddFilter((_, level) => level >= logLevel.Level)
-    .AddSimpleConsole(o =>
-    {
-        o.SingleLine = true;
-        o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
-        o.UseUtcTimestamp = true;
-    })
-    .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
-var log = loggers.CreateLogger("ztunnel");
-
-Agent agent;
+var options = new AgentOptions
+{
+    ConfigPath = cl.ConfigPath,
+    NodeName = cl.NodeName,
+    StateDir = cl.StateDir,
+    Manifests = cl.Manifests,
+    Kubernetes = cl.Kubernetes ? new Ambient.Mesh.Kubernetes.Api.KubernetesApiOptions { KubeconfigPath = cl.Kubeconfig } : null,
+    AccessLog = cl.AccessLog,
+    LogLevel = cl.LogLevel,
+};
+using var host = AgentHost.Build(options, loaded.Config!, logLevel);
+var log = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ztunnel");
 try
 {
-    agent = await Agent.StartAsync(
-        new AgentOptions
-        {
-            ConfigPath = cl.ConfigPath,
-            NodeName = cl.NodeName,
-            StateDir = cl.StateDir,
-            AccessLog = cl.AccessLog,
-            LogLevel = cl.LogLevel,
-        },
-        loaded.Config!,
-        loggers,
-        logLevel);
+    // Starts the sources, then the agent (in registration order).
+    await host.StartAsync();
 }
 catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
 {
     log.LogCritical("ztunnel could not start: {Error}", ex.Message);
+    await host.StopAsync();
     return 1;
 }
-
-using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; agent.RequestShutdown("SIGTERM"); });
-using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; agent.RequestShutdown("SIGINT"); });
-string reason = await agent.ShutdownRequested;
-await agent.StopAsync(reason);
-await agent.DisposeAsync();
+// Returns after SIGTERM/SIGINT or /quitquitquit, once every hosted service stopped (the agent drained).
+await host.WaitForShutdownAsync();
 return 0;

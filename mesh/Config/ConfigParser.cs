@@ -20,7 +20,7 @@ internal sealed partial class ConfigParser(YamlConfigReader r, string? baseDir)
     [
         "workloads", "services", "policies",
         "trustDomain", "ca", "mode", "listeners", "admin", "metrics", "readiness", "accessLog",
-        "certificateLifetime", "drainTimeout", "hboneIdleTimeout", "stateDir", "inpod",
+        "certificateLifetime", "drainTimeout", "hboneIdleTimeout", "stateDir", "inpod", "manifests",
     ];
 
     private static readonly string[] InPodKeys = ["cniSocket", "enrollmentFile", "firewall", "inboundCapture", "namespaces", "all"];
@@ -132,6 +132,24 @@ internal sealed partial class ConfigParser(YamlConfigReader r, string? baseDir)
                     break;
                 case "inpod":
                     config = ParseInPod(value, config);
+                    break;
+                case "manifests":
+                    if (r.Sequence(value, name) is { } manifestList)
+                    {
+                        var paths = ImmutableArray.CreateBuilder<string>();
+                        for (int i = 0; i < manifestList.Children.Count; i++)
+                        {
+                            if (r.String(manifestList.Children[i], Index(name, i)) is { Length: > 0 } m)
+                            {
+                                paths.Add(ResolvePath(m));
+                            }
+                            else
+                            {
+                                r.Error(manifestList.Children[i], Index(name, i), "expected a file or directory path");
+                            }
+                        }
+                        config = config with { Manifests = paths.ToImmutable() };
+                    }
                     break;
                 case "stateDir":
                     string? dir = r.String(value, name);

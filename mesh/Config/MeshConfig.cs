@@ -67,8 +67,50 @@ public sealed record ListenerConfig
 }
 
 /// <summary>
-/// The whole configuration of one agent: Istio ztunnel's local config (workloads, services, policies)
-/// plus this project's keys. Immutable; a reload builds a new one and swaps it whole.
+/// The agent's own settings: where it listens, its mode, CA files, state dir, timeouts. Restart-only: proxy code
+/// reads them from here, never through the mesh snapshot, and a live config edit that changes one of them is
+/// refused (the old value stays) instead of being half-applied.
+/// </summary>
+public sealed record AgentSettings
+{
+    public string TrustDomain { get; init; } = "cluster.local";
+    public string? CaCertFile { get; init; }
+    public string? CaKeyFile { get; init; }
+    public AgentMode Mode { get; init; } = AgentMode.Shared;
+    public ListenerConfig Listeners { get; init; } = new();
+    public InPodConfig InPod { get; init; } = new();
+    public AccessLogFormat AccessLog { get; init; } = AccessLogFormat.Text;
+    public TimeSpan CertificateLifetime { get; init; } = TimeSpan.FromHours(24);
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>Server-side HBONE connections with no stream are closed after this long (see <see cref="MeshConfig.HboneIdleTimeout"/>).</summary>
+    public TimeSpan HboneIdleTimeout { get; init; } = TimeSpan.FromMinutes(10);
+    public string? StateDir { get; init; }
+    /// <summary>Manifest files or directories (Kubernetes/Istio YAML) the file source reads, besides --manifests.</summary>
+    public System.Collections.Immutable.ImmutableArray<string> Manifests { get; init; } = [];
+
+    /// <summary>The names of the settings that differ between two values (for the "needs a restart" message).</summary>
+    public IReadOnlyList<string> Differences(AgentSettings other)
+    {
+        var d = new List<string>();
+        if (TrustDomain != other.TrustDomain) d.Add("trustDomain");
+        if (CaCertFile != other.CaCertFile || CaKeyFile != other.CaKeyFile) d.Add("ca");
+        if (Mode != other.Mode) d.Add("mode");
+        if (!Equals(Listeners, other.Listeners)) d.Add("listeners");
+        if (!Equals(InPod with { Namespaces = [] }, other.InPod with { Namespaces = [] }) || !InPod.Namespaces.SequenceEqual(other.InPod.Namespaces)) d.Add("inpod");
+        if (AccessLog != other.AccessLog) d.Add("accessLog");
+        if (CertificateLifetime != other.CertificateLifetime) d.Add("certificateLifetime");
+        if (DrainTimeout != other.DrainTimeout) d.Add("drainTimeout");
+        if (HboneIdleTimeout != other.HboneIdleTimeout) d.Add("hboneIdleTimeout");
+        if (StateDir != other.StateDir) d.Add("stateDir");
+        if (!Manifests.SequenceEqual(other.Manifests)) d.Add("manifests");
+        return d;
+    }
+}
+
+/// <summary>
+/// One parsed config file: Istio ztunnel's local config (workloads, services, policies) plus this project's keys.
+/// The agent splits it: <see cref="Settings"/> (restart-only) and <see cref="Resources"/> (the file's share of the
+/// mesh, one source among several). Immutable; a reload builds a new one.
 /// </summary>
 public sealed record MeshConfig
 {
@@ -97,6 +139,27 @@ public sealed record MeshConfig
     public ImmutableArray<Service> Services { get; init; } = [];
     public ImmutableArray<AuthorizationPolicy> Policies { get; init; } = [];
 
+    /// <summary>Manifest paths listed under <c>manifests:</c>.</summary>
+    public ImmutableArray<string> Manifests { get; init; } = [];
+
     /// <summary>The file this was loaded from (for messages), or null.</summary>
     public string? SourcePath { get; init; }
+
+    public AgentSettings Settings => new()
+    {
+        TrustDomain = TrustDomain,
+        CaCertFile = CaCertFile,
+        CaKeyFile = CaKeyFile,
+        Mode = Mode,
+        Listeners = Listeners,
+        InPod = InPod,
+        AccessLog = AccessLog,
+        CertificateLifetime = CertificateLifetime,
+        DrainTimeout = DrainTimeout,
+        HboneIdleTimeout = HboneIdleTimeout,
+        StateDir = StateDir,
+        Manifests = Manifests,
+    };
+
+    public Sources.MeshResources Resources => new() { Workloads = Workloads, Services = Services, Policies = Policies };
 }

@@ -15,6 +15,9 @@ internal sealed class YamlConfigReader(string file)
 
     public string File { get; } = file;
     public bool HasErrors => _errors.Count > 0;
+
+    /// <summary>Errors so far: a parser of one object compares it before and after to know whether that object failed.</summary>
+    public int ErrorCount => _errors.Count;
     public ImmutableArray<ConfigError> Errors => [.. _errors];
     public ImmutableArray<ConfigError> Warnings => [.. _warnings];
 

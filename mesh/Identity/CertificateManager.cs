@@ -70,6 +70,30 @@ public sealed class CertificateManager : IAsyncDisposable
         return held;
     }
 
+    /// <summary>
+    /// Drops the certificates of identities not in <paramref name="inUse"/> and stops renewing them (issue 8: every
+    /// identity ever used was renewed forever). A connection still open with a dropped certificate keeps working;
+    /// a new one for that identity issues a fresh certificate. Returns how many were dropped.
+    /// </summary>
+    public int Retain(IReadOnlySet<SpiffeId> inUse)
+    {
+        int dropped = 0;
+        foreach (KeyValuePair<SpiffeId, Entry> pair in _entries)
+        {
+            if (inUse.Contains(pair.Key) || !_entries.TryRemove(pair))
+            {
+                continue;
+            }
+            lock (pair.Value.Gate)
+            {
+                pair.Value.Timer?.Dispose();
+                pair.Value.Timer = null;
+            }
+            dropped++;
+        }
+        return dropped;
+    }
+
     /// <summary>Raised after a renewal attempt fails (for metrics); the old certificate stays in use.</summary>
     public event Action<SpiffeId, Exception>? RenewalFailed;
 
@@ -261,7 +285,8 @@ public sealed class CertificateManager : IAsyncDisposable
 
     private void ScheduleLocked(Entry entry, TimeSpan due)
     {
-        if (_disposed)
+        // A dropped identity (Retain) whose issuance was in flight is not renewed again.
+        if (_disposed || !_entries.TryGetValue(entry.Id, out Entry? live) || !ReferenceEquals(live, entry))
         {
             return;
         }

@@ -39,6 +39,11 @@ public enum LoadBalancingScope
 public sealed record LoadBalancing(ImmutableArray<LoadBalancingScope> RoutingPreference, LoadBalancingMode Mode)
 {
     public LoadBalancingHealthPolicy HealthPolicy { get; init; } = LoadBalancingHealthPolicy.OnlyHealthy;
+
+    public bool Equals(LoadBalancing? other) => other is not null && Mode == other.Mode && HealthPolicy == other.HealthPolicy
+        && ValueEquality.Same(RoutingPreference, other.RoutingPreference);
+
+    public override int GetHashCode() => HashCode.Combine(Mode, HealthPolicy);
 }
 
 /// <summary>A service, as Istio's workload.proto Service message and the local config describe it.</summary>
@@ -53,6 +58,13 @@ public sealed record Service
     public ImmutableArray<string> SubjectAltNames { get; init; } = [];
     public GatewayAddress? Waypoint { get; init; }
     public LoadBalancing? LoadBalancing { get; init; }
+
+    public bool Equals(Service? other) => other is not null && (ReferenceEquals(this, other) || (
+        Name == other.Name && Namespace == other.Namespace && Hostname == other.Hostname && ValueEquality.Same(Vips, other.Vips)
+        && ValueEquality.Same(Ports, other.Ports) && ValueEquality.Same(SubjectAltNames, other.SubjectAltNames)
+        && Equals(Waypoint, other.Waypoint) && Equals(LoadBalancing, other.LoadBalancing)));
+
+    public override int GetHashCode() => HashCode.Combine(Name, Namespace, Hostname);
 
     /// <summary>The key workloads use to refer to this service: "namespace/hostname".</summary>
     public string Key => $"{Namespace}/{Hostname}";

@@ -64,6 +64,18 @@ public sealed record Workload
     /// <summary>Labels (used for enrollment and by the Kubernetes source); empty in most local configs.</summary>
     public ImmutableDictionary<string, string> Labels { get; init; } = ImmutableDictionary<string, string>.Empty;
 
+    public bool Equals(Workload? other) => other is not null && (ReferenceEquals(this, other) || (
+        Uid == other.Uid && Name == other.Name && Namespace == other.Namespace && ServiceAccount == other.ServiceAccount
+        && TrustDomain == other.TrustDomain && ValueEquality.Same(WorkloadIps, other.WorkloadIps) && Protocol == other.Protocol
+        && NetworkMode == other.NetworkMode && Node == other.Node && Network == other.Network && ClusterId == other.ClusterId
+        && WorkloadName == other.WorkloadName && WorkloadType == other.WorkloadType && CanonicalName == other.CanonicalName
+        && CanonicalRevision == other.CanonicalRevision && Hostname == other.Hostname && Status == other.Status
+        && Capacity == other.Capacity && Equals(Locality, other.Locality) && Equals(Waypoint, other.Waypoint)
+        && ValueEquality.Same(AuthorizationPolicies, other.AuthorizationPolicies) && ValueEquality.Same(Services, other.Services)
+        && ValueEquality.Same(Labels, other.Labels)));
+
+    public override int GetHashCode() => HashCode.Combine(Uid, Name, Namespace);
+
     /// <summary>The effective trust domain: the workload's own, or the mesh default.</summary>
     public string EffectiveTrustDomain(string meshTrustDomain) => TrustDomain.Length > 0 ? TrustDomain : meshTrustDomain;
 

@@ -12,6 +12,11 @@ internal sealed record CommandLine
     public bool Version { get; init; }
     public string NodeName { get; init; } = Environment.GetEnvironmentVariable("NODE_NAME") ?? "";
     public string? StateDir { get; init; }
+    /// <summary>--manifests paths (repeatable), besides the config file's <c>manifests:</c>.</summary>
+    public System.Collections.Immutable.ImmutableArray<string> Manifests { get; init; } = [];
+    /// <summary>Watch the Kubernetes API (--kubernetes, or --kubeconfig FILE).</summary>
+    public bool Kubernetes { get; init; }
+    public string? Kubeconfig { get; init; }
     public AccessLogFormat? AccessLog { get; init; }
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
     public string? Error { get; init; }
@@ -30,6 +35,14 @@ internal sealed record CommandLine
                               Without it the embedded default config is used.
           --validate          Check the config file, print every error (file:line:column: field: message), and
                               exit 0 when valid, 1 when not. Starts nothing.
+          --manifests PATH    Kubernetes/Istio manifests (a file, or a directory of .yaml/.yml/.json files; several
+                              '---' documents per file): Namespaces, Pods, Services, EndpointSlices, ServiceEntry,
+                              WorkloadEntry, AuthorizationPolicy, PeerAuthentication, waypoint Gateways and the L7
+                              kinds. Repeatable; also the config key 'manifests:'. Watched like the config file.
+          --kubernetes        Watch the Kubernetes API for the same kinds (list + watch; KUBECONFIG, else the pod's
+                              service account in a cluster, else ~/.kube/config). Readiness waits for the first
+                              list of every kind; while the API server is unreachable the last state is kept.
+          --kubeconfig FILE   Like --kubernetes, with this kubeconfig file.
           --node NAME         This node's name: workloads whose 'node' is NAME are served here. Default: $NODE_NAME,
                               or empty = every workload in the config is local.
           --state-dir DIR     Where the generated CA is kept (default $AMBIENT_STATE_DIR or /var/lib/ambient).
@@ -76,6 +89,15 @@ internal sealed record CommandLine
                     break;
                 case "--state-dir":
                     cl = Next() is { } d ? cl with { StateDir = d } : cl with { Error = "--state-dir needs a directory" };
+                    break;
+                case "--manifests":
+                    cl = Next() is { } m ? cl with { Manifests = cl.Manifests.Add(m) } : cl with { Error = "--manifests needs a file or directory" };
+                    break;
+                case "--kubeconfig":
+                    cl = Next() is { } k ? cl with { Kubeconfig = k, Kubernetes = true } : cl with { Error = "--kubeconfig needs a file" };
+                    break;
+                case "--kubernetes":
+                    cl = cl with { Kubernetes = true };
                     break;
                 case "--access-log":
                     cl = Next() switch

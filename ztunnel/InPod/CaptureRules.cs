@@ -18,10 +18,18 @@ internal static class CaptureRules
     private const string Mark = "0x539/0xfff";
     private const string CaptureMark = "0x111/0xfff";
 
+    /// <summary>
+    /// The agent's listeners bind 127.0.0.1:15001 inside the pod and the TPROXY route goes through lo: a runtime that
+    /// left the pod's loopback down would make capture fail with "Cannot assign requested address" (issue 8). Bringing
+    /// it up is what every runtime does anyway (the CNI loopback plugin); say so if it fails.
+    /// </summary>
+    private const string LoopbackUp = "ip link set lo up || { echo 'cannot bring up loopback (lo) in the pod network namespace: the agent listens on 127.0.0.1:15001 there' >&2; exit 1; }\n";
+
     public static string IptablesScript(InboundCapture inbound)
     {
         var sb = new StringBuilder();
         sb.AppendLine("set -e");
+        sb.Append(LoopbackUp);
         // Our chains are created (or emptied) and refilled in one iptables-restore per table; the jumps from the
         // built-in chains are added only if missing, so a repeated ADD changes nothing.
         sb.AppendLine("iptables-restore --noflush <<'RULES'");
@@ -94,6 +102,7 @@ internal static class CaptureRules
     {
         var sb = new StringBuilder();
         sb.AppendLine("set -e");
+        sb.Append(LoopbackUp);
         // Declaring then deleting the table makes the load idempotent and atomic: one transaction replaces it.
         sb.AppendLine("nft -f - <<'RULES'");
         sb.AppendLine("table ip ambient {}");

@@ -30,13 +30,16 @@ internal sealed class InPodManager : IAsyncDisposable
     public InPodManager(ProxyContext ctx, Outbound outbound, Inbound inbound, string stateDir, ILogger logger)
     {
         _ctx = ctx;
+        _cniPods = new CniPodSource(ctx.State.Store, ctx.State.NodeName);
         _outbound = outbound;
         _inbound = inbound;
         _logger = logger;
         _registry = new PodRegistry(Path.Combine(stateDir, "pods.json"));
     }
 
-    private InPodConfig Settings => _ctx.State.BaseConfig.InPod;
+    private readonly CniPodSource _cniPods;
+
+    private InPodConfig Settings => _ctx.Settings.InPod;
 
     /// <summary>
     /// Read without the gate: readiness and metrics read it on I/O threads while a capture (which runs iptables) may
@@ -225,8 +228,9 @@ internal sealed class InPodManager : IAsyncDisposable
     }
 
     /// <summary>
-    /// Local mode has no labels: a pod is enrolled when a config workload names it (namespace/name), when its
-    /// namespace is listed under <c>inpod.namespaces</c>, or when <c>inpod.all</c> is set (kube-system excepted).
+    /// A pod is enrolled when a source defines an HBONE workload for it (namespace/name: a config workload, or a pod the
+    /// Kubernetes translation enrolled through the <c>istio.io/dataplane-mode</c> labels), when its namespace is listed
+    /// under <c>inpod.namespaces</c>, or when <c>inpod.all</c> is set (kube-system excepted).
     /// </summary>
     public bool IsEnrolled(string ns, string name)
     {
@@ -239,26 +243,19 @@ internal sealed class InPodManager : IAsyncDisposable
         {
             return true;
         }
-        foreach (var w in _ctx.State.BaseConfig.Workloads)
-        {
-            if (w.Namespace == ns && w.Name == name)
-            {
-                return true;
-            }
-        }
-        return false;
+        return _ctx.State.Current.FindWorkload(ns, name) is { Protocol: InboundProtocol.Hbone };
     }
 
     private async Task<PodCapture> CaptureAsync(CapturedPod pod, CancellationToken ct)
     {
-        var workload = WorkloadFor(pod);
         var netns = Netns.Open(pod.Netns);
         var listeners = new List<Listener>();
+        Workload? workload = null;
         try
         {
             var settings = Settings;
             await CaptureRules.InstallAsync(pod.Netns, settings.Firewall, settings.InboundCapture, ct).ConfigureAwait(false);
-            _ctx.State.SetPod(workload);
+            workload = _cniPods.Add(pod.Namespace, pod.Name, pod.Uid, pod.Ips);
             var scope = new ProxyScope(workload.Uid, f => netns.CreateSocket(f, SocketOptions.AgentMark), $"{pod.Namespace}/{pod.Name}");
             Func<AddressFamily, Socket> create = f => netns.CreateSocket(f);
             bool tproxy = settings.InboundCapture == InboundCapture.Tproxy;
@@ -277,7 +274,10 @@ internal sealed class InPodManager : IAsyncDisposable
             {
                 await l.DisposeAsync().ConfigureAwait(false);
             }
-            _ctx.State.RemovePod(workload.Uid);
+            if (workload is not null)
+            {
+                _cniPods.Remove(workload.Uid);
+            }
             try
             {
                 await CaptureRules.RemoveAsync(pod.Netns, Settings.Firewall, CancellationToken.None).ConfigureAwait(false);
@@ -290,41 +290,13 @@ internal sealed class InPodManager : IAsyncDisposable
         }
     }
 
-    /// <summary>The config's workload for this pod (same namespace/name), with the CNI's addresses; else a new one with service account "default".</summary>
-    private Workload WorkloadFor(CapturedPod pod)
-    {
-        var ips = pod.Ips.Select(s => IPAddress.TryParse(s, out var ip) ? ip : null).Where(ip => ip is not null).Select(ip => ip!).ToImmutableArray();
-        foreach (var w in _ctx.State.BaseConfig.Workloads)
-        {
-            if (w.Namespace == pod.Namespace && w.Name == pod.Name)
-            {
-                return w with
-                {
-                    WorkloadIps = ips.IsEmpty ? w.WorkloadIps : ips,
-                    Node = _ctx.State.NodeName,
-                    Protocol = InboundProtocol.Hbone,
-                };
-            }
-        }
-        return new Workload
-        {
-            Uid = pod.Uid,
-            Name = pod.Name,
-            Namespace = pod.Namespace,
-            ServiceAccount = "default",
-            WorkloadIps = ips,
-            Protocol = InboundProtocol.Hbone,
-            Node = _ctx.State.NodeName,
-        };
-    }
-
     private async Task ReleaseAsync(PodCapture capture, CancellationToken ct)
     {
         foreach (var l in capture.Listeners)
         {
             await l.DisposeAsync().ConfigureAwait(false);
         }
-        _ctx.State.RemovePod(capture.Uid);
+        _cniPods.Remove(capture.Uid);
         foreach (var t in _ctx.Tracker.Live)
         {
             if (t.DestinationUid == capture.Uid)
@@ -356,7 +328,9 @@ internal sealed class InPodManager : IAsyncDisposable
             var file = new EnrollmentFile(
                 1,
                 [.. s.Namespaces],
-                [.. _ctx.State.BaseConfig.Workloads.Select(w => $"{w.Namespace}/{w.Name}").Distinct()],
+                [.. _ctx.State.Current.Workloads
+                    .Where(w => w.Protocol == InboundProtocol.Hbone && (w.Node.Length == 0 || _ctx.State.IsLocal(w)))
+                    .Select(w => $"{w.Namespace}/{w.Name}").Distinct().Order(StringComparer.Ordinal)],
                 s.All);
             var bytes = JsonSerializer.SerializeToUtf8Bytes(file, InPodJson.Default.EnrollmentFile);
             if (_lastEnrollment is not null && bytes.AsSpan().SequenceEqual(_lastEnrollment))

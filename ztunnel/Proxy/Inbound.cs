@@ -34,7 +34,7 @@ internal sealed class Inbound(ProxyContext ctx)
         WorkloadCertificate cert;
         try
         {
-            var id = new SpiffeId(server.EffectiveTrustDomain(snapshot.Config.TrustDomain), server.Namespace, server.ServiceAccount);
+            var id = new SpiffeId(server.EffectiveTrustDomain(ctx.TrustDomain), server.Namespace, server.ServiceAccount);
             // Not cancelled by a drain: the connection was accepted before it and is served to the end.
             using var timeout = new CancellationTokenSource(HandshakeTimeout);
             cert = await ctx.Certificates.GetAsync(id, timeout.Token).ConfigureAwait(false);
@@ -96,7 +96,7 @@ internal sealed class Inbound(ProxyContext ctx)
             return;
         }
         record.DestinationWorkload = destination;
-        if (request.ServerCertificate.Id.ToString() != destination.SpiffeId(snapshot.Config.TrustDomain))
+        if (request.ServerCertificate.Id.ToString() != destination.SpiffeId(ctx.TrustDomain))
         {
             // The client reached us under another workload's identity: it verified the wrong SAN for this target.
             await RejectAsync(stream, record, 400, "NR", $"bad request: {target.Address} is not served under identity {request.ServerCertificate.Id}").ConfigureAwait(false);
@@ -225,7 +225,7 @@ internal sealed class Inbound(ProxyContext ctx)
         {
             return $"destination {destination.Namespace}/{destination.Name} requires a waypoint that is not in the config";
         }
-        string expected = waypoint.SpiffeId(snapshot.Config.TrustDomain);
+        string expected = waypoint.SpiffeId(ctx.TrustDomain);
         return peer.ToString() == expected ? null : $"destination {destination.Namespace}/{destination.Name} accepts traffic only through its waypoint ({expected}), not from {peer}";
     }
 
@@ -254,7 +254,7 @@ internal sealed class Inbound(ProxyContext ctx)
     }
 
     private bool IsOwnListenerPort(int port) =>
-        port == ctx.Config.Listeners.Inbound.Port || port == ctx.Config.Listeners.Outbound.Port || port == ctx.Config.Listeners.Hbone.Port;
+        port == ctx.Settings.Listeners.Inbound.Port || port == ctx.Settings.Listeners.Outbound.Port || port == ctx.Settings.Listeners.Hbone.Port;
 
     private void Refuse(Socket socket, string listener, string reason, string why)
     {

@@ -64,7 +64,7 @@ internal sealed class Outbound(ProxyContext ctx)
             return null;
         }
         record.SourceWorkload = source;
-        var sourceId = new SpiffeId(source.EffectiveTrustDomain(snapshot.Config.TrustDomain), source.Namespace, source.ServiceAccount);
+        var sourceId = new SpiffeId(source.EffectiveTrustDomain(ctx.TrustDomain), source.Namespace, source.ServiceAccount);
         record.SourceIdentity = sourceId.ToString();
 
         Route route;

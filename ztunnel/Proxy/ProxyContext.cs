@@ -19,7 +19,8 @@ internal sealed class ProxyContext
     public required AccessLog AccessLog { get; init; }
     public required ConnectionTracker Tracker { get; init; }
     public required ILogger Logger { get; init; }
-    public required MeshConfig Config { get; init; }
+    /// <summary>The agent's restart-only settings (never read through the snapshot).</summary>
+    public required AgentSettings Settings { get; init; }
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Cancelled when the agent starts draining: servers send GOAWAY, listeners stop.</summary>
@@ -39,7 +40,7 @@ internal sealed class ProxyContext
     /// <summary>DNS for SOCKS5 names that are not mesh services (a seam for tests: a lookup must not leave the machine).</summary>
     public Func<string, CancellationToken, Task<IPAddress[]>> ResolveHost { get; init; } = Dns.GetHostAddressesAsync;
 
-    public string TrustDomain => State.Current.Config.TrustDomain;
+    public string TrustDomain => Settings.TrustDomain;
 
     public X509TrustBundle Trust => new(Certificates.Issuer.TrustBundle, TrustDomain);
 }

@@ -144,12 +144,10 @@ internal sealed class Socks5(ProxyContext ctx, Outbound outbound)
         {
             return (literal, null);
         }
-        foreach (var svc in ctx.State.Current.Config.Services)
+        // DNS names are case-insensitive; mesh hostnames are stored lower-case, as Kubernetes writes them.
+        if (ctx.State.Current.FindServiceByHostname(host.ToLowerInvariant()) is { Vips.IsDefaultOrEmpty: false } svc)
         {
-            if (string.Equals(svc.Hostname, host, StringComparison.OrdinalIgnoreCase) && !svc.Vips.IsDefaultOrEmpty)
-            {
-                return (svc.Vips[0].Address, null);
-            }
+            return (svc.Vips[0].Address, null);
         }
         try
         {

@@ -1,22 +1,29 @@
 using Ambient.Benchmarks.Fixtures;
 using Ambient.Mesh.Config;
+using Ambient.Mesh.Model;
+using Ambient.Mesh.Sources;
 using Ambient.Mesh.State;
-using Ambient.Ztunnel.State;
 using BenchmarkDotNet.Attributes;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Ambient.Benchmarks.State;
 
 /// <summary>
-/// A config change: indexing a config into a <see cref="MeshSnapshot"/> and swapping it in through
-/// <see cref="MeshState.Update"/> (what a reload or a pod added by the CNI plugin costs). Workloads, services
-/// (one per 10 workloads) and namespace policies (one per 10 workloads) all scale with <see cref="Workloads"/>.
+/// A mesh change through the store (issue 8): indexing a whole mesh into a <see cref="MeshSnapshot"/>, one workload
+/// changed among N (what a pod update from the Kubernetes API or the CNI costs), and a source republishing its whole
+/// state with one workload changed (what a file reload or a re-list costs: a diff, then the one change). Workloads,
+/// services (one per 10 workloads) and namespace policies (one per 10 workloads) all scale with <see cref="Workloads"/>.
 /// </summary>
 [MemoryDiagnoser]
 public class SnapshotBenchmarks
 {
     private MeshConfig _config = null!;
-    private MeshConfig _other = null!;
-    private MeshState _state = null!;
+    private MeshStore _store = null!;
+    private MeshSource _source = null!;
+    private Workload _a = null!;
+    private Workload _b = null!;
+    private MeshResources _fullA = null!;
+    private MeshResources _fullB = null!;
     private bool _flip;
 
     [Params(1_000, 10_000)]
@@ -26,22 +33,40 @@ public class SnapshotBenchmarks
     public void Setup()
     {
         _config = MeshFixtures.Mesh(Workloads);
-        // A second, equal config: Update alternates between them so every swap installs a different base.
-        _other = _config with { };
-        // Nothing subscribes to Changed: this measures the build and the swap, not a listener.
-        _state = new MeshState(_config, "node-0");
+        // Nothing subscribes to Changed: this measures the merge, the snapshot update and the swap, not a listener.
+        _store = new MeshStore(NullLogger<MeshStore>.Instance);
+        _source = _store.AddSource("bench", 0);
+        _source.Replace(_config.Resources);
+        if (_store.Current.WorkloadCount != Workloads)
+        {
+            throw new InvalidOperationException($"the store holds {_store.Current.WorkloadCount} workloads, expected {Workloads}");
+        }
+        // One workload in the middle flips between two health states: a real change each time.
+        _a = _config.Workloads[Workloads / 2];
+        _b = _a with { Status = HealthStatus.Unhealthy };
+        _fullA = _config.Resources;
+        _fullB = _fullA with { Workloads = _fullA.Workloads.SetItem(Workloads / 2, _b) };
     }
 
-    /// <summary>Builds every index (by IP, uid, name, VIP, service endpoints, node, policy sets) into frozen dictionaries.</summary>
-    [Benchmark]
+    /// <summary>Builds every index (by IP, uid, name, VIP, hostname, service endpoints, node, policy sets) from nothing.</summary>
+    [Benchmark(Baseline = true)]
     public MeshSnapshot Build() => MeshSnapshot.Build(_config, 2);
 
-    /// <summary>A reload as the agent does it: rebuild under the state lock and publish with one reference swap.</summary>
+    /// <summary>One workload upserted among N: merge by key, validate its addresses, update the indexes it touches, swap.</summary>
     [Benchmark]
-    public MeshSnapshot Update()
+    public MeshSnapshot UpdateOneWorkload()
     {
         _flip = !_flip;
-        _state.Update(_flip ? _other : _config);
-        return _state.Current;
+        _source.Apply(new MeshDelta { Upserts = new MeshResources { Workloads = [_flip ? _b : _a] } });
+        return _store.Current;
+    }
+
+    /// <summary>A source republishes its whole state in which one workload changed (file reload, re-list).</summary>
+    [Benchmark]
+    public MeshSnapshot ReplaceAllOneChanged()
+    {
+        _flip = !_flip;
+        _source.Replace(_flip ? _fullB : _fullA);
+        return _store.Current;
     }
 }

@@ -78,6 +78,28 @@ public sealed class CertificateManagerTests : IDisposable
     }
 
     [Fact]
+    public async Task Identities_no_longer_in_use_are_dropped_and_not_renewed()
+    {
+        var issuer = new FakeIssuer(_ca, _time);
+        await using var manager = new CertificateManager(issuer, Lifetime, _time, NullLogger.Instance);
+        await manager.GetAsync(Alice, CancellationToken.None).AsTask().WaitAsync(Timeout);
+        await manager.GetAsync(Bob, CancellationToken.None).AsTask().WaitAsync(Timeout);
+        Assert.Equal(2, issuer.Calls);
+
+        Assert.Equal(1, manager.Retain(new HashSet<SpiffeId> { Alice }));
+        Assert.Equal(Alice, Assert.Single(manager.Snapshot()).Id);
+
+        // Past half-life only Alice is renewed: Bob's renewal timer is gone with his certificate.
+        _time.Advance(TimeSpan.FromHours(12));
+        Assert.Equal(3, issuer.Calls);
+        Assert.Equal(Alice, Assert.Single(manager.Snapshot()).Id);
+
+        // Bob back in use: a fresh certificate on demand.
+        await manager.GetAsync(Bob, CancellationToken.None).AsTask().WaitAsync(Timeout);
+        Assert.Equal(4, issuer.Calls);
+    }
+
+    [Fact]
     public async Task Renews_at_half_life()
     {
         var issuer = new FakeIssuer(_ca, _time);

@@ -109,26 +109,28 @@ public sealed class MeshSnapshotTests
         IPAddress mapped = IPAddress.Parse("::ffff:10.96.0.1");
         Workload a = Snapshot.FindWorkloadByUid("u-a")!;
         Service svc = Snapshot.FindService("ns1/svc.ns1.svc.cluster.local")!;
-        for (int i = 0; i < 3; i++)
+        (string Name, Action Lookup)[] lookups =
+        [
+            ("FindWorkloadByIp", () => Snapshot.FindWorkloadByIp(ip)),
+            ("FindServiceByVip", () => Snapshot.FindServiceByVip(mapped)),
+            ("FindWorkloadByUid", () => Snapshot.FindWorkloadByUid("u-a")),
+            ("FindWorkload", () => Snapshot.FindWorkload("ns1", "a")),
+            ("EndpointsOf", () => Snapshot.EndpointsOf(svc)),
+            ("WorkloadsOnNode", () => Snapshot.WorkloadsOnNode("n1")),
+            ("PoliciesFor", () => Snapshot.PoliciesFor(a)),
+        ];
+        foreach ((string name, Action lookup) in lookups)
         {
-            Lookups(ip, mapped, a, svc); // warm up (JIT, tiering)
+            for (int i = 0; i < 3; i++)
+            {
+                lookup(); // warm up (JIT, tiering)
+            }
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 1000; i++)
+            {
+                lookup();
+            }
+            Assert.True(GC.GetAllocatedBytesForCurrentThread() - before == 0, $"{name} allocated {GC.GetAllocatedBytesForCurrentThread() - before} bytes in 1000 calls");
         }
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 1000; i++)
-        {
-            Lookups(ip, mapped, a, svc);
-        }
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
-    }
-
-    private static void Lookups(IPAddress ip, IPAddress mapped, Workload a, Service svc)
-    {
-        _ = Snapshot.FindWorkloadByIp(ip);
-        _ = Snapshot.FindServiceByVip(mapped);
-        _ = Snapshot.FindWorkloadByUid("u-a");
-        _ = Snapshot.FindWorkload("ns1", "a");
-        _ = Snapshot.EndpointsOf(svc);
-        _ = Snapshot.WorkloadsOnNode("n1");
-        _ = Snapshot.PoliciesFor(a);
     }
 }

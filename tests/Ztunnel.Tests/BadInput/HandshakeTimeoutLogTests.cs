@@ -41,7 +41,7 @@ public sealed partial class HandshakeTimeoutLogTests
         }
 
         // The metric is exact.
-        await TwoNodeMesh.EventuallyAsync(() => BadInputAssertions.RefusedAsync(mesh).GetAwaiter().GetResult() == before + Silent, "every refusal counted");
+        await TwoNodeMesh.EventuallyAsync(async () => await BadInputAssertions.RefusedAsync(mesh) == before + Silent, "every refusal counted");
 
         // The log: a line in full for the first of an interval, the rest in the interval's summary (10 s).
         int full = 0, summarised = 0;

@@ -65,6 +65,45 @@ public sealed class LocalNodeMainJobTests(ITestOutputHelper output)
         Assert.DoesNotContain("unbound variable", run.Stderr, StringComparison.Ordinal);
     }
 
+    /// <summary>Issue 8: the embedded mesh became manifests; --manifests swaps in a user's own, and says so when wrong.</summary>
+    [Fact]
+    public async Task LocalNodeScript_Manifests_without_a_value_or_a_missing_path_is_a_clear_error()
+    {
+        var bare = await Command.RunAsync(Script, ["--manifests"], TimeSpan.FromMinutes(1));
+        Assert.Equal(2, bare.ExitCode);
+        Assert.Contains("--manifests needs a file or folder", bare.Stderr, StringComparison.Ordinal);
+
+        string missing = Path.Combine(Path.GetTempPath(), $"no-such-manifests-{Guid.NewGuid():N}");
+        var absent = await Command.RunAsync(Script, ["--manifests", missing], TimeSpan.FromMinutes(1));
+        Assert.Equal(2, absent.ExitCode);
+        Assert.Contains($"--manifests {missing}: no such file or folder", absent.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("unbound variable", absent.Stderr, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Two runs at once share the fixed names and the build folder (one run's agents once loaded the other checkout's
+    /// libraries): while the lock is held, a second run refuses before it creates or builds anything.
+    /// </summary>
+    [RootFact]
+    public async Task LocalNodeScript_Refuses_to_run_while_another_run_holds_the_lock()
+    {
+        Assert.True(AmbNamespaces().Count == 0, "a local node is running; this test needs none");
+        bool rootExisted = Directory.Exists(NodeRoot);
+        // .NET takes flock(LOCK_EX) for FileShare.None on Linux, the lock local-node.sh asks for with flock(1);
+        // flock -n proves it is held before the script runs.
+        using (new FileStream(LockFile, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
+        {
+            var probe = await Command.RunAsync("flock", ["-n", LockFile, "true"], TimeSpan.FromMinutes(1));
+            Assert.False(probe.Ok, $"the test could not hold {LockFile}: {probe}");
+
+            var run = await Command.RunAsync(Script, ["--quiet"], TimeSpan.FromMinutes(2));
+            Assert.Equal(1, run.ExitCode);
+            Assert.Contains("another local-node.sh is running", run.Stderr, StringComparison.Ordinal);
+            Assert.Empty(AmbNamespaces());
+            Assert.Equal(rootExisted, Directory.Exists(NodeRoot));
+        }
+    }
+
     [RootFact]
     public async Task LocalNodeScript_Down_with_nothing_running_says_so_and_succeeds()
     {
@@ -80,7 +119,7 @@ public sealed class LocalNodeMainJobTests(ITestOutputHelper output)
         var run = await Command.RunAsync(Script, ["--help"], TimeSpan.FromMinutes(1));
         Assert.True(run.Ok, run.ToString());
         string usage = run.Stdout.Split('\n')[0];
-        foreach (var option in new[] { "--keep", "--down", "--quiet", "--config FILE", "--help" })
+        foreach (var option in new[] { "--keep", "--down", "--quiet", "--config FILE", "--manifests PATH", "--help" })
         {
             Assert.Contains(option, usage, StringComparison.Ordinal);
         }
@@ -90,6 +129,10 @@ public sealed class LocalNodeMainJobTests(ITestOutputHelper output)
     }
 
     private static string Script => Path.Combine(Binaries.RepoRoot, "local-node.sh");
+
+    private const string LockFile = "/run/ambient-local-node.lock";
+
+    private const string NodeRoot = "/tmp/ambient-local-node";
 
     private static List<string> AmbNamespaces() =>
         Directory.Exists("/var/run/netns")

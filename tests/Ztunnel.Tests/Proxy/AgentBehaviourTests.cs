@@ -98,12 +98,12 @@ public sealed class AgentBehaviourTests
                   workloadIps: [10.0.0.1]
                   protocol: HBONE
                 """);
-            await TwoNodeMesh.EventuallyAsync(() => agent.State.Current.Config.Workloads.Length == 1, "valid edit applied");
+            await TwoNodeMesh.EventuallyAsync(() => agent.State.Current.WorkloadCount == 1, "valid edit applied");
 
             await File.WriteAllTextAsync(path, Listeners + "workloads:\n- name: [unclosed\n");
             await TwoNodeMesh.EventuallyAsync(() => agent.Metrics.Render().Contains("ambient_config_reloads_total{result=\"rejected\"} 1", StringComparison.Ordinal), "invalid edit rejected");
-            Assert.Single(agent.State.Current.Config.Workloads);
-            Assert.Equal(IPAddress.Parse("10.0.0.1"), agent.State.Current.Config.Workloads[0].WorkloadIps[0]);
+            var only = Assert.Single(agent.State.Current.Workloads);
+            Assert.Equal(IPAddress.Parse("10.0.0.1"), only.WorkloadIps[0]);
         }
         finally
         {

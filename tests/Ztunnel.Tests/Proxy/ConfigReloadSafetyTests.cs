@@ -97,8 +97,8 @@ public sealed class ConfigReloadSafetyTests : IAsyncDisposable
             () => agent.Metrics.Render().Contains("ambient_config_reloads_total{result=\"rejected\"} 1", StringComparison.Ordinal),
             "the empty file rejected", 20_000);
 
-        Assert.Single(agent.State.Current.Config.Policies);
-        Assert.Equal(2, agent.State.Current.Config.Workloads.Length);
+        Assert.Single(agent.State.Current.Policies);
+        Assert.Equal(2, agent.State.Current.WorkloadCount);
         Assert.Equal(2, await TryAsync(agent)); // still denied by the policy (not "unknown source": the workloads stayed)
         Assert.Equal(0, _echo!.Accepted);
     }
@@ -112,7 +112,7 @@ public sealed class ConfigReloadSafetyTests : IAsyncDisposable
         {
             lock (applied)
             {
-                applied.Add(next.Config.Policies.Length);
+                applied.Add(next.Policies.Count());
             }
         };
 
@@ -138,12 +138,12 @@ public sealed class ConfigReloadSafetyTests : IAsyncDisposable
             await file.WriteAsync(System.Text.Encoding.UTF8.GetBytes(second));
         }
 
-        await TwoNodeMesh.EventuallyAsync(() => agent.State.Current.Config.Services.Length == 1, "the finished file applied", 20_000);
+        await TwoNodeMesh.EventuallyAsync(() => agent.State.Current.Services.Count() == 1, "the finished file applied", 20_000);
         lock (applied)
         {
             Assert.DoesNotContain(0, applied);
         }
-        Assert.Single(agent.State.Current.Config.Policies);
+        Assert.Single(agent.State.Current.Policies);
         Assert.Equal(2, await TryAsync(agent));
     }
 

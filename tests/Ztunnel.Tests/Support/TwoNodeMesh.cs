@@ -171,6 +171,24 @@ internal sealed class TwoNodeMesh : IAsyncDisposable
         return ((int)resp.StatusCode, await resp.Content.ReadAsStringAsync());
     }
 
+    /// <summary>
+    /// Waits until an asynchronous <paramref name="condition"/> holds. Never block on a task inside the synchronous
+    /// overload's condition: with inline socket completions the test may be running on the socket engine's thread,
+    /// which the awaited I/O then needs.
+    /// </summary>
+    public static async Task EventuallyAsync(Func<Task<bool>> condition, string what, int timeoutMs = 10_000)
+    {
+        var deadline = Environment.TickCount64 + timeoutMs;
+        while (!await condition())
+        {
+            if (Environment.TickCount64 > deadline)
+            {
+                Assert.Fail($"timed out waiting for: {what}");
+            }
+            await Task.Delay(20);
+        }
+    }
+
     /// <summary>Waits until <paramref name="condition"/> holds (access logs are written as connections end).</summary>
     public static async Task EventuallyAsync(Func<bool> condition, string what, int timeoutMs = 10_000)
     {
