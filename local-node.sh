@@ -129,7 +129,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 mkdir -p "$root/bin"
 
-step "building ztunnel and ambient-cni (NativeAOT)"
+step "building ztunnel (JIT: quick to build; README shows the NativeAOT publish for a real node) and ambient-cni (NativeAOT)"
 dotnet build ztunnel -c Release -nologo -v quiet -o "$root/ztunnel" 9>&- 2>&1 | grep -E 'error|Warn' || true
 [ -x "$root/ztunnel/ztunnel" ] || { echo "build of ztunnel failed" >&2; exit 1; }
 dotnet publish cni-plugin -c Release -r linux-x64 -nologo -v quiet -o "$root/cni-publish" 9>&- 2>&1 | grep -E 'error' || true

@@ -13,18 +13,19 @@ Usage: perf/agent-memory.sh [--builds jit,aot] [--count N] [--release-wait S] [-
 
 For each build and each GC variant: fresh agents, one request, RSS of both agents ("start"); N idle tunnels
 through the mesh (nodebench idle: one request each, then held), RSS ("load"); the client closes them all,
-RSS after 10 s and after S seconds ("released"). Prints a Markdown table and writes perf/results/agent-memory.md.
+RSS after 10 s, 60 s and S seconds ("released"). Prints a Markdown table and writes perf/results/agent-memory.md.
 
   --builds LIST       jit (dotnet build ztunnel -c Release, what README tells users to run) and/or aot
                       (dotnet publish -p:PublishAot=true); default jit,aot
   --count N           idle tunnels (default 10000)
-  --release-wait S    seconds after the release for the last reading (default 120)
+  --release-wait S    seconds after the release for the last reading (default 420: past the 5 minutes the
+                      HBONE pool keeps idle connections; at least 60)
 Environment: MEM_VARIANTS="name=K=V,K=V;name2=" GC variants as agent environment (default: "as-built=", the
              settings built into ztunnel's runtimeconfig); e.g. "baseline=;conserve=DOTNET_GCConserveMemory=5".
 USAGE
 }
 
-builds="jit,aot" count=10000 release_wait=120
+builds="jit,aot" count=10000 release_wait=420
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
@@ -34,6 +35,7 @@ while [ $# -gt 0 ]; do
     *) echo "agent-memory.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
+[ "$release_wait" -ge 60 ] || { echo "agent-memory.sh: --release-wait must be at least 60" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "agent-memory.sh: needs root (network namespaces, iptables); run it as root" >&2; exit 1; }
 variants=${MEM_VARIANTS:-as-built=}
 
@@ -44,6 +46,7 @@ results="$repo/perf/results"
 say() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 pod() { local p=$1; shift; nsenter --net="/var/run/netns/$prefix-pod-$p" "$@"; }
 rss_mb() { awk '$1 == "VmRSS:" {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+threads() { awk '$1 == "Threads:" {print $2}' "/proc/$1/status"; }
 agent_a="" agent_b="" bg=()
 
 cleanup() {
@@ -65,15 +68,23 @@ dotnet build "$repo/perf/node-bench/NodeBench.csproj" -c Release -nologo -v quie
 nb="$root/nodebench/nodebench"
 dotnet publish "$repo/cni-plugin" -c Release -r linux-x64 -nologo -v quiet -o "$root/cni" >> "$root/build.log" 2>&1 || { cat "$root/build.log" >&2; exit 1; }
 cp "$root/cni/ambient-cni" "$root/bin/ambient-cni"
+# Builds are cached by a hash of the agent's sources (committed and not), so a second run skips minutes of AOT.
+cache=/var/tmp/ambient-agent-memory-cache
+source_hash=$( { git -C "$repo" ls-files -s ztunnel mesh Directory.Build.props Directory.Packages.props; git -C "$repo" diff HEAD -- ztunnel mesh; } | sha1sum | cut -c1-16)
 declare -A binary
-if [[ ",$builds," == *",jit,"* ]]; then
-  dotnet build "$repo/ztunnel" -c Release -nologo -v quiet -o "$root/jit" >> "$root/build.log" 2>&1 || { cat "$root/build.log" >&2; exit 1; }
-  binary[jit]="$root/jit/ztunnel"
-fi
-if [[ ",$builds," == *",aot,"* ]]; then
-  dotnet publish "$repo/ztunnel" -c Release -r linux-x64 -p:PublishAot=true -nologo -v quiet -o "$root/aot" >> "$root/build.log" 2>&1 || { cat "$root/build.log" >&2; exit 1; }
-  binary[aot]="$root/aot/ztunnel"
-fi
+for build in jit aot; do
+  [[ ",$builds," == *",$build,"* ]] || continue
+  out="$cache/$build-$source_hash"
+  if [ ! -x "$out/ztunnel" ]; then
+    rm -rf "$cache/$build"-*; mkdir -p "$cache"
+    if [ "$build" = jit ]; then
+      dotnet build "$repo/ztunnel" -c Release -nologo -v quiet -o "$out" >> "$root/build.log" 2>&1 || { cat "$root/build.log" >&2; exit 1; }
+    else
+      dotnet publish "$repo/ztunnel" -c Release -r linux-x64 -p:PublishAot=true -nologo -v quiet -o "$out" >> "$root/build.log" 2>&1 || { cat "$root/build.log" >&2; exit 1; }
+    fi
+  fi
+  binary[$build]="$out/ztunnel"
+done
 
 openssl ecparam -name prime256v1 -genkey -noout -out "$root/ca-key.pem" 2>/dev/null
 openssl req -x509 -new -key "$root/ca-key.pem" -days 2 -subj "/O=cluster.local/CN=agent-memory CA" \
@@ -120,8 +131,8 @@ stop_agents() {
 }
 
 first=1
-table="| build | GC settings | start A / B (MB) | ${count} idle tunnels A / B (MB) | released +10 s A / B (MB) | released +${release_wait} s A / B (MB) |
-|---|---|---|---|---|---|"
+table="| build | GC settings | start A / B (MB) | ${count} idle tunnels A / B (MB) | released +10 s A / B (MB) | +60 s A / B (MB) | +${release_wait} s A / B (MB) |
+|---|---|---|---|---|---|---|"
 IFS=';' read -r -a variant_list <<< "$variants"
 for build in jit aot; do
   [ -n "${binary[$build]:-}" ] || continue
@@ -149,13 +160,20 @@ for build in jit aot; do
     for _ in $(seq 1 1800); do [ -f "$ready" ] && break; kill -0 "$holder" 2>/dev/null || break; sleep 0.1; done
     [ -f "$ready" ] || { say "idle connections not established"; cat "$root/idle.log" >&2; exit 1; }
     sleep 3
-    l_a=$(rss_mb "$agent_a") l_b=$(rss_mb "$agent_b") open=$(jq .open "$ready")
+    l_a=$(rss_mb "$agent_a") l_b=$(rss_mb "$agent_b") open=$(jq .open "$ready") t_a=$(threads "$agent_a") t_b=$(threads "$agent_b")
     kill "$holder"; wait "$holder" 2>/dev/null || true
     sleep 10
     r1_a=$(rss_mb "$agent_a") r1_b=$(rss_mb "$agent_b")
-    sleep $((release_wait - 10))
+    sleep 50
     r2_a=$(rss_mb "$agent_a") r2_b=$(rss_mb "$agent_b")
-    line="| $build | $name${envs:+ (\`${envs//,/ }\`)} | $s_a / $s_b | $l_a / $l_b ($open open) | $r1_a / $r1_b | $r2_a / $r2_b |"
+    sleep $((release_wait - 60))
+    r3_a=$(rss_mb "$agent_a") r3_b=$(rss_mb "$agent_b")
+    line="| $build | $name${envs:+ (\`${envs//,/ }\`)} | $s_a / $s_b | $l_a / $l_b ($open open; $t_a / $t_b threads) | $r1_a / $r1_b | $r2_a / $r2_b | $r3_a / $r3_b |"
+    # What the agents said when they gave memory back (ztunnel/Memory/MemoryTrimmer.cs).
+    for n in node-a node-b; do
+      grep -h "memory trimmed" "$root/ztunnel-$n.log" 2>/dev/null | sed -E "s/^[^ ]+ [^ ]+ [^ ]+ /    $build $name $n: /" >> "$root/trims.txt" || true
+      : > "$root/ztunnel-$n.log"
+    done
     say "$line"
     table+=$'\n'"$line"
   done
@@ -170,5 +188,11 @@ stop_agents
   echo "client closed them all."
   echo
   echo "$table"
+  if [ -s "$root/trims.txt" ]; then
+    echo
+    echo "The agents' own account of each trim (ztunnel/Memory/MemoryTrimmer.cs):"
+    echo
+    cat "$root/trims.txt"
+  fi
 } > "$results/agent-memory.md"
 cat "$results/agent-memory.md"

@@ -81,7 +81,9 @@ internal sealed class Agent : IAsyncDisposable
             ResolveHost = options.ResolveHost ?? System.Net.Dns.GetHostAddressesAsync,
         };
         State.Changed += OnConfigChanged;
-        _memory = new Memory.MemoryTrimmer(loggers.CreateLogger("memory"));
+        _memory = new Memory.MemoryTrimmer(
+            () => _ctx.Tracker.Count + _ctx.Tracker.Handlers + _pool.ConnectionCount, // tunnels, accepted (HBONE served), pooled
+            loggers.CreateLogger("memory"));
     }
 
     /// <summary>Precedence of the config file's own workloads, services and policies (see README: mesh sources).</summary>
