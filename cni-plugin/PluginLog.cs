@@ -45,6 +45,8 @@ internal static class LogLevels
 /// </summary>
 internal sealed class PluginLog : IDisposable
 {
+    // Borrowed (the process's stderr): the caller owns it, so Dispose leaves it open.
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Usage", "CA2213", Justification = "borrowed writer, owned by the caller")]
     private readonly TextWriter _stderr;
     private StreamWriter? _file;
     private string _scope = "";

@@ -55,7 +55,7 @@ internal sealed class Agent : IAsyncDisposable
         _certificates.RenewalFailed += (id, ex) =>
         {
             Metrics.CertificateRenewalFailed();
-            _logger.LogWarning("certificate renewal for {Identity} failed, keeping the current one: {Error}", id, ex.Message);
+            AgentLog.RenewalFailed(_logger, id, ex.Message);
         };
         _pool = new HbonePool(_certificates, new HbonePoolOptions(), loggers.CreateLogger("hbone"));
         Store = store ?? new MeshStore(loggers.CreateLogger<MeshStore>());
@@ -183,8 +183,8 @@ internal sealed class Agent : IAsyncDisposable
             _watcher.Start();
         }
         _ready = true;
-        _logger.LogInformation(
-            "ztunnel ready: node '{Node}', mode {Mode}, {Workloads} workloads, {Services} services, {Policies} policies; listeners {Listeners}",
+        AgentLog.Ready(
+            _logger,
             State.NodeName.Length == 0 ? "(all workloads local)" : State.NodeName,
             config.Mode.ToString().ToLowerInvariant(),
             State.Current.WorkloadCount,
@@ -193,7 +193,7 @@ internal sealed class Agent : IAsyncDisposable
             string.Join(", ", EndPoints.Select(e => $"{e.Key}={e.Value}")));
         if (_cniServer is not null)
         {
-            _logger.LogInformation("in-pod mode: CNI plugin socket {Socket}, {Pods} pods re-adopted, capture by {Firewall} ({Inbound} inbound)",
+            AgentLog.InPodReady(_logger,
                 _cniServer.Path, _inPod!.CapturedCount, config.InPod.Firewall.ToString().ToLowerInvariant(), config.InPod.InboundCapture.ToString().ToLowerInvariant());
         }
     }
@@ -217,12 +217,12 @@ internal sealed class Agent : IAsyncDisposable
         var changed = Settings.Differences(config.Settings);
         if (changed.Count > 0)
         {
-            _logger.LogWarning("config change to {Settings} needs a restart: keeping the running values; applying workloads, services and policies now", string.Join(", ", changed));
+            AgentLog.RestartOnlySettings(_logger, string.Join(", ", changed));
         }
         _configSource.Replace(config.Resources);
         _configSource.ReportSuccess();
         Metrics.ConfigReload(ok: true);
-        _logger.LogInformation("config reloaded from {Path}: {Workloads} workloads, {Services} services, {Policies} policies",
+        AgentLog.ConfigReloaded(_logger,
             config.SourcePath, config.Workloads.Length, config.Services.Length, config.Policies.Length);
     }
 
@@ -230,7 +230,7 @@ internal sealed class Agent : IAsyncDisposable
     {
         _configSource.ReportError($"config change rejected ({errors.Length} errors), keeping the last good config", errors.Select(e => e.ToString()));
         Metrics.ConfigReload(ok: false);
-        _logger.LogError("config change rejected, keeping the last good config ({Count} errors):\n  {Errors}", errors.Length, string.Join("\n  ", errors));
+        AgentLog.ConfigRejected(_logger, errors.Length, string.Join("\n  ", errors));
     }
 
     /// <summary>Istio re-checks live connections when policy changes: close the ones now denied.</summary>
@@ -263,7 +263,7 @@ internal sealed class Agent : IAsyncDisposable
         }
         if (closed > 0)
         {
-            _logger.LogInformation("policy change closed {Count} connections that are now denied", closed);
+            AgentLog.PolicyClosedConnections(_logger, closed);
         }
     }
 
@@ -279,7 +279,7 @@ internal sealed class Agent : IAsyncDisposable
         int dropped = _certificates.Retain(inUse);
         if (dropped > 0)
         {
-            _logger.LogInformation("dropped {Count} certificates of identities no workload on this node uses any more", dropped);
+            AgentLog.CertificatesDropped(_logger, dropped);
         }
     }
 
@@ -296,7 +296,7 @@ internal sealed class Agent : IAsyncDisposable
             return;
         }
         var timeout = Settings.DrainTimeout;
-        _logger.LogInformation("draining ({Reason}): {Count} open connections, deadline {Seconds}s", reason, _ctx.Tracker.Count, timeout.TotalSeconds);
+        AgentLog.Draining(_logger, reason, _ctx.Tracker.Count, timeout.TotalSeconds);
         await _stopping.CancelAsync().ConfigureAwait(false);
         if (_cniServer is not null)
         {
@@ -314,11 +314,11 @@ internal sealed class Agent : IAsyncDisposable
         int left = await _ctx.Tracker.DrainAsync(timeout).ConfigureAwait(false);
         if (left > 0)
         {
-            _logger.LogWarning("drain deadline passed: closing {Count} connections", left);
+            AgentLog.DrainDeadline(_logger, left);
             _ctx.Tracker.CloseAll("agent shutting down");
             await _ctx.Tracker.DrainAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
         }
-        _logger.LogInformation("drained");
+        AgentLog.Drained(_logger);
     }
 
     public async ValueTask DisposeAsync()

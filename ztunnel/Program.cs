@@ -111,7 +111,7 @@ try
 }
 catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
 {
-    log.LogCritical("ztunnel could not start: {Error}", ex.Message);
+    Ambient.Ztunnel.AgentLog.CouldNotStart(log, ex.Message);
     await host.StopAsync();
     return 1;
 }

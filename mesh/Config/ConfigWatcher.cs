@@ -36,7 +36,8 @@ public sealed class ConfigWatcher : IDisposable
     private readonly Action<ImmutableArray<ConfigError>> _onInvalid;
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
-    private readonly SemaphoreSlim _reloading = new(1, 1);
+    // 1 while a reload runs: a flag, not a semaphore, so a timer callback racing Dispose has nothing disposed to touch.
+    private int _reloading;
     private FileSystemWatcher? _watcher;
     private Timer? _debounce;
     private Timer? _poll;
@@ -136,7 +137,7 @@ public sealed class ConfigWatcher : IDisposable
     private void OnDebounced()
     {
         // One reload at a time; a poll arriving during a reload is dropped (the next one sees the result).
-        if (!_reloading.Wait(0))
+        if (Interlocked.Exchange(ref _reloading, 1) == 1)
         {
             return;
         }
@@ -153,7 +154,7 @@ public sealed class ConfigWatcher : IDisposable
         }
         finally
         {
-            _reloading.Release();
+            Volatile.Write(ref _reloading, 0);
         }
     }
 

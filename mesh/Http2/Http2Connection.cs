@@ -33,6 +33,8 @@ public sealed partial class Http2Connection : IAsyncDisposable
     private readonly Lock _lock = new();
     private readonly Dictionary<int, Http2Stream> _streams = [];
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // Cancelled, never disposed: Abort may run after DisposeAsync, and a source without a timer holds nothing to free.
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Usage", "CA2213", Justification = "cancelled on close; Abort may follow DisposeAsync")]
     private readonly CancellationTokenSource _abortCts = new();
     private readonly HpackEncoder _encoder;
     private readonly HpackDecoder _decoder;

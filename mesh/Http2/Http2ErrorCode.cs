@@ -1,6 +1,7 @@
 namespace Ambient.Mesh.Http2;
 
 /// <summary>RFC 9113 section 7 error codes, carried by RST_STREAM and GOAWAY.</summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1028", Justification = "RFC 9113 error codes are unsigned 32-bit on the wire")]
 public enum Http2ErrorCode : uint
 {
     NoError = 0x0,

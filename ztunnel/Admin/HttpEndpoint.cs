@@ -79,7 +79,7 @@ internal sealed class HttpEndpoint : IAsyncDisposable
                 }
                 catch (Exception ex)
                 {
-                    _logger.LogError(ex, "admin handler for {Path} failed", request.Path);
+                    AdminLog.HandlerFailed(_logger, ex, request.Path);
                     response = HttpResponse.Text(500, "internal error\n");
                 }
                 await SendAsync(s, response).ConfigureAwait(false);

@@ -97,7 +97,7 @@ internal sealed class CniServer : IAsyncDisposable
                 catch (JsonException ex)
                 {
                     request = null;
-                    _logger.LogWarning("CNI request is not valid JSON: {Error}", ex.Message);
+                    InPodLog.BadRequest(_logger, ex.Message);
                 }
                 response = request is null
                     ? CniResponse.Error("request is not a JSON object")
@@ -109,7 +109,7 @@ internal sealed class CniServer : IAsyncDisposable
             }
             catch (Exception ex) when (ex is SocketException or IOException)
             {
-                _logger.LogDebug("CNI client went away: {Error}", ex.Message);
+                InPodLog.ClientGone(_logger, ex.Message);
                 return;
             }
             try
@@ -163,7 +163,7 @@ internal sealed class CniServer : IAsyncDisposable
         }
         else if (current is not null)
         {
-            _logger.LogInformation("CNI socket {Path} now belongs to another agent; leaving it in place", Path);
+            InPodLog.SocketTakenOver(_logger, Path);
         }
         _stop.Dispose();
     }

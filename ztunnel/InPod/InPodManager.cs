@@ -23,6 +23,8 @@ internal sealed class InPodManager : IAsyncDisposable
     private readonly Inbound _inbound;
     private readonly ILogger _logger;
     private readonly PodRegistry _registry;
+    // Never disposed: a CNI request may still be queued on it at dispose, and without AvailableWaitHandle it holds nothing to free.
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Usage", "CA2213", Justification = "requests may still wait on it at dispose")]
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly Dictionary<string, PodCapture> _pods = new(StringComparer.Ordinal);
     private byte[]? _lastEnrollment;
@@ -64,17 +66,17 @@ internal sealed class InPodManager : IAsyncDisposable
             {
                 if (!File.Exists(pod.Netns))
                 {
-                    _logger.LogInformation("pod {Namespace}/{Name}: network namespace {Netns} is gone, forgetting it", pod.Namespace, pod.Name, pod.Netns);
+                    InPodLog.NetnsGone(_logger, pod.Namespace, pod.Name, pod.Netns);
                     continue;
                 }
                 try
                 {
                     _pods[Key(pod.ContainerId, pod.IfName)] = await CaptureAsync(pod, ct).ConfigureAwait(false);
-                    _logger.LogInformation("re-adopted pod {Namespace}/{Name} ({Netns})", pod.Namespace, pod.Name, pod.Netns);
+                    InPodLog.Readopted(_logger, pod.Namespace, pod.Name, pod.Netns);
                 }
                 catch (Exception ex) when (ex is IOException or SocketException or InvalidOperationException)
                 {
-                    _logger.LogError("could not re-adopt pod {Namespace}/{Name}: {Error}; its traffic stays refused until the CNI plugin adds it again", pod.Namespace, pod.Name, ex.Message);
+                    InPodLog.ReadoptFailed(_logger, pod.Namespace, pod.Name, ex.Message);
                 }
             }
             SaveRegistry();
@@ -118,7 +120,7 @@ internal sealed class InPodManager : IAsyncDisposable
         }
         if (!IsEnrolled(pod!.Namespace!, pod.Name!))
         {
-            _logger.LogInformation("pod {Namespace}/{Name} is not enrolled: left untouched", pod.Namespace, pod.Name);
+            InPodLog.NotEnrolled(_logger, pod.Namespace!, pod.Name!);
             return CniResponse.NotEnrolled;
         }
         var key = Key(pod.ContainerId!, pod.IfName!);
@@ -147,11 +149,11 @@ internal sealed class InPodManager : IAsyncDisposable
         }
         catch (Exception ex) when (ex is IOException or SocketException or InvalidOperationException or UnauthorizedAccessException)
         {
-            _logger.LogError("capturing pod {Namespace}/{Name} failed: {Error}", pod.Namespace, pod.Name, ex.Message);
+            InPodLog.CaptureFailed(_logger, pod.Namespace!, pod.Name!, ex.Message);
             return CniResponse.Error($"capturing pod {pod.Namespace}/{pod.Name} in {pod.Netns} failed: {ex.Message}");
         }
         SaveRegistry();
-        _logger.LogInformation("captured pod {Namespace}/{Name} ({Ips}) in {Netns}", pod.Namespace, pod.Name, string.Join(",", captured.Ips), pod.Netns);
+        InPodLog.Captured(_logger, captured.Namespace, captured.Name, string.Join(",", captured.Ips), captured.Netns);
         return CniResponse.Captured;
     }
 
@@ -165,7 +167,7 @@ internal sealed class InPodManager : IAsyncDisposable
         {
             await ReleaseAsync(capture, ct).ConfigureAwait(false);
             SaveRegistry();
-            _logger.LogInformation("released pod {Namespace}/{Name}", capture.Pod.Namespace, capture.Pod.Name);
+            InPodLog.Released(_logger, capture.Pod.Namespace, capture.Pod.Name);
         }
         return CniResponse.Removed;
     }
@@ -199,7 +201,7 @@ internal sealed class InPodManager : IAsyncDisposable
             if (_pods.Remove(key, out var capture))
             {
                 await ReleaseAsync(capture, ct).ConfigureAwait(false);
-                _logger.LogInformation("GC released stale pod {Namespace}/{Name}", capture.Pod.Namespace, capture.Pod.Name);
+                InPodLog.GcReleased(_logger, capture.Pod.Namespace, capture.Pod.Name);
             }
         }
         SaveRegistry();
@@ -312,7 +314,7 @@ internal sealed class InPodManager : IAsyncDisposable
             }
             catch (IOException ex)
             {
-                _logger.LogWarning("removing capture rules of {Namespace}/{Name}: {Error}", capture.Pod.Namespace, capture.Pod.Name, ex.Message);
+                InPodLog.RulesRemovalFailed(_logger, capture.Pod.Namespace, capture.Pod.Name, ex.Message);
             }
         }
         capture.Netns.Dispose();
@@ -342,7 +344,7 @@ internal sealed class InPodManager : IAsyncDisposable
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            _logger.LogError("cannot write the enrollment file: {Error}", ex.Message);
+            InPodLog.EnrollmentFileFailed(_logger, ex.Message);
         }
     }
 

@@ -193,18 +193,23 @@ internal sealed class Inbound(ProxyContext ctx)
     /// <summary>Connects to the local workload (from inside its pod in in-pod mode, with the agent's mark).</summary>
     private async Task<(Socket? Socket, string? Error)> ConnectUpstreamAsync(ProxyScope scope, IPEndPoint target)
     {
-        var upstream = scope.Sockets?.Invoke(target.AddressFamily) ?? new Socket(target.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        Socket? owned = scope.Sockets is null ? new Socket(target.AddressFamily, SocketType.Stream, ProtocolType.Tcp) : scope.Sockets(target.AddressFamily);
         try
         {
+            Socket upstream = owned;
             upstream.NoDelay = true;
             using var timeout = new CancellationTokenSource(ctx.ConnectTimeout);
             await upstream.ConnectAsync(target, timeout.Token).ConfigureAwait(false);
+            owned = null;
             return (upstream, null);
         }
         catch (Exception ex) when (ex is SocketException or OperationCanceledException)
         {
-            upstream.Dispose();
             return (null, $"upstream connect to {target} failed: {(ex is SocketException se ? se.SocketErrorCode.ToString() : "timed out")}");
+        }
+        finally
+        {
+            owned?.Dispose();
         }
     }
 
@@ -233,7 +238,7 @@ internal sealed class Inbound(ProxyContext ctx)
     {
         if (!decision.DryRunMatches.IsDefaultOrEmpty)
         {
-            ctx.Logger.LogInformation("dry-run policy {Policies} would have applied to {Source} -> {Destination}", string.Join(",", decision.DryRunMatches), record.Source, record.Destination);
+            ProxyLog.DryRun(ctx.Logger, string.Join(",", decision.DryRunMatches), record.Source, record.Destination);
         }
     }
 

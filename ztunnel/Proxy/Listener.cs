@@ -44,9 +44,10 @@ internal sealed class Listener : IAsyncDisposable
     /// </summary>
     public static Socket Bind(IPEndPoint endpoint, Func<AddressFamily, Socket>? create = null, bool transparent = false)
     {
-        var socket = create?.Invoke(endpoint.AddressFamily) ?? new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        Socket? owned = create is null ? new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) : create(endpoint.AddressFamily);
         try
         {
+            Socket socket = owned;
             Sockets.SocketOptions.SetReuseAddressOnly(socket);
             if (endpoint.AddressFamily == AddressFamily.InterNetworkV6 && endpoint.Address.Equals(IPAddress.IPv6Any))
             {
@@ -58,12 +59,12 @@ internal sealed class Listener : IAsyncDisposable
             }
             socket.Bind(endpoint);
             socket.Listen(1024);
+            owned = null;
             return socket;
         }
-        catch
+        finally
         {
-            socket.Dispose();
-            throw;
+            owned?.Dispose();
         }
     }
 
@@ -116,7 +117,7 @@ internal sealed class Listener : IAsyncDisposable
             catch (SocketException ex)
             {
                 // EMFILE and friends: back off briefly instead of spinning.
-                _logger.LogWarning("{Listener} accept failed: {Error}", Name, ex.SocketErrorCode);
+                ProxyLog.AcceptFailed(_logger, Name, ex.SocketErrorCode);
                 await Task.Delay(50).ConfigureAwait(false);
                 continue;
             }
@@ -133,7 +134,7 @@ internal sealed class Listener : IAsyncDisposable
         }
         catch (Exception ex)
         {
-            _logger.LogError(ex, "{Listener} connection handler failed", Name);
+            ProxyLog.HandlerFailed(_logger, ex, Name);
             accepted.Dispose();
         }
         finally

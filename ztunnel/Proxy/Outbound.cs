@@ -109,20 +109,26 @@ internal sealed class Outbound(ProxyContext ctx)
         }
 
         // Plain TCP: the destination is not in the mesh (protocol TCP) or not known at all.
-        var socket = scope.Sockets?.Invoke(route.Destination.AddressFamily) ?? new Socket(route.Destination.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        var family = route.Destination.AddressFamily;
+        Socket? owned = scope.Sockets is null ? new Socket(family, SocketType.Stream, ProtocolType.Tcp) : scope.Sockets(family);
         try
         {
+            Socket socket = owned;
             socket.NoDelay = true;
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(ctx.ConnectTimeout);
             await socket.ConnectAsync(route.Destination, timeout.Token).ConfigureAwait(false);
+            owned = null;
             return new Upstream(null, socket);
         }
         catch (Exception ex) when (ex is SocketException or OperationCanceledException)
         {
-            socket.Dispose();
             Fail(record, "CONNECT", $"connect to {route.Destination} failed: {(ex is SocketException se ? se.SocketErrorCode.ToString() : "timed out")}");
             return null;
+        }
+        finally
+        {
+            owned?.Dispose();
         }
     }
 
@@ -143,7 +149,7 @@ internal sealed class Outbound(ProxyContext ctx)
     private void Fail(ConnectionRecord record, string flag, string error)
     {
         record.ResponseFlags = flag;
-        ctx.Logger.LogDebug("outbound from {Source} to {Destination} refused: {Error}", record.Source, record.Destination, error);
+        ProxyLog.OutboundRefused(ctx.Logger, record.Source, record.Destination, error);
         record.Close(ctx.Metrics, ctx.AccessLog, error);
     }
 

@@ -117,7 +117,7 @@ internal sealed class Resolver(string trustDomain)
             waypoint);
     }
 
-    private Workload? WaypointFor(MeshSnapshot snapshot, GatewayAddress gateway)
+    private static Workload? WaypointFor(MeshSnapshot snapshot, GatewayAddress gateway)
     {
         if (gateway.Address is { } addr)
         {

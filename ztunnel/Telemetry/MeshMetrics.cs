@@ -21,6 +21,7 @@ internal sealed class TcpCounters(string labels)
 /// The agent's Prometheus registry: Istio's L4 metrics (<c>istio_tcp_*</c>, <c>istio_build</c>) plus the agent's own
 /// (<c>ambient_*</c>). Rendered in the Prometheus text format on the metrics port.
 /// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "one registry for the process's life; its render gate never hands out a wait handle")]
 internal sealed class MeshMetrics
 {
     private readonly ConcurrentDictionary<string, TcpCounters> _tcp = new(StringComparer.Ordinal);

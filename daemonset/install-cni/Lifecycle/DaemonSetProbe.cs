@@ -37,17 +37,25 @@ internal sealed class DaemonSetProbe : IDisposable
     {
         _options = options;
         var handler = new SocketsHttpHandler { ConnectTimeout = RequestTimeout };
-        if (File.Exists(options.CaFile))
+        try
         {
-            // Trust exactly the cluster's CA (and check the host name against it), not the image's trust store.
-            var roots = new X509Certificate2Collection();
-            roots.ImportFromPemFile(options.CaFile);
-            var policy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, RevocationMode = X509RevocationMode.NoCheck };
-            policy.CustomTrustStore.AddRange(roots);
-            handler.SslOptions = new SslClientAuthenticationOptions { CertificateChainPolicy = policy };
+            if (File.Exists(options.CaFile))
+            {
+                // Trust exactly the cluster's CA (and check the host name against it), not the image's trust store.
+                var roots = new X509Certificate2Collection();
+                roots.ImportFromPemFile(options.CaFile);
+                var policy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, RevocationMode = X509RevocationMode.NoCheck };
+                policy.CustomTrustStore.AddRange(roots);
+                handler.SslOptions = new SslClientAuthenticationOptions { CertificateChainPolicy = policy };
+            }
+            // The client owns the handler from here on.
+            _http = new HttpClient(handler, disposeHandler: true) { Timeout = RequestTimeout };
         }
-
-        _http = new HttpClient(handler) { Timeout = RequestTimeout };
+        catch
+        {
+            handler.Dispose();
+            throw;
+        }
     }
 
     public string Url => $"{_options.ApiServer}/apis/apps/v1/namespaces/{Uri.EscapeDataString(_options.PodNamespace ?? "")}/daemonsets/{Uri.EscapeDataString(_options.DaemonSet ?? "")}";

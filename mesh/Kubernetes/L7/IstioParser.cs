@@ -203,7 +203,7 @@ internal sealed partial class IstioParser(SpecReader s)
     }
 
     /// <summary>Why a gateway reference ("namespace/name", "mesh" or a legacy FQDN) is wrong, or null.</summary>
-    public string? GatewayNameProblem(string gateway)
+    public static string? GatewayNameProblem(string gateway)
     {
         int slash = gateway.IndexOf('/');
         if (slash < 0)

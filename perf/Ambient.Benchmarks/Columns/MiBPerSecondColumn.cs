@@ -33,6 +33,7 @@ public sealed class MiBPerSecondColumn : IColumn
     public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
 
     /// <summary>Adds the column to the class it is applied to (<c>[Config(typeof(MiBPerSecondColumn.Config))]</c>).</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1034", Justification = "BenchmarkDotNet's [Config(typeof(...))] reads best as MiBPerSecondColumn.Config")]
     public sealed class Config : ManualConfig
     {
         public Config() => AddColumn(new MiBPerSecondColumn());

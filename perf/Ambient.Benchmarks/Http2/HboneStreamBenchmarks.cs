@@ -24,7 +24,6 @@ public class HboneStreamBenchmarks
     private Http2Connection _client = null!;
     private Http2Connection _server = null!;
     private Http2Stream _dataStream = null!;
-    private TaskCompletionSource<Http2Stream> _serverStream = new();
     private HeaderField[] _connect = null!;
 
     [GlobalSetup]

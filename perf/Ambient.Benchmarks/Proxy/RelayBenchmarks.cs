@@ -18,6 +18,7 @@ namespace Ambient.Benchmarks.Proxy;
 /// </summary>
 [MemoryDiagnoser]
 [Config(typeof(MiBPerSecondColumn.Config))]
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "BenchmarkDotNet tears benchmarks down through [GlobalCleanup], which disposes it")]
 public class RelayBenchmarks
 {
     public const int MiBPerOperation = 64;

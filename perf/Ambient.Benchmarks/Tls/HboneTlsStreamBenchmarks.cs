@@ -17,6 +17,7 @@ namespace Ambient.Benchmarks.Tls;
 /// </summary>
 [MemoryDiagnoser]
 [Config(typeof(MiBPerSecondColumn.Config))]
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "BenchmarkDotNet tears benchmarks down through [GlobalCleanup], which disposes it")]
 public class HboneTlsStreamBenchmarks
 {
     public const int MiBPerOperation = 64;
@@ -104,6 +105,7 @@ public class HboneTlsStreamBenchmarks
         await _client.DisposeAsync();
         await _server.DisposeAsync();
         _ca.Dispose();
+        _received.Dispose();
         Directory.Delete(_stateDir, recursive: true);
     }
 

@@ -13,6 +13,7 @@ namespace Ambient.Benchmarks.Tls;
 /// checks) over loopback, and the peer validation the server runs on the client's chain.
 /// </summary>
 [MemoryDiagnoser]
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "BenchmarkDotNet tears benchmarks down through [GlobalCleanup], which disposes it")]
 public class MeshTlsBenchmarks
 {
     private readonly string _stateDir = Directory.CreateTempSubdirectory("ambient-bench-ca").FullName;

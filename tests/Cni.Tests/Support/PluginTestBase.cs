@@ -99,7 +99,15 @@ public abstract class PluginTestBase : IDisposable
 
     public void Dispose()
     {
-        Dir.Dispose();
+        Dispose(disposing: true);
         GC.SuppressFinalize(this);
+    }
+
+    protected virtual void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            Dir.Dispose();
+        }
     }
 }

@@ -14,7 +14,7 @@ public sealed class InstallCniProcessTests : IDisposable
 
     public void Dispose() => _node.Dispose();
 
-    private bool EntryIsLast(string file)
+    private static bool EntryIsLast(string file)
     {
         try
         {

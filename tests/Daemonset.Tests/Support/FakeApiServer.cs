@@ -113,7 +113,7 @@ internal sealed class FakeApiServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync();
-        _listener.Stop();
+        _listener.Dispose();
         await _accept.WaitAsync(IoTimeout);
         _certificate.Dispose();
         _stop.Dispose();

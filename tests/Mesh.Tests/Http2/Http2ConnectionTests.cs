@@ -345,7 +345,7 @@ public sealed class Http2ConnectionTests
         }
     }
 
-    private static IEnumerable<Http2Stream> ServerStreams(Http2Connection server) => server.SnapshotStreams();
+    private static Http2Stream[] ServerStreams(Http2Connection server) => server.SnapshotStreams();
 
     private static async Task WaitUntilAsync(Func<bool> condition)
     {

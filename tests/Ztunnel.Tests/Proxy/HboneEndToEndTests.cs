@@ -77,7 +77,7 @@ public sealed class HboneEndToEndTests
         }
         await TwoNodeMesh.EventuallyAsync(() => mesh.AccessLogA.ToString().Contains("dst.service=", StringComparison.Ordinal), "outbound access log");
         var line = mesh.AccessLogA.ToString();
-        Assert.Contains($"dst.service=\"{mesh.ServiceHostname}\"", line, StringComparison.Ordinal);
+        Assert.Contains($"dst.service=\"{TwoNodeMesh.ServiceHostname}\"", line, StringComparison.Ordinal);
         Assert.Contains($"dst.addr={mesh.ServerIp}:{mesh.Echo.EndPoint.Port}", line, StringComparison.Ordinal);
         Assert.Contains($"dst.hbone_addr={mesh.ServerIp}:15008", line, StringComparison.Ordinal);
     }

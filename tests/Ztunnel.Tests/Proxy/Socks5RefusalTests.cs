@@ -107,7 +107,7 @@ public sealed class Socks5RefusalTests
         Assert.Equal(0, mesh.NodeA.Metrics.RefusalCount("socks5", "bad_handshake"));
 
         // A mesh service hostname still resolves to its VIP, without DNS.
-        var (ok, okReply) = await Socks5Client.ConnectAsync(mesh.NodeA.EndPoints["socks5"], mesh.ClientIp, mesh.ServiceHostname, TwoNodeMesh.ServicePort);
+        var (ok, okReply) = await Socks5Client.ConnectAsync(mesh.NodeA.EndPoints["socks5"], mesh.ClientIp, TwoNodeMesh.ServiceHostname, TwoNodeMesh.ServicePort);
         ok.Dispose();
         Assert.Equal(0, okReply);
     }

@@ -150,6 +150,7 @@ internal sealed partial class ExternalProcess : IAsyncDisposable
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int Kill(int pid, int signal);
 
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "a MemoryStream holds only managed memory")]
     private sealed class Output
     {
         private readonly Lock _lock = new();

@@ -22,6 +22,8 @@ internal sealed class TwoNodeMesh : IAsyncDisposable
     // per-process second octet keeps two processes' agents from answering each other's 15008.
     private static readonly int s_octet = 100 + Random.Shared.Next(100);
     private readonly List<IAsyncDisposable> _owned = [];
+    // Borrowed from the test (or the shared null factory): the test disposes what it passed in.
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Usage", "CA2213", Justification = "borrowed from the caller")]
     private ILoggerFactory _loggers = NullLoggerFactory.Instance;
     private Func<AgentOptions, AgentOptions> _options = o => o;
 
@@ -49,7 +51,7 @@ internal sealed class TwoNodeMesh : IAsyncDisposable
     public StringWriter AccessLogB { get; } = new();
     public MeshConfig Config { get; private set; } = null!;
 
-    public string ServiceHostname => "echo.default.svc.cluster.local";
+    public const string ServiceHostname = "echo.default.svc.cluster.local";
 
     /// <param name="customize">Edits the shared config (policies, protocols) before the agents start.</param>
     /// <param name="separateCaForNodeB">Gives node-b its own CA, so the nodes don't trust each other.</param>

@@ -734,6 +734,7 @@ internal sealed class FakeKubeApiServer : IAsyncDisposable
     private sealed record ListSnapshot(long Version, List<JsonObject> Items);
 
     /// <summary>One open watch: its selection and the lines waiting to be written.</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "cancelled when the watch ends, while its handler may still read the token; no timer to free")]
     private sealed class Watch(KubeResource resource, RecordedRequest request, string from)
     {
         private readonly Channel<string> _lines = Channel.CreateUnbounded<string>();
