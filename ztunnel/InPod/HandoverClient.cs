@@ -4,8 +4,8 @@ using Microsoft.Extensions.Logging;
 
 namespace Ambient.Ztunnel.InPod;
 
-/// <summary>A pod handed over by the older agent, with its listening sockets by port (15001, 15006, 15008).</summary>
-internal sealed record HandedOverPod(CapturedPod Pod, IReadOnlyDictionary<int, Socket> Listeners);
+/// <summary>A pod handed over by the older agent with its listening sockets by port (15001, 15006, 15008); none when read from the registry.</summary>
+internal sealed record HandedOverPod(CapturedPod Pod, IReadOnlyDictionary<int, Socket>? Listeners);
 
 /// <summary>
 /// The newer agent's side of the listener hand-over (see <see cref="HandoverServer"/>): at start-up, if an agent still
@@ -88,7 +88,7 @@ internal sealed class HandoverClient : IDisposable
         {
             foreach (var p in pods)
             {
-                foreach (var s in p.Listeners.Values)
+                foreach (var s in p.Listeners?.Values ?? [])
                 {
                     s.Dispose();
                 }

@@ -42,14 +42,15 @@ internal sealed class HandoverServer : IAsyncDisposable
     {
         using (s)
         {
-            var (pid, uid) = UnixRights.Peer(s);
-            if (uid != UnixRights.EffectiveUserId)
-            {
-                _logger.LogWarning("hand-over request from pid {Pid} (uid {Uid}) refused: only uid {Own} may take over this agent's pods", pid, uid, UnixRights.EffectiveUserId);
-                return;
-            }
+            int pid = 0;
             try
             {
+                (pid, uint uid) = UnixRights.Peer(s);
+                if (uid != UnixRights.EffectiveUserId)
+                {
+                    _logger.LogWarning("hand-over request from pid {Pid} (uid {Uid}) refused: only uid {Own} may take over this agent's pods", pid, uid, UnixRights.EffectiveUserId);
+                    return;
+                }
                 var request = await HandoverWire.ReceiveAsync(s, StepTimeout).ConfigureAwait(false);
                 if (request is not { } r || r.Message.Command != HandoverMessage.TakeOver || r.Fds.Length != 0)
                 {

@@ -70,7 +70,7 @@ internal sealed class InPodManager : IAsyncDisposable
                 _takeover = null;
             }
         }
-        var saved = handed is null ? _registry.Load() : [.. handed.Select(h => h.Pod)];
+        List<HandedOverPod> saved = handed ?? [.. _registry.Load().Select(p => new HandedOverPod(p, null))];
         if (saved.Count == 0)
         {
             return;
@@ -78,9 +78,8 @@ internal sealed class InPodManager : IAsyncDisposable
         await _gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            foreach (var pod in saved)
+            foreach (var (pod, inherited) in saved)
             {
-                var inherited = handed?.Single(h => ReferenceEquals(h.Pod, pod)).Listeners;
                 if (!File.Exists(pod.Netns))
                 {
                     _logger.LogInformation("pod {Namespace}/{Name}: network namespace {Netns} is gone, forgetting it", pod.Namespace, pod.Name, pod.Netns);
@@ -182,6 +181,10 @@ internal sealed class InPodManager : IAsyncDisposable
         if (request.Version != 1)
         {
             return CniResponse.Error($"unsupported protocol version {request.Version}");
+        }
+        if (request.Pod is { Netns: { Length: > 0 } netns } pod)
+        {
+            request = request with { Pod = pod with { Netns = Netns.Locate(netns) } };
         }
         await _gate.WaitAsync(ct).ConfigureAwait(false);
         try

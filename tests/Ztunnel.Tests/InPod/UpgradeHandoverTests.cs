@@ -33,14 +33,13 @@ public sealed class UpgradeHandoverTests(ITestOutputHelper output)
             await cluster.StartServerAsync(server.Name, AppPort);
             await File.WriteAllTextAsync(Path.Combine(cluster.Root, "echo-server.py"), EchoServerScript);
             await File.WriteAllTextAsync(Path.Combine(cluster.Root, "long-lived.py"), LongLivedScript);
-            await File.WriteAllTextAsync(Path.Combine(cluster.Root, "load.py"), LoadScript);
             var echo = Start(cluster, daemons, server, "echo-server.py", EchoPort.ToString(CultureInfo.InvariantCulture));
             await echo.WaitForLineAsync(l => l == "LISTENING", InPodCluster.StepTimeout);
             var warmUp = await cluster.CurlAsync(client.Name, $"http://{server.Ip}:{AppPort}/warm-up");
             Assert.True(warmUp.Ok, warmUp.ToString());
 
             string stop = Path.Combine(cluster.Root, "load.stop");
-            var load = Start(cluster, daemons, client, "load.py", server.Ip, AppPort.ToString(CultureInfo.InvariantCulture), Rate.ToString(CultureInfo.InvariantCulture), stop, "120");
+            var load = Start(cluster, daemons, client, Path.Combine(Binaries.RepoRoot, "scripts", "conn-load.py"), server.Ip, AppPort.ToString(CultureInfo.InvariantCulture), Rate.ToString(CultureInfo.InvariantCulture), stop, "120");
             await load.WaitForLineAsync(l => l.StartsWith("PROGRESS", StringComparison.Ordinal), InPodCluster.StepTimeout);
 
             // The client's node first (its pod's outbound 15001), then the server's (15008 and the HBONE connections
@@ -127,57 +126,6 @@ public sealed class UpgradeHandoverTests(ITestOutputHelper output)
         daemons.Add(d);
         return d;
     }
-
-    /// <summary>Opens <c>rate</c> connections per second (each: request, whole answer, close) until the stop file appears; counts every outcome.</summary>
-    private const string LoadScript = """
-        import asyncio, json, os, sys, time
-        host, port, rate, stop, limit = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], float(sys.argv[5])
-        counts = dict(attempted=0, ok=0, refused=0, reset=0, closed=0, timeout=0, other=0)
-        samples = []
-        def fail(kind, i, what):
-            counts[kind] += 1
-            if len(samples) < 10:
-                samples.append(f"{i}: {kind}: {what}")
-        async def one(i):
-            try:
-                r, w = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
-                try:
-                    w.write(f"GET /load-{i} HTTP/1.1\r\nHost: server\r\n\r\n".encode())
-                    await w.drain()
-                    data = await asyncio.wait_for(r.read(), 10)
-                finally:
-                    w.close()
-                if b"hello from server" in data:
-                    counts["ok"] += 1
-                elif not data:
-                    fail("closed", i, "connection closed without an answer")
-                else:
-                    fail("other", i, repr(data[:80]))
-            except ConnectionRefusedError as e:
-                fail("refused", i, e)
-            except (ConnectionResetError, BrokenPipeError) as e:
-                fail("reset", i, e)
-            except asyncio.TimeoutError:
-                fail("timeout", i, "no answer within 10 s")
-            except OSError as e:
-                fail("other", i, e)
-        async def main():
-            start = time.monotonic()
-            tasks, i, last = [], 0, start
-            while not os.path.exists(stop) and time.monotonic() - start < limit:
-                i += 1
-                counts["attempted"] += 1
-                tasks.append(asyncio.create_task(one(i)))
-                now = time.monotonic()
-                if now - last >= 1:
-                    last = now
-                    print(f"PROGRESS {json.dumps(counts)}", flush=True)
-                await asyncio.sleep(max(0, start + i / rate - time.monotonic()))
-            seconds = time.monotonic() - start
-            await asyncio.gather(*tasks)
-            print("RESULT " + json.dumps(dict(counts, seconds=seconds, samples=samples)), flush=True)
-        asyncio.run(main())
-        """;
 
     /// <summary>A line echo server (a thread per connection).</summary>
     private const string EchoServerScript = """
