@@ -28,7 +28,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-packages=(iproute2 iptables nftables tcpdump containernetworking-plugins nghttp2-client nghttp2-proxy tinyproxy openssl curl nodejs python3 procps)
+packages=(iproute2 iptables nftables tcpdump containernetworking-plugins nghttp2-client nghttp2-proxy tinyproxy openssl curl nodejs python3 procps
+  podman buildah runc busybox-static python3-yaml)  # the last line: daemonset/node-test.sh
 if [ "$install" = 1 ] && [ "$(id -u)" = 0 ]; then
   missing=()
   for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -67,6 +68,16 @@ if [ ${#filter[@]} -eq 0 ]; then
   rm -f "$log.micro"
 fi
 
+# The install on a node with a real container runtime (podman, CNI backend): images, installer, agent, two apps,
+# an upgrade under load, uninstall (daemonset/README.md). Root only; it builds the NativeAOT images (minutes).
+node_status=0
+if [ ${#filter[@]} -eq 0 ] && [ "$(id -u)" = 0 ]; then
+  echo "==> node test with podman (daemonset/node-test.sh)"
+  daemonset/node-test.sh > "$log.node" 2>&1 || node_status=$?
+  if [ "$node_status" -ne 0 ]; then tail -n 60 "$log.node"; echo "node test failed"; else grep -E 'upgrade under load|all checks passed' "$log.node"; fi
+  rm -f "$log.node"
+fi
+
 echo "$passed passed, $failed failed, $skipped skipped"
 # Tests skip themselves only for a missing prerequisite (root, network namespaces, node, nghttpx, the CNI plugins...).
 # As root, this script has installed all of them, so a skip here means a test silently did not run: that fails.
@@ -76,6 +87,6 @@ if [ "$(id -u)" = 0 ] && [ "$skipped" -ne 0 ]; then
   grep -E '^\s*Skipped ' "$log" | head -n 20 || true
   skip_status=1
 fi
-if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ] || [ "$micro_status" -ne 0 ] || [ "$skip_status" -ne 0 ]; then
+if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ] || [ "$micro_status" -ne 0 ] || [ "$skip_status" -ne 0 ] || [ "$node_status" -ne 0 ]; then
   exit 1
 fi

@@ -34,6 +34,7 @@ internal sealed class Agent : IAsyncDisposable
     private AdminServer? _admin;
     private InPod.InPodManager? _inPod;
     private InPod.CniServer? _cniServer;
+    private InPod.HandoverServer? _handover;
     private readonly string _stateDir;
     private readonly ILoggerFactory _loggers;
     private readonly MeshSource _configSource;
@@ -147,9 +148,11 @@ internal sealed class Agent : IAsyncDisposable
         Add("socks5", l.Socks5, s => socks.HandleAsync(s, ProxyScope.Shared));
         if (config.Mode == AgentMode.InPod)
         {
-            // Re-adopt the pods of a previous run before serving the CNI plugin, so a pod is never half-owned.
+            // Take the pods over (from a running agent with their sockets, else from the registry of a previous run)
+            // before serving the CNI plugin, so a pod is never half-owned.
             _inPod = new InPod.InPodManager(_ctx, outbound, inbound, _stateDir, _loggers.CreateLogger("inpod"));
-            await _inPod.StartAsync(CancellationToken.None).ConfigureAwait(false);
+            string handoverPath = Path.Combine(_stateDir, "handover.sock");
+            await _inPod.StartAsync(handoverPath, CancellationToken.None).ConfigureAwait(false);
             try
             {
                 _cniServer = new InPod.CniServer(config.InPod.CniSocket, _inPod, _loggers.CreateLogger("cni"));
@@ -157,6 +160,14 @@ internal sealed class Agent : IAsyncDisposable
             catch (System.Net.Sockets.SocketException ex)
             {
                 throw new InvalidOperationException($"cannot listen on the CNI socket {config.InPod.CniSocket}: {ex.SocketErrorCode}", ex);
+            }
+            try
+            {
+                _handover = new InPod.HandoverServer(handoverPath, _inPod, OnHandedOver, _loggers.CreateLogger("inpod"));
+            }
+            catch (System.Net.Sockets.SocketException ex)
+            {
+                throw new InvalidOperationException($"cannot listen on the hand-over socket {handoverPath}: {ex.SocketErrorCode}", ex);
             }
         }
 
@@ -194,8 +205,19 @@ internal sealed class Agent : IAsyncDisposable
         if (_cniServer is not null)
         {
             AgentLog.InPodReady(_logger,
-                _cniServer.Path, _inPod!.CapturedCount, config.InPod.Firewall.ToString().ToLowerInvariant(), config.InPod.InboundCapture.ToString().ToLowerInvariant());
+                _cniServer.Path, _inPod!.CapturedCount,
+                _inPod.TookOverFrom is { } pid ? $"taken over with their listening sockets from the running agent (pid {pid})" : "re-adopted",
+                config.InPod.Firewall.ToString().ToLowerInvariant(), config.InPod.InboundCapture.ToString().ToLowerInvariant());
+            // Serving now: the previous agent may let go of the sockets (it stops accepting, then drains).
+            await _inPod.CompleteTakeoverAsync().ConfigureAwait(false);
         }
+    }
+
+    /// <summary>A newer agent on the node took every pod over: this one is no longer ready, drains and exits.</summary>
+    private void OnHandedOver(int successorPid)
+    {
+        _ready = false;
+        RequestShutdown($"handed over to a newer agent (pid {successorPid})");
     }
 
     private void Add(string name, IPEndPoint endpoint, Func<System.Net.Sockets.Socket, Task> handler)
@@ -301,6 +323,10 @@ internal sealed class Agent : IAsyncDisposable
         if (_cniServer is not null)
         {
             await _cniServer.DisposeAsync().ConfigureAwait(false);
+        }
+        if (_handover is not null)
+        {
+            await _handover.DisposeAsync().ConfigureAwait(false);
         }
         if (_inPod is not null)
         {

@@ -14,8 +14,8 @@ internal static partial class AgentLog
     [LoggerMessage(EventId = 5002, Level = LogLevel.Information, Message = "ztunnel ready: node '{Node}', mode {Mode}, {Workloads} workloads, {Services} services, {Policies} policies; listeners {Listeners}")]
     public static partial void Ready(ILogger logger, string node, string mode, int workloads, int services, int policies, string listeners);
 
-    [LoggerMessage(EventId = 5003, Level = LogLevel.Information, Message = "in-pod mode: CNI plugin socket {Socket}, {Pods} pods re-adopted, capture by {Firewall} ({Inbound} inbound)")]
-    public static partial void InPodReady(ILogger logger, string socket, int pods, string firewall, string inbound);
+    [LoggerMessage(EventId = 5003, Level = LogLevel.Information, Message = "in-pod mode: CNI plugin socket {Socket}, {Pods} pods {How}, capture by {Firewall} ({Inbound} inbound)")]
+    public static partial void InPodReady(ILogger logger, string socket, int pods, string how, string firewall, string inbound);
 
     [LoggerMessage(EventId = 5004, Level = LogLevel.Warning, Message = "config change to {Settings} needs a restart: keeping the running values; applying workloads, services and policies now")]
     public static partial void RestartOnlySettings(ILogger logger, string settings);

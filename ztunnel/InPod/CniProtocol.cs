@@ -101,4 +101,5 @@ internal sealed record CapturedPod
 [JsonSerializable(typeof(CniResponse))]
 [JsonSerializable(typeof(EnrollmentFile))]
 [JsonSerializable(typeof(List<CapturedPod>))]
+[JsonSerializable(typeof(HandoverMessage))]
 internal sealed partial class InPodJson : JsonSerializerContext;

@@ -16,64 +16,21 @@ internal sealed class CniServer : IAsyncDisposable
     private readonly InPodManager _manager;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop = new();
-    private readonly FileIdentity? _created;
+    private readonly UnixSocketFile _file;
 
     public CniServer(string path, InPodManager manager, ILogger logger)
     {
         Path = path;
         _manager = manager;
         _logger = logger;
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
-        // Bound under a name of its own, then renamed over the path: the path always names a socket (a previous
-        // agent's until the rename, stale after a crash or still draining, then ours), never nothing. It also keeps
-        // .NET from unlinking the path when the listening socket is disposed (it deletes the name it bound), so the
-        // path is removed only by DisposeAsync, and only while it is still ours. Choosing between two live agents
-        // on purpose is issue 12's hand-over.
-        string bound = TemporaryName(path);
-        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        try
-        {
-            if (bound == path && File.Exists(path))
-            {
-                File.Delete(path); // no room for a temporary name (sun_path is 108 bytes): replace in two steps
-            }
-            socket.Bind(new UnixDomainSocketEndPoint(bound));
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(bound, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            }
-            socket.Listen(64);
-            _created = FileIdentity.Of(bound);
-            if (bound != path)
-            {
-                File.Move(bound, path, overwrite: true);
-            }
-        }
-        catch
-        {
-            socket.Dispose();
-            if (bound != path)
-            {
-                File.Delete(bound);
-            }
-            throw;
-        }
-        _listener = new Proxy.Listener("cni", socket, ServeAsync, logger);
+        // A newer agent may replace the path while this one drains; choosing between two live agents on purpose
+        // is the hand-over (ListenerHandover).
+        _file = UnixSocketFile.BindReplacing(path, SocketType.Stream);
+        _listener = new Proxy.Listener("cni", _file.Socket, ServeAsync, logger);
         _listener.Start();
     }
 
     public string Path { get; }
-
-    private static int s_sequence;
-
-    /// <summary>A short name beside <paramref name="path"/>, unique to this process and server; the path itself if it would not fit.</summary>
-    private static string TemporaryName(string path)
-    {
-        string name = System.IO.Path.Combine(
-            System.IO.Path.GetDirectoryName(path)!,
-            $".cni{Environment.ProcessId:x}.{Interlocked.Increment(ref s_sequence):x}");
-        return System.Text.Encoding.UTF8.GetByteCount(name) <= 107 ? name : path;
-    }
 
     private async Task ServeAsync(Socket s)
     {
@@ -149,22 +106,7 @@ internal sealed class CniServer : IAsyncDisposable
     {
         await _stop.CancelAsync().ConfigureAwait(false);
         await _listener.DisposeAsync().ConfigureAwait(false);
-        // Only the socket file this agent created: if another agent has bound the path since, it serves the plugin now.
-        var current = FileIdentity.Of(Path);
-        if (current is not null && current == _created)
-        {
-            try
-            {
-                File.Delete(Path);
-            }
-            catch (IOException)
-            {
-            }
-        }
-        else if (current is not null)
-        {
-            InPodLog.SocketTakenOver(_logger, Path);
-        }
+        _file.Release(_logger, "CNI");
         _stop.Dispose();
     }
 }

@@ -49,12 +49,30 @@ internal sealed class InPodManager : IAsyncDisposable
     /// </summary>
     public int CapturedCount => _pods.Count;
 
-    /// <summary>Publishes the enrollment file and re-adopts the pods captured before a restart.</summary>
-    public async Task StartAsync(CancellationToken ct)
+    /// <summary>
+    /// Publishes the enrollment file and takes the pods over: from the agent still running on the node with their
+    /// listening sockets (an upgrade, <see cref="HandoverServer"/>), or else from the registry a previous run left.
+    /// </summary>
+    public async Task StartAsync(string handoverPath, CancellationToken ct)
     {
         WriteEnrollmentFile();
         _ctx.State.Changed += (_, _) => WriteEnrollmentFile();
-        var saved = _registry.Load();
+        List<HandedOverPod>? handed = null;
+        _takeover = HandoverClient.TryConnect(handoverPath, _logger);
+        if (_takeover is not null)
+        {
+            try
+            {
+                handed = await _takeover.TakeOverAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or TimeoutException or SocketException)
+            {
+                InPodLog.TakeoverFailed(_logger, _takeover.PeerPid, ex.Message);
+                _takeover.Dispose();
+                _takeover = null;
+            }
+        }
+        List<HandedOverPod> saved = handed ?? [.. _registry.Load().Select(p => new HandedOverPod(p, null))];
         if (saved.Count == 0)
         {
             return;
@@ -62,17 +80,25 @@ internal sealed class InPodManager : IAsyncDisposable
         await _gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            foreach (var pod in saved)
+            foreach (var (pod, inherited) in saved)
             {
                 if (!File.Exists(pod.Netns))
                 {
                     InPodLog.NetnsGone(_logger, pod.Namespace, pod.Name, pod.Netns);
+                    DisposeAll(inherited);
                     continue;
                 }
                 try
                 {
-                    _pods[Key(pod.ContainerId, pod.IfName)] = await CaptureAsync(pod, ct).ConfigureAwait(false);
-                    InPodLog.Readopted(_logger, pod.Namespace, pod.Name, pod.Netns);
+                    _pods[Key(pod.ContainerId, pod.IfName)] = await CaptureAsync(pod, ct, inherited).ConfigureAwait(false);
+                    if (inherited is null)
+                    {
+                        InPodLog.Readopted(_logger, pod.Namespace, pod.Name, pod.Netns);
+                    }
+                    else
+                    {
+                        InPodLog.TookOver(_logger, pod.Namespace, pod.Name, pod.Netns, _takeover!.PeerPid);
+                    }
                 }
                 catch (Exception ex) when (ex is IOException or SocketException or InvalidOperationException)
                 {
@@ -87,15 +113,88 @@ internal sealed class InPodManager : IAsyncDisposable
         }
     }
 
+    private HandoverClient? _takeover;
+    private bool _handedOver;
+
+    /// <summary>The agent this one took the pods over from (its pid), or null.</summary>
+    public int? TookOverFrom => _takeover?.PeerPid;
+
+    /// <summary>Once this agent serves (every listener bound, ready): tells the agent it took over from to let go and drain.</summary>
+    public async Task CompleteTakeoverAsync()
+    {
+        if (_takeover is { } t)
+        {
+            await t.CompleteAsync().ConfigureAwait(false);
+            t.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The older agent's half of a hand-over: takes the gate (no ADD or DEL until <see cref="EndHandoverAsync"/>) and
+    /// returns every pod with its listeners, or null when this agent has handed over already.
+    /// </summary>
+    public async Task<List<(CapturedPod Pod, List<Listener> Listeners)>?> BeginHandoverAsync()
+    {
+        await _gate.WaitAsync().ConfigureAwait(false);
+        if (_handedOver)
+        {
+            _gate.Release();
+            return null;
+        }
+        return [.. _pods.Values.Select(p => (p.Pod, p.Listeners))];
+    }
+
+    /// <summary>
+    /// Committed: the newer agent serves the pods; this one stops accepting on their sockets (leaving their backlogs to
+    /// it) and answers CNI requests with an error from now on. Not committed: nothing changed, this agent carries on.
+    /// </summary>
+    public async Task EndHandoverAsync(bool committed)
+    {
+        try
+        {
+            if (committed)
+            {
+                _handedOver = true;
+                foreach (var p in _pods.Values)
+                {
+                    foreach (var l in p.Listeners)
+                    {
+                        await l.ReleaseToSuccessorAsync().ConfigureAwait(false);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private static void DisposeAll(IReadOnlyDictionary<int, Socket>? sockets)
+    {
+        foreach (var s in sockets?.Values ?? [])
+        {
+            s.Dispose();
+        }
+    }
+
     public async Task<CniResponse> HandleAsync(CniRequest request, CancellationToken ct)
     {
         if (request.Version != 1)
         {
             return CniResponse.Error($"unsupported protocol version {request.Version}");
         }
+        if (request.Pod is { Netns: { Length: > 0 } netns } pod)
+        {
+            request = request with { Pod = pod with { Netns = Netns.Locate(netns) } };
+        }
         await _gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
+            if (_handedOver && request.Command != "STATUS")
+            {
+                return CniResponse.Error("this agent has handed its pods to a newer agent and is draining; retry (the newer agent serves the CNI socket)");
+            }
             return request.Command switch
             {
                 "ADD" => await AddAsync(request.Pod, ct).ConfigureAwait(false),
@@ -248,7 +347,8 @@ internal sealed class InPodManager : IAsyncDisposable
         return _ctx.State.Current.FindWorkload(ns, name) is { Protocol: InboundProtocol.Hbone };
     }
 
-    private async Task<PodCapture> CaptureAsync(CapturedPod pod, CancellationToken ct)
+    /// <param name="inherited">Listening sockets handed over by the previous agent, by port; bound afresh when null.</param>
+    private async Task<PodCapture> CaptureAsync(CapturedPod pod, CancellationToken ct, IReadOnlyDictionary<int, Socket>? inherited = null)
     {
         var netns = Netns.Open(pod.Netns);
         var listeners = new List<Listener>();
@@ -261,9 +361,19 @@ internal sealed class InPodManager : IAsyncDisposable
             var scope = new ProxyScope(workload.Uid, f => netns.CreateSocket(f, SocketOptions.AgentMark), $"{pod.Namespace}/{pod.Name}");
             Func<AddressFamily, Socket> create = f => netns.CreateSocket(f);
             bool tproxy = settings.InboundCapture == InboundCapture.Tproxy;
-            listeners.Add(new Listener($"{scope.Name} outbound", Listener.Bind(new IPEndPoint(IPAddress.Loopback, 15001), create), s => _outbound.HandleCapturedAsync(s, scope), _logger, _ctx.Tracker));
-            listeners.Add(new Listener($"{scope.Name} inbound", Listener.Bind(new IPEndPoint(IPAddress.Any, 15006), create, transparent: tproxy), s => _inbound.HandlePlaintextAsync(s, scope), _logger, _ctx.Tracker));
-            listeners.Add(new Listener($"{scope.Name} hbone", Listener.Bind(new IPEndPoint(IPAddress.Any, 15008), create), s => _inbound.HandleHboneAsync(s, scope), _logger, _ctx.Tracker));
+            // Handed-over sockets are taken as they are: binding anew would fail while the previous agent holds the ports
+            // (they are never shared by accident, issue 13), and the sockets' backlogs carry connections already made.
+            Socket Take(int port, Func<Socket> bind)
+            {
+                if (inherited is not null && inherited.TryGetValue(port, out var s))
+                {
+                    return s;
+                }
+                return bind();
+            }
+            listeners.Add(new Listener($"{scope.Name} outbound", Take(15001, () => Listener.Bind(new IPEndPoint(IPAddress.Loopback, 15001), create)), s => _outbound.HandleCapturedAsync(s, scope), _logger, _ctx.Tracker));
+            listeners.Add(new Listener($"{scope.Name} inbound", Take(15006, () => Listener.Bind(new IPEndPoint(IPAddress.Any, 15006), create, transparent: tproxy)), s => _inbound.HandlePlaintextAsync(s, scope), _logger, _ctx.Tracker));
+            listeners.Add(new Listener($"{scope.Name} hbone", Take(15008, () => Listener.Bind(new IPEndPoint(IPAddress.Any, 15008), create)), s => _inbound.HandleHboneAsync(s, scope), _logger, _ctx.Tracker));
             foreach (var l in listeners)
             {
                 l.Start();
@@ -276,13 +386,17 @@ internal sealed class InPodManager : IAsyncDisposable
             {
                 await l.DisposeAsync().ConfigureAwait(false);
             }
+            DisposeAll(inherited);
             if (workload is not null)
             {
                 _cniPods.Remove(workload.Uid);
             }
             try
             {
-                await CaptureRules.RemoveAsync(pod.Netns, Settings.Firewall, CancellationToken.None).ConfigureAwait(false);
+                if (inherited is null) // handed-over pods' rules belong to the previous agent until it lets go
+                {
+                    await CaptureRules.RemoveAsync(pod.Netns, Settings.Firewall, CancellationToken.None).ConfigureAwait(false);
+                }
             }
             catch (IOException)
             {

@@ -24,6 +24,22 @@ internal sealed partial class Netns : IDisposable
 
     public string Path { get; }
 
+    /// <summary>
+    /// The path under which this process sees a pod's namespace file. Runtimes name it under <c>/run/netns</c>
+    /// (podman) or <c>/var/run/netns</c> (containerd, CRI-O), the same directory on the host, where <c>/var/run</c>
+    /// links to <c>/run</c>; the agent's pod mounts the host's directory at <c>/var/run/netns</c> only (install.yaml),
+    /// where the image has no such link. A path that does not exist as given is looked up there.
+    /// </summary>
+    public static string Locate(string path)
+    {
+        const string run = "/run/netns/";
+        if (!File.Exists(path) && path.StartsWith(run, StringComparison.Ordinal) && File.Exists("/var" + path))
+        {
+            return "/var" + path;
+        }
+        return path;
+    }
+
     public static Netns Open(string path)
     {
         try

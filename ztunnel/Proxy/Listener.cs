@@ -36,6 +36,9 @@ internal sealed class Listener : IAsyncDisposable
 
     public IPEndPoint EndPoint => (IPEndPoint)LocalEndPoint;
 
+    /// <summary>The listening socket, for handing it to a successor agent (InPod/ListenerHandover.cs).</summary>
+    public Socket Socket => _socket;
+
     /// <summary>
     /// Creates, binds and listens, exclusively: SO_REUSEADDR (a restarted agent rebinds at once despite TIME_WAIT) but
     /// never SO_REUSEPORT, so an address another process listens on fails with AddressAlreadyInUse instead of being
@@ -182,6 +185,26 @@ internal sealed class Listener : IAsyncDisposable
         {
             // WouldBlock: the backlog is empty.
         }
+    }
+
+    /// <summary>
+    /// Stops accepting without touching the backlog, and closes this process's descriptor only: a successor holds the
+    /// same listening socket (passed over a unix socket) and accepts what is queued and what comes next, so nothing is
+    /// reset. Unlike <see cref="StopAsync"/>, connections still in the backlog are left to the successor.
+    /// </summary>
+    public async Task ReleaseToSuccessorAsync()
+    {
+        if (_stop.IsCancellationRequested)
+        {
+            return;
+        }
+        await _stop.CancelAsync().ConfigureAwait(false);
+        if (_loop is not null)
+        {
+            await _loop.ConfigureAwait(false);
+        }
+        Sockets.UnixRights.MarkShared(_socket);
+        _socket.Dispose();
     }
 
     public async ValueTask DisposeAsync()

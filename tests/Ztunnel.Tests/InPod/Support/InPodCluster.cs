@@ -14,6 +14,8 @@ internal sealed record ClusterSpec
     public string InboundCapture { get; init; } = "tproxy";
     /// <summary>Namespaces enrolled as a whole (<c>inpod.namespaces</c>): their pods need no config workload.</summary>
     public string[] EnrolledNamespaces { get; init; } = [];
+    /// <summary><c>drainTimeout</c> of every agent; null = the agent's default.</summary>
+    public TimeSpan? DrainTimeout { get; init; }
 }
 
 /// <summary>
@@ -136,6 +138,10 @@ internal sealed class InPodCluster : IAsyncDisposable
         var y = new StringBuilder();
         y.AppendLine(CultureInfo.InvariantCulture, $"trustDomain: {TrustDomain}");
         y.AppendLine("mode: inpod");
+        if (Spec.DrainTimeout is { } drain)
+        {
+            y.AppendLine(CultureInfo.InvariantCulture, $"drainTimeout: {drain.TotalSeconds:0}s");
+        }
         y.AppendLine("ca:");
         y.AppendLine(CultureInfo.InvariantCulture, $"  certFile: {Path.Combine(Root, "ca-cert.pem")}");
         y.AppendLine(CultureInfo.InvariantCulture, $"  keyFile: {Path.Combine(Root, "ca-key.pem")}");
@@ -160,19 +166,36 @@ internal sealed class InPodCluster : IAsyncDisposable
     }
 
     /// <summary>Starts (or restarts, with the same config and state dir) the agent of <paramref name="node"/> inside its namespace, and waits until it is ready.</summary>
-    public async Task<Daemon> StartAgentAsync(string node)
+    public Task<Daemon> StartAgentAsync(string node) => StartAgentAsync(node, node);
+
+    private int _successors;
+
+    /// <summary>
+    /// Starts a second agent for <paramref name="node"/> while the first still runs, as a DaemonSet rollout with
+    /// <c>maxSurge: 1</c> does: same config, CNI socket and state directory, but a network namespace of its own (in a
+    /// cluster each agent pod has its own, so their admin ports do not collide). Waits until it is ready.
+    /// </summary>
+    public async Task<Daemon> StartSuccessorAgentAsync(string node)
+    {
+        string suffix = $"{node}-next{Interlocked.Increment(ref _successors)}";
+        await Command.CheckAsync("ip", ["netns", "add", $"{Prefix}-{suffix}"], StepTimeout);
+        await ExecAsync(suffix, StepTimeout, "ip", "link", "set", "lo", "up");
+        return await StartAgentAsync(node, suffix);
+    }
+
+    private async Task<Daemon> StartAgentAsync(string node, string netnsSuffix)
     {
         string[] args =
         [
-            $"--net={NetnsPath(node)}", .. Binaries.Ztunnel(),
+            $"--net={NetnsPath(netnsSuffix)}", .. Binaries.Ztunnel(),
             "--config", Path.Combine(Root, node, "ztunnel.yaml"), "--node", node, "--state-dir", StateDir(node),
         ];
-        var agent = Daemon.Start($"ztunnel {node}", "nsenter", args);
+        var agent = Daemon.Start($"ztunnel {node} ({netnsSuffix})", "nsenter", args);
         _agents.Add(agent);
         _currentAgent[node] = agent;
         // The agent logs this line after every listener (and, in-pod, every re-adopted pod) is up.
         await agent.WaitForLineAsync(l => l.Contains("ztunnel ready", StringComparison.Ordinal), StepTimeout, stderr: true);
-        var ready = await ExecAsync(node, StepTimeout, "curl", "-sf", "--max-time", "5", "-o", "/dev/null", "http://127.0.0.1:15021/healthz/ready");
+        var ready = await ExecAsync(netnsSuffix, StepTimeout, "curl", "-sf", "--max-time", "5", "-o", "/dev/null", "http://127.0.0.1:15021/healthz/ready");
         if (!ready.Ok)
         {
             throw new InvalidOperationException($"agent on {node} logged ready but /healthz/ready failed: {ready}\n{agent.Describe()}");
