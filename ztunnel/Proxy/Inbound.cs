@@ -223,9 +223,7 @@ internal sealed class Inbound(ProxyContext ctx)
         {
             return null;
         }
-        Workload? waypoint = gateway.Address is { } a
-            ? snapshot.FindWorkloadByIp(a, gateway.Network)
-            : gateway.Hostname is { } h && snapshot.FindService($"{gateway.Namespace}/{h}") is { } svc && snapshot.EndpointsOf(svc) is { Count: > 0 } eps ? eps[0] : null;
+        var waypoint = State.WaypointChoice.Find(snapshot, gateway);
         if (waypoint is null)
         {
             return $"destination {destination.Namespace}/{destination.Name} requires a waypoint that is not in the config";
