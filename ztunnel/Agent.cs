@@ -305,6 +305,9 @@ internal sealed class Agent : IAsyncDisposable
         }
     }
 
+    /// <summary>HBONE connections this agent holds open to peers (tests assert that tunnels share them).</summary>
+    internal int HboneConnectionCount => _pool.ConnectionCount;
+
     public void RequestShutdown(string reason) => _shutdownRequested.TrySetResult(reason);
 
     /// <summary>

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Ambient.Mesh.Kubernetes.Api;
 using YamlDotNet.RepresentationModel;
 
 namespace Ambient.Mesh.Kubernetes;
@@ -9,14 +10,81 @@ namespace Ambient.Mesh.Kubernetes;
 /// The file source and the API source both hand these to one translator, so a Pod means the same thing
 /// whichever way it arrived.
 /// </summary>
-/// <param name="ApiVersion">"v1", "networking.istio.io/v1", ...</param>
-/// <param name="Kind">"Pod", "Service", "HTTPRoute", ...</param>
-/// <param name="Namespace">metadata.namespace; "" for cluster-scoped kinds (Namespace) or when a manifest leaves it out.</param>
-/// <param name="Name">metadata.name</param>
-/// <param name="Body">The whole object (apiVersion, kind, metadata, spec, status).</param>
-/// <param name="File">The manifest file it came from, or null for an object from the API server.</param>
-public sealed record KubeObject(string ApiVersion, string Kind, string Namespace, string Name, YamlMappingNode Body, string? File)
+/// <remarks>
+/// An object from the API server is held as its compact JSON, not as a node tree: the watcher keeps every pod of the
+/// cluster, and a YamlDotNet tree of a pod costs about ten times its JSON (perf/README.md, "KubeObject memory"). The
+/// tree is built when <see cref="Body"/> is read and held only weakly: the translator reads an object once per
+/// instance and remembers what it said, so a tree is rarely built twice and never kept for the object's life.
+/// A manifest object keeps its tree, whose nodes carry the line numbers its errors report.
+/// </remarks>
+public sealed record KubeObject
 {
+    private readonly YamlMappingNode? _tree;
+    private readonly byte[]? _json;
+    private readonly WeakReference<YamlMappingNode>? _built;
+
+    /// <param name="apiVersion">"v1", "networking.istio.io/v1", ...</param>
+    /// <param name="kind">"Pod", "Service", "HTTPRoute", ...</param>
+    /// <param name="namespace">metadata.namespace; "" for cluster-scoped kinds (Namespace) or when a manifest leaves it out.</param>
+    /// <param name="name">metadata.name</param>
+    /// <param name="body">The whole object (apiVersion, kind, metadata, spec, status).</param>
+    /// <param name="file">The manifest file it came from, or null for an object from the API server.</param>
+    public KubeObject(string apiVersion, string kind, string @namespace, string name, YamlMappingNode body, string? file)
+    {
+        ApiVersion = apiVersion;
+        Kind = kind;
+        Namespace = @namespace;
+        Name = name;
+        File = file;
+        _tree = body;
+    }
+
+    private KubeObject(string apiVersion, string kind, string @namespace, string name, byte[] json)
+    {
+        ApiVersion = apiVersion;
+        Kind = kind;
+        Namespace = @namespace;
+        Name = name;
+        _json = json;
+        _built = new WeakReference<YamlMappingNode>(null!);
+    }
+
+    /// <summary>An object kept as the compact JSON of its whole body (see the remarks).</summary>
+    internal static KubeObject FromJson(string apiVersion, string kind, string @namespace, string name, byte[] json) =>
+        new(apiVersion, kind, @namespace, name, json);
+
+    public string ApiVersion { get; init; }
+
+    public string Kind { get; init; }
+
+    public string Namespace { get; init; }
+
+    public string Name { get; init; }
+
+    public string? File { get; init; }
+
+    /// <summary>The whole object (apiVersion, kind, metadata, spec, status). Never mutate it.</summary>
+    public YamlMappingNode Body
+    {
+        get
+        {
+            if (_tree is not null)
+            {
+                return _tree;
+            }
+            if (_built!.TryGetTarget(out YamlMappingNode? tree))
+            {
+                return tree;
+            }
+            tree = KubeJson.ParseObject(_json);
+            _built.SetTarget(tree);
+            return tree;
+        }
+    }
+
+    /// <summary>Bytes held for the body: the JSON an API object is kept as; 0 for a manifest object (its tree is the file's).</summary>
+    public int RetainedJsonBytes => _json?.Length ?? 0;
+
     /// <summary>The API group: "" for the core group ("v1"), else the part of apiVersion before the slash.</summary>
     public string Group => ApiVersion.IndexOf('/') is int i and >= 0 ? ApiVersion[..i] : "";
 

@@ -37,6 +37,7 @@ public sealed class MeshSnapshot
     private readonly ImmutableDictionary<string, PolicySet> _policiesByNamespace;
     private readonly ImmutableDictionary<string, PolicySet> _policiesByWorkloadUid;
     private readonly PolicySet _globalPolicies;
+    private readonly PeerAuthenticationSet _peerAuthentication;
     private readonly ImmutableDictionary<string, string> _origins;
 
     private MeshSnapshot()
@@ -54,6 +55,7 @@ public sealed class MeshSnapshot
         _policiesByNamespace = ImmutableDictionary.Create<string, PolicySet>(StringComparer.Ordinal);
         _policiesByWorkloadUid = ImmutableDictionary.Create<string, PolicySet>(StringComparer.Ordinal);
         _globalPolicies = PolicySet.Create([]);
+        _peerAuthentication = PeerAuthenticationSet.Empty;
         _origins = ImmutableDictionary.Create<string, string>(StringComparer.Ordinal);
     }
 
@@ -73,6 +75,7 @@ public sealed class MeshSnapshot
         _policiesByNamespace = b.PoliciesByNamespace.ToImmutable();
         _policiesByWorkloadUid = b.PoliciesByWorkloadUid.ToImmutable();
         _globalPolicies = b.GlobalPolicies;
+        _peerAuthentication = b.PeerAuthentication;
         _origins = b.Origins.ToImmutable();
     }
 
@@ -150,6 +153,12 @@ public sealed class MeshSnapshot
 
     public AuthorizationPolicy? FindPolicy(string key) => _policies.GetValueOrDefault(key);
 
+    /// <summary>
+    /// The PeerAuthentication policies, indexed for "may this workload receive plaintext on this port?" (workload
+    /// selector, then namespace, then the root namespace's mesh-wide policy, as Istio resolves them).
+    /// </summary>
+    public PeerAuthenticationSet PeerAuthentication => _peerAuthentication;
+
     /// <summary>The applicable policies split by what they can decide, for <see cref="Policy.Authorizer"/>.</summary>
     internal PolicySet PolicySetFor(Workload destination)
     {
@@ -198,8 +207,10 @@ public sealed class MeshSnapshot
             }
             b.SetOrigin("service", c.Key, c.New is null ? null : c.Origin);
         }
+        bool peerAuthenticationChanged = false;
         foreach (Change<MeshObject> c in changes.Objects)
         {
+            peerAuthenticationChanged |= c.Old is PeerAuthentication || c.New is PeerAuthentication;
             if (c.New is { } o)
             {
                 b.Objects[c.Key] = o;
@@ -209,6 +220,11 @@ public sealed class MeshSnapshot
                 b.Objects.Remove(c.Key);
             }
             b.SetOrigin("object", c.Key, c.New is null ? null : c.Origin);
+        }
+        if (peerAuthenticationChanged)
+        {
+            // Like authorization policies: few, rarely changed, so the index is rebuilt whole.
+            b.PeerAuthentication = new PeerAuthenticationSet(b.Objects.Values.OfType<PeerAuthentication>());
         }
         if (changes.Policies.Count > 0)
         {
@@ -283,6 +299,7 @@ public sealed class MeshSnapshot
         public readonly ImmutableDictionary<string, PolicySet>.Builder PoliciesByWorkloadUid = from._policiesByWorkloadUid.ToBuilder();
         public readonly ImmutableDictionary<string, string>.Builder Origins = from._origins.ToBuilder();
         public PolicySet GlobalPolicies = from._globalPolicies;
+        public PeerAuthenticationSet PeerAuthentication = from._peerAuthentication;
 
         public void SetOrigin(string kind, string key, string? origin)
         {

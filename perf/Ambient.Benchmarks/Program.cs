@@ -17,6 +17,10 @@ internal static class Program
 {
     public static int Main(string[] args)
     {
+        if (args is ["--kube-object-memory"])
+        {
+            return Kubernetes.KubeObjectMemory.Run();
+        }
         bool validate = args.Contains("--validate");
         if (validate)
         {

@@ -146,7 +146,7 @@ internal sealed class HandoverClient : IDisposable
             }
             if (answer?.Message.Command == HandoverMessage.Released)
             {
-                InPodLog.PreviousReleased(_logger, PeerPid, answer.Value.Message.Count);
+                InPodLog.PreviousReleased(_logger, PeerPid, answer.Value.Message.Count ?? 0);
             }
             else
             {

@@ -166,6 +166,18 @@ internal sealed class Inbound(ProxyContext ctx)
             return;
         }
         record.DestinationWorkload = destination;
+        // PeerAuthentication comes before authorization, as in Istio: under STRICT a plaintext peer is refused whatever
+        // the policies say, since it could be anyone.
+        var mtls = snapshot.PeerAuthentication.PlaintextAllowed(destination, original.Port);
+        if (!mtls.Allowed)
+        {
+            string why = $"plaintext from {remote} to {destination.Namespace}/{destination.Name} port {original.Port} refused: {mtls.Describe()} requires HBONE";
+            ctx.Refusals.Refuse("inbound", "mtls_strict", why);
+            record.ResponseFlags = "DENY";
+            record.Close(ctx.Metrics, ctx.AccessLog, why);
+            Relay.Abort(client);
+            return;
+        }
         var info = new ConnectionInfo(remote.Address, original.Address, original.Port, null, null, null);
         var decision = Authorizer.Evaluate(snapshot, destination, info);
         LogDryRun(decision, record);
@@ -223,9 +235,7 @@ internal sealed class Inbound(ProxyContext ctx)
         {
             return null;
         }
-        Workload? waypoint = gateway.Address is { } a
-            ? snapshot.FindWorkloadByIp(a, gateway.Network)
-            : gateway.Hostname is { } h && snapshot.FindService($"{gateway.Namespace}/{h}") is { } svc && snapshot.EndpointsOf(svc) is { Count: > 0 } eps ? eps[0] : null;
+        var waypoint = State.WaypointChoice.Find(snapshot, gateway);
         if (waypoint is null)
         {
             return $"destination {destination.Namespace}/{destination.Name} requires a waypoint that is not in the config";

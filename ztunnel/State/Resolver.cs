@@ -48,17 +48,21 @@ internal sealed class Resolver(string trustDomain)
         var service = snapshot.FindServiceByVip(original.Address, source?.Network ?? "");
         if (service is not null)
         {
-            if (service.Waypoint is { } swp && WaypointFor(snapshot, swp) is { } waypoint && !IsSameWorkload(waypoint, source))
+            if (service.Waypoint is { } swp && WaypointChoice.Find(snapshot, swp) is { } waypoint && !IsSameWorkload(waypoint, source))
             {
-                return ViaWaypoint(waypoint, original, service, null);
+                return ViaWaypoint(waypoint, swp, original, service, null);
             }
             if (!service.Ports.ContainsKey(original.Port))
             {
                 throw new RouteException($"service {service.Hostname} has no port {original.Port}");
             }
+            if (service.LoadBalancing is { Mode: LoadBalancingMode.Passthrough })
+            {
+                // Istio's PASSTHROUGH: no endpoint choice here; the connection goes to the address the client dialled.
+                return new Route(RouteKind.Passthrough, original, null, service, null, null, [], null);
+            }
             var set = Endpoints(snapshot, service, original.Port);
-            var pick = set.Pick(Random.Shared)
-                ?? throw new RouteException($"service {service.Hostname} has no healthy endpoints", "UH");
+            var pick = set.Pick(Random.Shared, source) ?? throw new RouteException(NoEndpoint(service, set), "UH");
             return ToWorkload(snapshot, pick.Workload, pick.TargetPort, service, source);
         }
 
@@ -80,9 +84,9 @@ internal sealed class Resolver(string trustDomain)
     {
         var ip = PickIp(workload);
         var destination = new IPEndPoint(ip, port);
-        if (workload.Waypoint is { } wwp && service is null && WaypointFor(snapshot, wwp) is { } waypoint && !IsSameWorkload(waypoint, source))
+        if (workload.Waypoint is { } wwp && service is null && WaypointChoice.Find(snapshot, wwp) is { } waypoint && !IsSameWorkload(waypoint, source))
         {
-            return ViaWaypoint(waypoint, destination, null, workload);
+            return ViaWaypoint(waypoint, wwp, destination, null, workload);
         }
         if (workload.Protocol != InboundProtocol.Hbone)
         {
@@ -102,40 +106,26 @@ internal sealed class Resolver(string trustDomain)
             null);
     }
 
-    private Route ViaWaypoint(Workload waypoint, IPEndPoint original, Service? service, Workload? destination)
+    private Route ViaWaypoint(Workload waypoint, GatewayAddress gateway, IPEndPoint original, Service? service, Workload? destination)
     {
-        // Through a waypoint the :authority keeps the original (service VIP) address; the waypoint routes it.
+        // Through a waypoint the :authority keeps the original (service VIP) address; the waypoint routes it. The
+        // gateway reference says on which port the waypoint takes HBONE (hboneMtlsPort, 15008 unless set).
         var ip = PickIp(waypoint);
         return new Route(
             RouteKind.Hbone,
             original,
             destination,
             service,
-            new IPEndPoint(ip, HboneHeaders.HbonePort),
+            new IPEndPoint(ip, gateway.HboneMtlsPort),
             HboneHeaders.FormatEndpoint(original),
             IdentityOf(waypoint),
             waypoint);
     }
 
-    private static Workload? WaypointFor(MeshSnapshot snapshot, GatewayAddress gateway)
-    {
-        if (gateway.Address is { } addr)
-        {
-            return snapshot.FindWorkloadByIp(addr, gateway.Network);
-        }
-        if (gateway.Hostname is { } host && snapshot.FindService($"{gateway.Namespace}/{host}") is { } svc)
-        {
-            var eps = snapshot.EndpointsOf(svc);
-            for (int i = 0; i < eps.Count; i++)
-            {
-                if (eps[i].Status == HealthStatus.Healthy && !eps[i].WorkloadIps.IsDefaultOrEmpty)
-                {
-                    return eps[i];
-                }
-            }
-        }
-        return null;
-    }
+    private static string NoEndpoint(Service service, EndpointSet set) =>
+        set.Count == 0 || service.LoadBalancing is not { Mode: LoadBalancingMode.Strict } lb
+            ? $"service {service.Hostname} has no healthy endpoints"
+            : $"service {service.Hostname} has no endpoint in this client's {string.Join(", ", lb.RoutingPreference).ToUpperInvariant()} (loadBalancing mode STRICT)";
 
     /// <summary>The workload's SPIFFE id as the single accepted server identity (shared, never mutated).</summary>
     public string[] IdentityOf(Workload w)

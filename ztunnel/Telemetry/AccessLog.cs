@@ -67,7 +67,11 @@ internal sealed class AccessLog(TextWriter output, AccessLogFormat format)
         sb.Append(' ').Append(key).Append('=');
         if (quote)
         {
-            sb.Append('"').Append(value.Replace("\"", "\\\"", StringComparison.Ordinal)).Append('"');
+            // Escaped as Prometheus escapes label values, so one connection stays one line whatever a value holds
+            // (an error message with a newline, a quote in a name).
+            sb.Append('"');
+            TcpLabels.AppendEscaped(sb, value);
+            sb.Append('"');
         }
         else
         {

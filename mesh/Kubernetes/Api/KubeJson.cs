@@ -20,7 +20,7 @@ namespace Ambient.Mesh.Kubernetes.Api;
 /// <c>KubeJsonBenchmarks</c> in perf/ measure both on a 10,000-pod list. Every field is kept, known or not (the
 /// translator validates), except <c>metadata.managedFields</c>.</para>
 /// </remarks>
-internal static class KubeJson
+internal static partial class KubeJson
 {
     private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = 256 };
 
@@ -135,7 +135,8 @@ internal static class KubeJson
         reader.HasValueSequence ? Encoding.UTF8.GetString(reader.ValueSequence) : Encoding.UTF8.GetString(reader.ValueSpan);
 
     /// <summary>
-    /// The <see cref="KubeObject"/> for one object of <paramref name="resource"/>. Items of a built-in list
+    /// The <see cref="KubeObject"/> for one object of <paramref name="resource"/>, holding the object as compact JSON.
+    /// Items of a built-in list
     /// (PodList) come without apiVersion and kind; they are filled in from the resource, in the body too, so the
     /// translator sees what a manifest would have.
     /// </summary>
@@ -160,7 +161,8 @@ internal static class KubeJson
         {
             throw new FormatException($"a {kind} without metadata.name");
         }
-        return new KubeObject(apiVersion, kind, Scalar(metadata!, "namespace") ?? "", name, body, File: null)
+        // Kept as compact JSON, not as this tree (about ten times the size): see KubeObject.
+        return KubeObject.FromJson(apiVersion, kind, Scalar(metadata!, "namespace") ?? "", name, ToJson(body)) with
         {
             Uid = Scalar(metadata!, "uid") ?? "",
             ResourceVersion = Scalar(metadata!, "resourceVersion") ?? "",

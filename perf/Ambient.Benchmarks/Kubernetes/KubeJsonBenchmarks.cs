@@ -53,7 +53,7 @@ public class KubeJsonBenchmarks
     }
 
     /// <summary>Pods shaped like a real Deployment's (managed fields left out, as the agent's list would not ask for them either).</summary>
-    private static string PodList(int count)
+    internal static string PodList(int count)
     {
         var items = new JsonArray();
         for (int i = 0; i < count; i++)

@@ -20,7 +20,7 @@ public sealed class AgentBehaviourTests
         {
             Assert.True(reply == 0, $"SOCKS reply {reply}; node-a log: {mesh.AccessLogA}");
             await socket.SendAsync("hello"u8.ToArray(), SocketFlags.None);
-            await Socks5Client.ReadExactlyAsync(socket, new byte[5]);
+            await Socks5Client.ExpectEchoAsync(socket, "hello"u8.ToArray());
             await socket.SendAsync("R"u8.ToArray(), SocketFlags.None);
             // RST at the server -> RST_STREAM(CONNECT_ERROR) over HBONE -> RST to the client, not a clean FIN.
             var ex = await Assert.ThrowsAsync<SocketException>(() => Socks5Client.ReadToEndAsync(socket));
@@ -35,7 +35,7 @@ public sealed class AgentBehaviourTests
         var (socket, reply) = await mesh.ConnectAsync(mesh.ServiceEndPoint);
         Assert.Equal(0, reply);
         await socket.SendAsync("x"u8.ToArray(), SocketFlags.None);
-        await Socks5Client.ReadExactlyAsync(socket, new byte[1]);
+        await Socks5Client.ExpectEchoAsync(socket, "x"u8.ToArray());
         socket.LingerState = new LingerOption(true, 0);
         socket.Close();
         await TwoNodeMesh.EventuallyAsync(
@@ -51,9 +51,9 @@ public sealed class AgentBehaviourTests
         using (socket)
         {
             await socket.SendAsync("j"u8.ToArray(), SocketFlags.None);
-            await Socks5Client.ReadExactlyAsync(socket, new byte[1]);
+            await Socks5Client.ExpectEchoAsync(socket, "j"u8.ToArray());
             socket.Shutdown(SocketShutdown.Send);
-            await Socks5Client.ReadToEndAsync(socket);
+            Assert.Empty(await Socks5Client.ReadToEndAsync(socket));
         }
         await TwoNodeMesh.EventuallyAsync(() => mesh.AccessLogB.ToString().Length > 0, "inbound log line");
         var line = mesh.AccessLogB.ToString().Trim().Split('\n')[0];

@@ -36,8 +36,19 @@ public sealed class HboneEndToEndTests
         });
         await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(60));
 
-        // Many tunnels, few TLS connections: streams are multiplexed on the pooled HBONE connection.
+        // Many tunnels, one TLS connection: the 24 concurrent streams were multiplexed on node-a's pooled HBONE
+        // connection to node-b (one source identity, one peer), and a tunnel opened afterwards reuses it too.
         Assert.Equal(connections, mesh.Echo.Accepted);
+        Assert.Equal(1, mesh.NodeA.HboneConnectionCount);
+        var (again, againReply) = await mesh.ConnectAsync(mesh.ServiceEndPoint);
+        using (again)
+        {
+            Assert.Equal(0, againReply);
+            await again.SendAsync("again"u8.ToArray(), SocketFlags.None);
+            await Socks5Client.ExpectEchoAsync(again, "again"u8.ToArray());
+        }
+        Assert.Equal(1, mesh.NodeA.HboneConnectionCount);
+        Assert.Equal(connections + 1, mesh.Echo.Accepted);
         await TwoNodeMesh.EventuallyAsync(() => CountLines(mesh.AccessLogB, "direction=\"inbound\"") >= connections, "inbound access log lines");
         var log = mesh.AccessLogB.ToString();
         Assert.Contains("src.identity=\"spiffe://cluster.local/ns/default/sa/client\"", log, StringComparison.Ordinal);
@@ -143,7 +154,7 @@ public sealed class HboneEndToEndTests
         {
             Assert.Equal(0, reply);
             await socket.SendAsync("x"u8.ToArray(), SocketFlags.None);
-            await Socks5Client.ReadExactlyAsync(socket, new byte[1]);
+            await Socks5Client.ExpectEchoAsync(socket, "x"u8.ToArray());
 
             var deny = new AuthorizationPolicy
             {
@@ -173,8 +184,8 @@ public sealed class HboneEndToEndTests
         {
             Assert.Equal(0, reply);
             await socket.SendAsync("plain"u8.ToArray(), SocketFlags.None);
-            var buf = new byte[5];
-            await Socks5Client.ReadExactlyAsync(socket, buf);
+            // The echo must come back unchanged through the plain TCP path, not merely five bytes of something.
+            await Socks5Client.ExpectEchoAsync(socket, "plain"u8.ToArray());
         }
         await TwoNodeMesh.EventuallyAsync(() => mesh.AccessLogA.ToString().Contains("direction=\"outbound\"", StringComparison.Ordinal), "outbound log");
         Assert.DoesNotContain("hbone_addr", mesh.AccessLogA.ToString(), StringComparison.Ordinal);
@@ -189,9 +200,9 @@ public sealed class HboneEndToEndTests
         using (socket)
         {
             await socket.SendAsync("m"u8.ToArray(), SocketFlags.None);
-            await Socks5Client.ReadExactlyAsync(socket, new byte[1]);
+            await Socks5Client.ExpectEchoAsync(socket, "m"u8.ToArray());
             socket.Shutdown(SocketShutdown.Send);
-            await Socks5Client.ReadToEndAsync(socket);
+            Assert.Empty(await Socks5Client.ReadToEndAsync(socket));
         }
         await TwoNodeMesh.EventuallyAsync(() => mesh.AccessLogA.ToString().Length > 0, "access log");
 

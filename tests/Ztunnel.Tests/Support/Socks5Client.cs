@@ -73,6 +73,15 @@ internal static class Socks5Client
         }
     }
 
+    /// <summary>Reads as many bytes as <paramref name="expected"/> has and fails unless they are those bytes: an echo, checked.</summary>
+    public static async Task ExpectEchoAsync(Socket s, byte[] expected)
+    {
+        var got = new byte[expected.Length];
+        await ReadExactlyAsync(s, got);
+        Xunit.Assert.True(expected.AsSpan().SequenceEqual(got),
+            $"echo differs: sent '{System.Text.Encoding.ASCII.GetString(expected)}', got '{System.Text.Encoding.ASCII.GetString(got)}'");
+    }
+
     /// <summary>Reads until EOF; throws on reset.</summary>
     public static async Task<byte[]> ReadToEndAsync(Socket s)
     {

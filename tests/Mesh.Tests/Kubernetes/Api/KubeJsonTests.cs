@@ -44,6 +44,28 @@ public sealed class KubeJsonTests
     }
 
     [Fact]
+    public void An_api_object_is_kept_as_compact_json_and_its_body_is_the_same_tree()
+    {
+        byte[] json = Encoding.UTF8.GetBytes(PodJson);
+        KubeObject obj = KubeJson.ToKubeObject(KubeJson.ParseObject(json), KubeResource.Pod);
+
+        // Held as JSON (no larger than what the server sent), not as a node tree.
+        Assert.InRange(obj.RetainedJsonBytes, 1, json.Length);
+        // The body rebuilt from it is the tree YamlDotNet builds from the original text, scalar styles included.
+        var stream = new YamlStream();
+        stream.Load(new StringReader(PodJson));
+        AssertSameTree((YamlMappingNode)stream.Documents[0].RootNode, obj.Body, "$");
+        // Read twice while in use: one tree, not a parse per read.
+        YamlMappingNode body = obj.Body;
+        Assert.Same(body, obj.Body);
+        // A list item without apiVersion/kind gets them in its kept JSON too.
+        byte[] item = Encoding.UTF8.GetBytes("""{"metadata":{"name":"n","namespace":"shop"},"spec":{"nodeName":"x"}}""");
+        KubeObject fromList = KubeJson.ToKubeObject(KubeJson.ParseObject(item), KubeResource.Pod);
+        Assert.Equal("Pod", ((YamlScalarNode)fromList.Body["kind"]).Value);
+        Assert.Equal("v1", ((YamlScalarNode)fromList.Body["apiVersion"]).Value);
+    }
+
+    [Fact]
     public void A_crd_object_keeps_its_group_and_one_without_a_name_is_refused()
     {
         byte[] route = Encoding.UTF8.GetBytes("""{"apiVersion":"gateway.networking.k8s.io/v1","kind":"HTTPRoute","metadata":{"name":"r","namespace":"shop"},"spec":{}}""");

@@ -16,6 +16,8 @@ internal sealed record ClusterSpec
     public string[] EnrolledNamespaces { get; init; } = [];
     /// <summary><c>drainTimeout</c> of every agent; null = the agent's default.</summary>
     public TimeSpan? DrainTimeout { get; init; }
+    /// <summary>Kubernetes manifests the agents also load (config key <c>manifests:</c>), watched; null for none.</summary>
+    public string? Manifests { get; init; }
 }
 
 /// <summary>
@@ -107,6 +109,11 @@ internal sealed class InPodCluster : IAsyncDisposable
         await Binaries.InstallCniPluginAsync(Path.Combine(Root, "bin"));
         await Command.CheckAsync(Binaries.TopologyScript, ["up", Root, Prefix, .. Spec.Nodes], StepTimeout);
         await CreateCaAsync();
+        if (Spec.Manifests is { } manifests)
+        {
+            Directory.CreateDirectory(ManifestDir);
+            await WriteManifestsAsync(manifests);
+        }
         foreach (var node in Spec.Nodes)
         {
             await File.WriteAllTextAsync(Path.Combine(Root, node, "ztunnel.yaml"), ConfigYaml(node));
@@ -120,6 +127,33 @@ internal sealed class InPodCluster : IAsyncDisposable
             await AddPodAsync(pod);
         }
         _log($"cluster {Prefix} up in {Root}: nodes {string.Join(", ", Spec.Nodes)}; pods {string.Join(", ", Spec.Pods.Select(p => $"{p.Namespace}/{p.Name}@{p.Node}={p.Ip}"))}");
+    }
+
+    /// <summary>Polls <paramref name="condition"/> until it holds (at most 30 s): for what a watched file or a store change makes happen.</summary>
+    public static async Task EventuallyAsync(Func<Task<bool>> condition, string what)
+    {
+        var settle = TimeSpan.FromSeconds(30);
+        var deadline = DateTime.UtcNow + settle;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (await condition())
+            {
+                return;
+            }
+            await Task.Delay(150);
+        }
+        throw new TimeoutException($"{what}: not within {settle.TotalSeconds:0} s");
+    }
+
+    private string ManifestDir => Path.Combine(Root, "manifests");
+
+    /// <summary>Replaces the manifests every agent watches, atomically (written aside, then renamed over), as an edit would.</summary>
+    public async Task WriteManifestsAsync(string yaml)
+    {
+        string target = Path.Combine(ManifestDir, "mesh.yaml");
+        string temp = Path.Combine(ManifestDir, ".mesh.yaml.tmp");
+        await File.WriteAllTextAsync(temp, yaml);
+        File.Move(temp, target, overwrite: true);
     }
 
     private async Task CreateCaAsync()
@@ -151,7 +185,11 @@ internal sealed class InPodCluster : IAsyncDisposable
         y.AppendLine(CultureInfo.InvariantCulture, $"  firewall: {Spec.Firewall}");
         y.AppendLine(CultureInfo.InvariantCulture, $"  inboundCapture: {Spec.InboundCapture}");
         y.AppendLine(CultureInfo.InvariantCulture, $"  namespaces: [{string.Join(", ", Spec.EnrolledNamespaces)}]");
-        y.AppendLine("workloads:");
+        if (Spec.Manifests is not null)
+        {
+            y.AppendLine(CultureInfo.InvariantCulture, $"manifests: [{ManifestDir}]");
+        }
+        y.AppendLine(Spec.Pods.Any(p => p.InConfig) ? "workloads:" : "workloads: []");
         foreach (var p in Spec.Pods.Where(p => p.InConfig))
         {
             y.AppendLine(CultureInfo.InvariantCulture, $"- uid: local//v1/Pod/{p.Namespace}/{p.Name}");
