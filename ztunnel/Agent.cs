@@ -109,6 +109,9 @@ internal sealed class Agent : IAsyncDisposable
 
     public MeshStore Store { get; }
 
+    /// <summary>Where workload certificates come from (the built-in CA or Istio's).</summary>
+    internal ICertificateIssuer Issuer => _issuer;
+
     /// <summary>The restart-only settings the agent started with.</summary>
     public AgentSettings Settings { get; }
 
