@@ -52,6 +52,9 @@ internal sealed class FakeIstiod : IAsyncDisposable
     /// <summary>While false, CreateCertificate fails with UNAVAILABLE (an outage).</summary>
     public volatile bool CaAvailable = true;
 
+    /// <summary>When set, the CA signs this SAN instead of the one requested (a CA the client must not trust blindly).</summary>
+    public volatile string? ForceSan;
+
     public static async Task<FakeIstiod> StartAsync()
     {
         var server = new FakeIstiod();
@@ -279,6 +282,13 @@ internal sealed class FakeIstiod : IAsyncDisposable
         // Istio signs what the CSR asks for (after checking the caller may have that identity); so does this CA.
         CertificateRequest csr = CertificateRequest.LoadSigningRequestPem(
             request.Csr, HashAlgorithmName.SHA256, CertificateRequestLoadOptions.UnsafeLoadCertificateExtensions);
+        if (ForceSan is { } forced)
+        {
+            var san = new SubjectAlternativeNameBuilder();
+            san.AddUri(new Uri(forced));
+            csr.CertificateExtensions.Clear();
+            csr.CertificateExtensions.Add(san.Build(critical: true));
+        }
         csr.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
         csr.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
         csr.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], false));
