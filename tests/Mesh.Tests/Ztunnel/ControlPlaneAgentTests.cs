@@ -100,6 +100,33 @@ public sealed class ControlPlaneAgentTests
     }
 
     [Fact]
+    public void Flags_override_istios_environment_variables_and_the_ca_follows_the_xds_address()
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["XDS_ADDRESS"] = "istiod.istio-system.svc:15012",
+            ["POD_NAME"] = "ztunnel-1",
+            ["ISTIO_META_CLUSTER_ID"] = "east",
+        };
+        var fromEnv = Ambient.Ztunnel.Cli.CommandLine.Parse([]).ControlPlane(env)!;
+        Assert.Equal(new Uri("https://istiod.istio-system.svc:15012"), fromEnv.CaAddress);
+        Assert.Equal("east", fromEnv.ClusterId);
+
+        var cl = Ambient.Ztunnel.Cli.CommandLine.Parse(["--xds-address", "http://127.0.0.1:15010", "--token-file", "/tmp/t", "--cluster-id", "west", "--xds-root-cert", "/tmp/root.pem"]);
+        Assert.Null(cl.Error);
+        var cp = cl.ControlPlane(env)!;
+        Assert.Equal(new Uri("http://127.0.0.1:15010"), cp.XdsAddress);
+        Assert.Equal(cp.XdsAddress, cp.CaAddress);
+        Assert.Equal(("/tmp/t", "west", "/tmp/root.pem", "/tmp/root.pem"), (cp.TokenFile, cp.ClusterId, cp.XdsRootCert, cp.CaRootCert));
+        Assert.Equal("ztunnel-1", cp.PodName);
+
+        Assert.Null(Ambient.Ztunnel.Cli.CommandLine.Parse([]).ControlPlane(new Dictionary<string, string>()));
+        Assert.NotNull(Ambient.Ztunnel.Cli.CommandLine.Parse(["--xds-address"]).Error);
+        var bad = Assert.Throws<FormatException>(() => Ambient.Ztunnel.Cli.CommandLine.Parse(["--ca-address", "ftp://x"]).ControlPlane(env));
+        Assert.Contains("--ca-address", bad.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Two_agents_fed_by_istio_xds_with_istio_ca_certificates_carry_hbone_traffic()
     {
         int k = Interlocked.Increment(ref s_next) % 200 + 1;
