@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of Ambient: unit, functional (real listeners on loopback), network-namespace and interop tests.
 # On a fresh Debian machine as root it first installs what the tests use (iproute2, iptables, nftables, tcpdump,
-# Debian's reference CNI plugins, nghttp2 tools, tinyproxy, openssl, curl, Node.js).
+# Debian's reference CNI plugins, nghttp2 tools, tinyproxy, openssl, curl, Node.js and npm) and the npm packages of
+# the gRPC interop test.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -28,7 +29,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-packages=(iproute2 iptables nftables tcpdump containernetworking-plugins nghttp2-client nghttp2-proxy tinyproxy openssl curl nodejs python3 procps
+packages=(iproute2 iptables nftables tcpdump containernetworking-plugins nghttp2-client nghttp2-proxy tinyproxy openssl curl nodejs npm python3 procps
   podman buildah runc busybox-static python3-yaml)  # the last line: daemonset/node-test.sh
 if [ "$install" = 1 ] && [ "$(id -u)" = 0 ]; then
   missing=()
@@ -39,6 +40,13 @@ if [ "$install" = 1 ] && [ "$(id -u)" = 0 ]; then
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+fi
+
+# Node's gRPC stack (@grpc/grpc-js, @grpc/proto-loader) for the control-plane interop test, pinned by its package-lock.
+interop=tests/Mesh.Tests/ControlPlane/interop
+if [ "$install" = 1 ] && command -v npm >/dev/null 2>&1 && [ ! -d "$interop/node_modules/@grpc/grpc-js" ]; then
+  echo "==> installing the control-plane interop test's npm packages"
+  (cd "$interop" && npm ci --no-audit --no-fund --silent)
 fi
 
 echo "==> building"

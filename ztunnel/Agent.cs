@@ -22,7 +22,7 @@ internal sealed class Agent : IAsyncDisposable
 {
     private readonly AgentOptions _options;
     private readonly ILogger _logger;
-    private readonly CertificateAuthority _ca;
+    private readonly ICertificateIssuer _issuer;
     private readonly CertificateManager _certificates;
     private readonly HbonePool _pool;
     private readonly ProxyContext _ctx;
@@ -51,8 +51,8 @@ internal sealed class Agent : IAsyncDisposable
         var stateDir = config.StateDir ?? options.StateDir ?? AgentOptions.DefaultStateDir;
         _stateDir = stateDir;
         _loggers = loggers;
-        _ca = CertificateAuthority.LoadOrCreate(config.CaCertFile, config.CaKeyFile, stateDir, config.TrustDomain);
-        _certificates = new CertificateManager(_ca, config.CertificateLifetime, TimeProvider.System, loggers.CreateLogger("identity"));
+        _issuer = CreateIssuer(options.ControlPlane, config, stateDir);
+        _certificates = new CertificateManager(_issuer, config.CertificateLifetime, TimeProvider.System, loggers.CreateLogger("identity"));
         _certificates.RenewalFailed += (id, ex) =>
         {
             Metrics.CertificateRenewalFailed();
@@ -87,12 +87,31 @@ internal sealed class Agent : IAsyncDisposable
             loggers.CreateLogger("memory"));
     }
 
+    /// <summary>
+    /// Istio's CA when a CA address is set (no node holds a CA key); otherwise the built-in CA, whose key lives in the
+    /// state directory of every node (local mode; see README, "Certificates").
+    /// </summary>
+    private static ICertificateIssuer CreateIssuer(Mesh.ControlPlane.ControlPlaneOptions? cp, MeshConfig config, string stateDir)
+    {
+        if (cp?.CaAddress is { } ca)
+        {
+            string? own = cp.PodNamespace.Length > 0 && cp.ServiceAccount.Length > 0
+                ? new SpiffeId(config.TrustDomain, cp.PodNamespace, cp.ServiceAccount).ToString()
+                : null;
+            return new IstioCaClient(new Mesh.ControlPlane.ControlPlaneConnection(ca, cp.CaRootCert, cp.TokenFile, cp.ClusterId), own);
+        }
+        return CertificateAuthority.LoadOrCreate(config.CaCertFile, config.CaKeyFile, stateDir, config.TrustDomain);
+    }
+
     /// <summary>Precedence of the config file's own workloads, services and policies (see README: mesh sources).</summary>
     public const int ConfigSourcePrecedence = 50;
 
     public MeshState State { get; }
 
     public MeshStore Store { get; }
+
+    /// <summary>Where workload certificates come from (the built-in CA or Istio's).</summary>
+    internal ICertificateIssuer Issuer => _issuer;
 
     /// <summary>The restart-only settings the agent started with.</summary>
     public AgentSettings Settings { get; }
@@ -371,7 +390,7 @@ internal sealed class Agent : IAsyncDisposable
         _ctx.Refusals.Dispose();
         await _pool.DisposeAsync().ConfigureAwait(false);
         await _certificates.DisposeAsync().ConfigureAwait(false);
-        _ca.Dispose();
+        (_issuer as IDisposable)?.Dispose();
         _stopping.Dispose();
     }
 }

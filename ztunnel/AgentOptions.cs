@@ -20,6 +20,12 @@ internal sealed record AgentOptions
     /// <summary>Watch the Kubernetes API (null = not).</summary>
     public Mesh.Kubernetes.Api.KubernetesApiOptions? Kubernetes { get; init; }
 
+    /// <summary>Istio's control plane (xDS source, CA): null or no addresses = local mode.</summary>
+    public Mesh.ControlPlane.ControlPlaneOptions? ControlPlane { get; init; }
+
+    /// <summary>Control plane reconnect delays; null = Istio's (tests shorten them).</summary>
+    public Mesh.ControlPlane.Backoff? ControlPlaneBackoff { get; init; }
+
     public AccessLogFormat? AccessLog { get; init; }
 
     public LogLevel LogLevel { get; init; } = LogLevel.Information;

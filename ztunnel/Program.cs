@@ -91,6 +91,23 @@ if (cl.Validate)
     return 0;
 }
 
+Ambient.Mesh.ControlPlane.ControlPlaneOptions? controlPlane;
+try
+{
+    controlPlane = cl.ControlPlane(Ambient.Mesh.ControlPlane.ControlPlaneOptions.ProcessEnvironment());
+}
+catch (FormatException ex)
+{
+    Console.Error.WriteLine($"ztunnel: {ex.Message}\nRun 'ztunnel --help' for usage.");
+    return 2;
+}
+var config = loaded.Config!;
+if (controlPlane?.TrustDomain is { } trustDomain)
+{
+    // TRUST_DOMAIN, as Istio's ztunnel reads it, names the identities this agent asks the CA for.
+    config = config with { TrustDomain = trustDomain };
+}
+
 var logLevel = new LogLevelSwitch(cl.LogLevel);
 var options = new AgentOptions
 {
@@ -98,11 +115,12 @@ var options = new AgentOptions
     NodeName = cl.NodeName,
     StateDir = cl.StateDir,
     Manifests = cl.Manifests,
+    ControlPlane = controlPlane,
     Kubernetes = cl.Kubernetes ? new Ambient.Mesh.Kubernetes.Api.KubernetesApiOptions { KubeconfigPath = cl.Kubeconfig } : null,
     AccessLog = cl.AccessLog,
     LogLevel = cl.LogLevel,
 };
-using var host = AgentHost.Build(options, loaded.Config!, logLevel);
+using var host = AgentHost.Build(options, config, logLevel);
 var log = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ztunnel");
 try
 {

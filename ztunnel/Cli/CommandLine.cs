@@ -1,4 +1,5 @@
 using Ambient.Mesh.Config;
+using Ambient.Mesh.ControlPlane;
 using Microsoft.Extensions.Logging;
 
 namespace Ambient.Ztunnel.Cli;
@@ -17,6 +18,12 @@ internal sealed record CommandLine
     /// <summary>Watch the Kubernetes API (--kubernetes, or --kubeconfig FILE).</summary>
     public bool Kubernetes { get; init; }
     public string? Kubeconfig { get; init; }
+    /// <summary>--xds-address, --ca-address, --xds-root-cert, --token-file, --cluster-id (over Istio's env vars).</summary>
+    public string? XdsAddress { get; init; }
+    public string? CaAddress { get; init; }
+    public string? XdsRootCert { get; init; }
+    public string? TokenFile { get; init; }
+    public string? ClusterId { get; init; }
     public AccessLogFormat? AccessLog { get; init; }
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
     public string? Error { get; init; }
@@ -43,6 +50,19 @@ internal sealed record CommandLine
                               service account in a cluster, else ~/.kube/config). Readiness waits for the first
                               list of every kind; while the API server is unreachable the last state is kept.
           --kubeconfig FILE   Like --kubernetes, with this kubeconfig file.
+          --xds-address URL   Istio's control plane (istiod): Delta xDS for workloads, services and L4 policies, as
+                              Istio's ztunnel gets them. host:port or https://host:port verify istiod's certificate
+                              against --xds-root-cert; http://host:port is plaintext, for tests and local use only.
+                              Default: $XDS_ADDRESS. Readiness waits for the first push of each type.
+          --ca-address URL    Istio's CA (CreateCertificate): workload certificates come from it instead of the
+                              built-in CA, so no node holds a CA key. Default: $CA_ADDRESS, else the xDS address.
+          --xds-root-cert FILE  PEM roots for https control planes (default $XDS_ROOT_CA, else
+                              /var/run/secrets/istio/root-cert.pem; the CA uses $CA_ROOT_CA, else the same).
+          --token-file FILE   Bearer token sent on every control plane call, re-read per call (default $AUTH_TOKEN,
+                              else /var/run/secrets/tokens/istio-token when a control plane is set).
+          --cluster-id ID     'clusterid' call metadata and node CLUSTER_ID (default $ISTIO_META_CLUSTER_ID, else
+                              Kubernetes). POD_NAME, POD_NAMESPACE, INSTANCE_IP, NODE_NAME, SERVICE_ACCOUNT,
+                              TRUST_DOMAIN and ISTIO_META_* are read as Istio's ztunnel reads them.
           --node NAME         This node's name: workloads whose 'node' is NAME are served here. Default: $NODE_NAME,
                               or empty = every workload in the config is local.
           --state-dir DIR     Where the generated CA is kept (default $AMBIENT_STATE_DIR or /var/lib/ambient).
@@ -99,6 +119,21 @@ internal sealed record CommandLine
                 case "--kubernetes":
                     cl = cl with { Kubernetes = true };
                     break;
+                case "--xds-address":
+                    cl = Next() is { } x ? cl with { XdsAddress = x } : cl with { Error = "--xds-address needs a URL (https://istiod.istio-system.svc:15012)" };
+                    break;
+                case "--ca-address":
+                    cl = Next() is { } ca ? cl with { CaAddress = ca } : cl with { Error = "--ca-address needs a URL (https://istiod.istio-system.svc:15012)" };
+                    break;
+                case "--xds-root-cert":
+                    cl = Next() is { } r ? cl with { XdsRootCert = r } : cl with { Error = "--xds-root-cert needs a PEM file" };
+                    break;
+                case "--token-file":
+                    cl = Next() is { } t ? cl with { TokenFile = t } : cl with { Error = "--token-file needs a file" };
+                    break;
+                case "--cluster-id":
+                    cl = Next() is { } id ? cl with { ClusterId = id } : cl with { Error = "--cluster-id needs an id" };
+                    break;
                 case "--access-log":
                     cl = Next() switch
                     {
@@ -128,5 +163,45 @@ internal sealed record CommandLine
             cl = cl with { Error = "--validate needs --config FILE" };
         }
         return cl;
+    }
+
+    /// <summary>
+    /// Istio's environment variables with these flags over them; null when no control plane is configured. Throws
+    /// <see cref="FormatException"/> naming the flag or variable when an address is malformed.
+    /// </summary>
+    public ControlPlaneOptions? ControlPlane(IReadOnlyDictionary<string, string> env)
+    {
+        ControlPlaneOptions cp = ControlPlaneOptions.FromEnvironment(env);
+        if (XdsAddress is { } x)
+        {
+            Uri xds = ControlPlaneOptions.ParseAddress(x, "--xds-address");
+            // CA_ADDRESS defaults to the xDS address, as in Istio.
+            cp = cp with { XdsAddress = xds, CaAddress = env.ContainsKey("CA_ADDRESS") ? cp.CaAddress : xds };
+        }
+        if (CaAddress is { } c)
+        {
+            cp = cp with { CaAddress = ControlPlaneOptions.ParseAddress(c, "--ca-address") };
+        }
+        if (XdsRootCert is { } r)
+        {
+            cp = cp with { XdsRootCert = r, CaRootCert = env.ContainsKey("CA_ROOT_CA") ? cp.CaRootCert : r };
+        }
+        if (TokenFile is { } t)
+        {
+            cp = cp with { TokenFile = t };
+        }
+        else if (cp.TokenFile is null && (cp.XdsAddress is not null || cp.CaAddress is not null))
+        {
+            cp = cp with { TokenFile = ControlPlaneOptions.DefaultTokenFile };
+        }
+        if (ClusterId is { } id)
+        {
+            cp = cp with { ClusterId = id };
+        }
+        if (cp.NodeName.Length == 0)
+        {
+            cp = cp with { NodeName = NodeName };
+        }
+        return cp.XdsAddress is null && cp.CaAddress is null ? null : cp;
     }
 }

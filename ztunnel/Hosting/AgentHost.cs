@@ -1,7 +1,9 @@
 using Ambient.Mesh.Config;
+using Ambient.Mesh.ControlPlane;
 using Ambient.Mesh.Kubernetes;
 using Ambient.Mesh.Kubernetes.Api;
 using Ambient.Mesh.Sources;
+using Ambient.Mesh.Sources.Xds;
 using Ambient.Ztunnel.Admin;
 using Ambient.Ztunnel.Telemetry;
 using Microsoft.Extensions.DependencyInjection;
@@ -12,7 +14,7 @@ namespace Ambient.Ztunnel.Hosting;
 
 /// <summary>
 /// Composes the agent on the generic host: one <see cref="MeshStore"/>, a hosted service per mesh source (manifest
-/// files; the Kubernetes API when configured), then the <see cref="AgentService"/>. Services start in that order and
+/// files; the Kubernetes API, Istio xDS when configured), then the <see cref="AgentService"/>. Services start in that order and
 /// stop in reverse, so the proxy drains before its sources go away. SIGTERM/SIGINT stop the host
 /// (<see cref="AgentLifetime"/>); the host waits for the drain (drainTimeout plus a margin).
 /// </summary>
@@ -75,6 +77,19 @@ internal static class AgentHost
                 new KubeTranslator(new KubeTranslatorOptions { TrustDomain = settings.TrustDomain }),
                 sp.GetRequiredService<ILoggerFactory>().CreateLogger("kubernetes")));
             services.AddHostedService(sp => sp.GetRequiredService<KubernetesSource>());
+        }
+
+        if (options.ControlPlane is { XdsAddress: { } xds } cp)
+        {
+            services.AddSingleton(sp => new XdsSource(
+                sp.GetRequiredService<MeshStore>(),
+                cp,
+                new ControlPlaneConnection(xds, cp.XdsRootCert, cp.TokenFile, cp.ClusterId),
+                sp.GetRequiredService<ILoggerFactory>().CreateLogger("xds"))
+            {
+                Backoff = options.ControlPlaneBackoff ?? Backoff.Istio,
+            });
+            services.AddHostedService(sp => sp.GetRequiredService<XdsSource>());
         }
 
         services.AddSingleton<AgentService>();

@@ -1,0 +1,325 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Threading.Channels;
+using Ambient.Mesh.Protos.Envoy;
+using Ambient.Mesh.Protos.Istio.Ca;
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Ambient.Mesh.Tests.ControlPlane.Support;
+
+/// <summary>
+/// An in-process stand-in for istiod on loopback (Kestrel, HTTP/2 cleartext, Grpc.AspNetCore) built from the agent's own
+/// protos: Delta ADS the way istiod serves ztunnel (wildcard subscriptions, per-resource versions, nonces, removals,
+/// initial_resource_versions honoured on reconnect) and the Istio CA (signs the CSR with a root of its own). Everything
+/// the agent sends is recorded for the tests to check.
+/// </summary>
+internal sealed class FakeIstiod : IAsyncDisposable
+{
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, SortedDictionary<string, Resource>> _state = new(StringComparer.Ordinal);
+    private readonly List<XdsStream> _streams = [];
+    private readonly List<(DeltaDiscoveryRequest Request, int Stream)> _requests = [];
+    private readonly List<(string? Authorization, string? ClusterId)> _calls = [];
+    private readonly List<IstioCertificateRequest> _csrs = [];
+    private WebApplication? _app;
+    private long _version;
+    private long _nonce;
+    private int _streamCount;
+
+    private FakeIstiod()
+    {
+        using ECDsa rootKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=Fake Istio Root", rootKey, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
+        Root = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
+    }
+
+    public Uri Url { get; private set; } = null!;
+
+    /// <summary>The CA root (with its key); the last entry of every chain it returns.</summary>
+    public X509Certificate2 Root { get; }
+
+    /// <summary>While false, CreateCertificate fails with UNAVAILABLE (an outage).</summary>
+    public volatile bool CaAvailable = true;
+
+    /// <summary>When set, the CA signs this SAN instead of the one requested (a CA the client must not trust blindly).</summary>
+    public volatile string? ForceSan;
+
+    public static async Task<FakeIstiod> StartAsync()
+    {
+        var server = new FakeIstiod();
+        WebApplicationBuilder builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
+        builder.WebHost.UseShutdownTimeout(TimeSpan.FromSeconds(1));
+        builder.Logging.ClearProviders();
+        builder.Services.AddGrpc();
+        builder.Services.AddSingleton(server);
+        builder.Services.AddSingleton<XdsService>();
+        builder.Services.AddSingleton<CaService>();
+        WebApplication app = builder.Build();
+        app.MapGrpcService<XdsService>();
+        app.MapGrpcService<CaService>();
+        await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        server._app = app;
+        server.Url = new Uri($"http://127.0.0.1:{new Uri(app.Urls.First()).Port}");
+        return server;
+    }
+
+    // ---- xDS state -------------------------------------------------------------------------------------------------
+
+    /// <summary>Adds or replaces a resource (new version) and pushes it to every connected stream.</summary>
+    public void Set(string typeUrl, string name, IMessage message)
+    {
+        var resource = new Resource { Name = name, Version = Interlocked.Increment(ref _version).ToString(System.Globalization.CultureInfo.InvariantCulture), Resource_ = Any.Pack(message) };
+        lock (_gate)
+        {
+            Table(typeUrl)[name] = resource;
+            Broadcast(typeUrl, [resource], []);
+        }
+    }
+
+    /// <summary>Removes a resource and pushes the removal.</summary>
+    public void Remove(string typeUrl, string name)
+    {
+        lock (_gate)
+        {
+            Table(typeUrl).Remove(name);
+            Broadcast(typeUrl, [], [name]);
+        }
+    }
+
+    /// <summary>Changes state without pushing (what changed while an agent was away).</summary>
+    public void RemoveQuietly(string typeUrl, string name)
+    {
+        lock (_gate)
+        {
+            Table(typeUrl).Remove(name);
+        }
+    }
+
+    /// <summary>Pushes resources as given (also invalid ones) without keeping them; returns the response nonce.</summary>
+    public string PushRaw(string typeUrl, params Resource[] resources)
+    {
+        lock (_gate)
+        {
+            return Broadcast(typeUrl, resources, []);
+        }
+    }
+
+    /// <summary>Ends every open stream with UNAVAILABLE (istiod restarting); the state stays.</summary>
+    public void DropStreams()
+    {
+        lock (_gate)
+        {
+            foreach (XdsStream s in _streams)
+            {
+                s.Abort.Cancel();
+            }
+            _streams.Clear();
+        }
+    }
+
+    public IReadOnlyList<(DeltaDiscoveryRequest Request, int Stream)> Requests
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _requests];
+            }
+        }
+    }
+
+    public IReadOnlyList<(string? Authorization, string? ClusterId)> Calls
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _calls];
+            }
+        }
+    }
+
+    public IReadOnlyList<IstioCertificateRequest> CertificateRequests
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _csrs];
+            }
+        }
+    }
+
+    public int StreamCount => Volatile.Read(ref _streamCount);
+
+    private SortedDictionary<string, Resource> Table(string typeUrl)
+    {
+        if (!_state.TryGetValue(typeUrl, out var table))
+        {
+            _state[typeUrl] = table = new SortedDictionary<string, Resource>(StringComparer.Ordinal);
+        }
+        return table;
+    }
+
+    private string Broadcast(string typeUrl, Resource[] resources, string[] removed)
+    {
+        string nonce = NextNonce();
+        foreach (XdsStream s in _streams)
+        {
+            if (s.Types.Contains(typeUrl))
+            {
+                var response = new DeltaDiscoveryResponse { TypeUrl = typeUrl, Nonce = nonce };
+                response.Resources.Add(resources);
+                response.RemovedResources.Add(removed);
+                s.Outbox.Writer.TryWrite(response);
+            }
+        }
+        return nonce;
+    }
+
+    private string NextNonce() => "n" + Interlocked.Increment(ref _nonce).ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private sealed class XdsStream(int id)
+    {
+        public int Id { get; } = id;
+        public HashSet<string> Types { get; } = new(StringComparer.Ordinal);
+        public Channel<DeltaDiscoveryResponse> Outbox { get; } = Channel.CreateUnbounded<DeltaDiscoveryResponse>();
+        public CancellationTokenSource Abort { get; } = new();
+    }
+
+    private async Task ServeDeltaAsync(IAsyncStreamReader<DeltaDiscoveryRequest> requests, IServerStreamWriter<DeltaDiscoveryResponse> responses, ServerCallContext context)
+    {
+        var stream = new XdsStream(Interlocked.Increment(ref _streamCount));
+        lock (_gate)
+        {
+            _streams.Add(stream);
+            _calls.Add((context.RequestHeaders.GetValue("authorization"), context.RequestHeaders.GetValue("clusterid")));
+        }
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, stream.Abort.Token);
+        Task writer = Task.Run(async () =>
+        {
+            await foreach (DeltaDiscoveryResponse r in stream.Outbox.Reader.ReadAllAsync(cts.Token))
+            {
+                await responses.WriteAsync(r, cts.Token);
+            }
+        });
+        try
+        {
+            await foreach (DeltaDiscoveryRequest request in requests.ReadAllAsync(cts.Token))
+            {
+                lock (_gate)
+                {
+                    _requests.Add((request.Clone(), stream.Id));
+                    if (request.ResponseNonce.Length == 0 && stream.Types.Add(request.TypeUrl))
+                    {
+                        // The initial push: what the client lacks or holds at another version, and the removal of what
+                        // it holds that is gone (how istiod treats initial_resource_versions on a wildcard subscription).
+                        var table = Table(request.TypeUrl);
+                        var response = new DeltaDiscoveryResponse { TypeUrl = request.TypeUrl, Nonce = NextNonce() };
+                        foreach (Resource r in table.Values)
+                        {
+                            if (!request.InitialResourceVersions.TryGetValue(r.Name, out string? v) || v != r.Version)
+                            {
+                                response.Resources.Add(r);
+                            }
+                        }
+                        foreach (string name in request.InitialResourceVersions.Keys)
+                        {
+                            if (!table.ContainsKey(name))
+                            {
+                                response.RemovedResources.Add(name);
+                            }
+                        }
+                        stream.Outbox.Writer.TryWrite(response);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stream.Abort.IsCancellationRequested)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, "fake istiod restarting"));
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                _streams.Remove(stream);
+            }
+            await cts.CancelAsync();
+            try
+            {
+                await writer;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+    }
+
+    private IstioCertificateResponse Sign(IstioCertificateRequest request, ServerCallContext context)
+    {
+        lock (_gate)
+        {
+            _csrs.Add(request.Clone());
+            _calls.Add((context.RequestHeaders.GetValue("authorization"), context.RequestHeaders.GetValue("clusterid")));
+        }
+        if (!CaAvailable)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, "fake CA down"));
+        }
+        // Istio signs what the CSR asks for (after checking the caller may have that identity); so does this CA.
+        CertificateRequest csr = CertificateRequest.LoadSigningRequestPem(
+            request.Csr, HashAlgorithmName.SHA256, CertificateRequestLoadOptions.UnsafeLoadCertificateExtensions);
+        if (ForceSan is { } forced)
+        {
+            var san = new SubjectAlternativeNameBuilder();
+            san.AddUri(new Uri(forced));
+            csr.CertificateExtensions.Clear();
+            csr.CertificateExtensions.Add(san.Build(critical: true));
+        }
+        csr.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
+        csr.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
+        csr.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], false));
+        csr.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(Root, true, false));
+        DateTimeOffset now = DateTimeOffset.UtcNow;
+        byte[] serial = RandomNumberGenerator.GetBytes(16);
+        serial[0] &= 0x7F;
+        using X509Certificate2 leaf = csr.Create(Root, now.AddMinutes(-1), now.AddSeconds(request.ValidityDuration), serial);
+        return new IstioCertificateResponse { CertChain = { leaf.ExportCertificatePem(), Root.ExportCertificatePem() } };
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        DropStreams();
+        if (_app is not null)
+        {
+            await _app.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            await _app.DisposeAsync();
+        }
+        Root.Dispose();
+    }
+
+    internal sealed class XdsService(FakeIstiod server) : AggregatedDiscoveryService.AggregatedDiscoveryServiceBase
+    {
+        public override Task DeltaAggregatedResources(IAsyncStreamReader<DeltaDiscoveryRequest> requestStream, IServerStreamWriter<DeltaDiscoveryResponse> responseStream, ServerCallContext context) =>
+            server.ServeDeltaAsync(requestStream, responseStream, context);
+    }
+
+    internal sealed class CaService(FakeIstiod server) : IstioCertificateService.IstioCertificateServiceBase
+    {
+        public override Task<IstioCertificateResponse> CreateCertificate(IstioCertificateRequest request, ServerCallContext context) =>
+            Task.FromResult(server.Sign(request, context));
+    }
+}

@@ -1,0 +1,194 @@
+using System.Net;
+using System.Text;
+using Ambient.Mesh.Config;
+using Ambient.Mesh.ControlPlane;
+using Ambient.Mesh.Sources.Xds;
+using Ambient.Mesh.Tests.ControlPlane;
+using Ambient.Mesh.Tests.ControlPlane.Support;
+using Ambient.Ztunnel;
+using Ambient.Ztunnel.Admin;
+using Ambient.Ztunnel.Hosting;
+using Ambient.Ztunnel.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Ambient.Mesh.Tests.Ztunnel;
+
+/// <summary>
+/// Agents under an in-process istiod (issue 9): they learn the mesh only over xDS and get their certificates only from
+/// the Istio CA at the same address (CA_ADDRESS defaults to XDS_ADDRESS), then carry HBONE traffic between each other.
+/// Every address dialed is loopback.
+/// </summary>
+public sealed class ControlPlaneAgentTests
+{
+    private static int s_next;
+
+    private static IHost BuildAgent(FakeIstiod istiod, string dir, string node, IPAddress ip)
+    {
+        string token = Path.Combine(dir, $"token-{node}");
+        File.WriteAllText(token, $"token-of-{node}");
+        var host = AgentHost.Build(
+            new AgentOptions
+            {
+                NodeName = node,
+                // A fresh state dir per agent: no shared built-in CA could make the handshake succeed by accident.
+                StateDir = Directory.CreateDirectory(Path.Combine(dir, node)).FullName,
+                AccessLogWriter = TextWriter.Synchronized(new StringWriter()),
+                ControlPlane = new ControlPlaneOptions
+                {
+                    XdsAddress = istiod.Url,
+                    CaAddress = istiod.Url,
+                    TokenFile = token,
+                    ClusterId = "Kubernetes",
+                    PodName = $"ztunnel-{node}",
+                    PodNamespace = "istio-system",
+                    ServiceAccount = "ztunnel",
+                    NodeName = node,
+                    InstanceIp = ip.ToString(),
+                },
+                ControlPlaneBackoff = new Backoff(TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(200)),
+            },
+            new MeshConfig
+            {
+                Listeners = new ListenerConfig
+                {
+                    Outbound = new IPEndPoint(ip, 0),
+                    Inbound = new IPEndPoint(ip, 0),
+                    Hbone = new IPEndPoint(ip, 15008),
+                    Socks5 = new IPEndPoint(ip, 0),
+                    Admin = new IPEndPoint(ip, 0),
+                    Metrics = new IPEndPoint(ip, 0),
+                    Readiness = new IPEndPoint(ip, 0),
+                },
+                DrainTimeout = TimeSpan.FromSeconds(2),
+            },
+            new LogLevelSwitch(LogLevel.Information),
+            logging: _ => { });
+        return host;
+    }
+
+    private static Agent AgentOf(IHost host) => host.Services.GetRequiredService<AgentService>().Agent;
+
+    private static async Task<string?> EchoAsync(Agent a, IPAddress source, IPEndPoint target, string text)
+    {
+        var (socket, reply) = await Socks5Client.ConnectAsync(a.EndPoints["socks5"], source, target);
+        using (socket)
+        {
+            if (reply != 0)
+            {
+                return null;
+            }
+            await socket.SendAsync(Encoding.ASCII.GetBytes(text));
+            socket.Shutdown(System.Net.Sockets.SocketShutdown.Send);
+            byte[] got = await Socks5Client.ReadToEndAsync(socket).WaitAsync(TimeSpan.FromSeconds(5)).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : []);
+            return got.Length == 0 ? null : Encoding.ASCII.GetString(got);
+        }
+    }
+
+    private static async Task EventuallyAsync(Func<bool> condition, string what, int timeoutMs = 20_000)
+    {
+        long deadline = Environment.TickCount64 + timeoutMs;
+        while (!condition())
+        {
+            if (Environment.TickCount64 > deadline)
+            {
+                Assert.Fail($"timed out waiting for: {what}");
+            }
+            await Task.Delay(20);
+        }
+    }
+
+    [Fact]
+    public void Flags_override_istios_environment_variables_and_the_ca_follows_the_xds_address()
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["XDS_ADDRESS"] = "istiod.istio-system.svc:15012",
+            ["POD_NAME"] = "ztunnel-1",
+            ["ISTIO_META_CLUSTER_ID"] = "east",
+        };
+        var fromEnv = Ambient.Ztunnel.Cli.CommandLine.Parse([]).ControlPlane(env)!;
+        Assert.Equal(new Uri("https://istiod.istio-system.svc:15012"), fromEnv.CaAddress);
+        Assert.Equal("east", fromEnv.ClusterId);
+
+        var cl = Ambient.Ztunnel.Cli.CommandLine.Parse(["--xds-address", "http://127.0.0.1:15010", "--token-file", "/tmp/t", "--cluster-id", "west", "--xds-root-cert", "/tmp/root.pem"]);
+        Assert.Null(cl.Error);
+        var cp = cl.ControlPlane(env)!;
+        Assert.Equal(new Uri("http://127.0.0.1:15010"), cp.XdsAddress);
+        Assert.Equal(cp.XdsAddress, cp.CaAddress);
+        Assert.Equal(("/tmp/t", "west", "/tmp/root.pem", "/tmp/root.pem"), (cp.TokenFile, cp.ClusterId, cp.XdsRootCert, cp.CaRootCert));
+        Assert.Equal("ztunnel-1", cp.PodName);
+
+        Assert.Null(Ambient.Ztunnel.Cli.CommandLine.Parse([]).ControlPlane(new Dictionary<string, string>()));
+        Assert.NotNull(Ambient.Ztunnel.Cli.CommandLine.Parse(["--xds-address"]).Error);
+        var bad = Assert.Throws<FormatException>(() => Ambient.Ztunnel.Cli.CommandLine.Parse(["--ca-address", "ftp://x"]).ControlPlane(env));
+        Assert.Contains("--ca-address", bad.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Two_agents_fed_by_istio_xds_with_istio_ca_certificates_carry_hbone_traffic()
+    {
+        int k = Interlocked.Increment(ref s_next) % 200 + 1;
+        int octet = 62 + Random.Shared.Next(8);
+        IPAddress client = IPAddress.Parse($"127.{octet}.{k}.10");
+        IPAddress server = IPAddress.Parse($"127.{octet}.{k}.20");
+        IPAddress vip = IPAddress.Parse($"127.{octet}.{k}.100");
+        string dir = Directory.CreateTempSubdirectory("ambient-cp-").FullName;
+        await using var istiod = await FakeIstiod.StartAsync();
+        await using var echo = new EchoServer(server);
+        var hosts = new List<IHost>();
+        try
+        {
+            istiod.Set(XdsSource.AddressType, "Kubernetes//Pod/shop/client",
+                XdsSourceTests.Workload("client", client, node: "node-a", sa: "client"));
+            istiod.Set(XdsSource.AddressType, "shop/echo.shop.svc.cluster.local",
+                XdsSourceTests.Service("echo", vip, 80, (uint)echo.EndPoint.Port));
+
+            var hostB = BuildAgent(istiod, dir, "node-b", server);
+            hosts.Add(hostB);
+            var hostA = BuildAgent(istiod, dir, "node-a", client);
+            hosts.Add(hostA);
+            await hostB.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            await hostA.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            Agent a = AgentOf(hostA), b = AgentOf(hostB);
+            await EventuallyAsync(() => a.Ready && b.Ready, "both agents ready after the first push of each type");
+
+            // The echo pod appears after start-up; the client reaches it through the service VIP over HBONE.
+            istiod.Set(XdsSource.AddressType, "Kubernetes//Pod/shop/echo",
+                XdsSourceTests.Workload("echo", server, node: "node-b", sa: "echo", ("shop/echo.shop.svc.cluster.local", 80, (uint)echo.EndPoint.Port)));
+            await EventuallyAsync(() => a.State.Current.FindWorkloadByIp(server) is not null && b.State.Current.FindWorkloadByIp(server) is not null, "both agents learned echo");
+            Assert.Equal("over hbone", await EchoAsync(a, client, new IPEndPoint(vip, 80), "over hbone"));
+
+            // The certificates on both sides came from the Istio CA: SPIFFE SAN, chain to its root, impersonated ids.
+            var csrs = istiod.CertificateRequests;
+            Assert.Contains(csrs, r => r.Metadata?.Fields["ImpersonatedIdentity"].StringValue == "spiffe://cluster.local/ns/shop/sa/client");
+            Assert.Contains(csrs, r => r.Metadata?.Fields["ImpersonatedIdentity"].StringValue == "spiffe://cluster.local/ns/shop/sa/echo");
+            Assert.All(csrs, r => Assert.Equal((long)TimeSpan.FromHours(24).TotalSeconds, r.ValidityDuration));
+            Assert.Contains(istiod.Calls, c => c.Authorization == "Bearer token-of-node-a");
+            Assert.Contains(istiod.Calls, c => c.Authorization == "Bearer token-of-node-b");
+            Assert.All(istiod.Calls, c => Assert.Equal("Kubernetes", c.ClusterId));
+            Assert.Equal(istiod.Root.Thumbprint, Assert.Single(AgentOf(hostB).Issuer.TrustBundle).Thumbprint);
+
+            // Removal over xDS: the VIP no longer leads anywhere.
+            istiod.Remove(XdsSource.AddressType, "shop/echo.shop.svc.cluster.local");
+            await EventuallyAsync(() => a.State.Current.FindServiceByVip(vip) is null, "node-a dropped the service");
+            Assert.Null(await EchoAsync(a, client, new IPEndPoint(vip, 80), "gone"));
+        }
+        finally
+        {
+            foreach (IHost h in hosts)
+            {
+                try
+                {
+                    await h.StopAsync().WaitAsync(TimeSpan.FromSeconds(15));
+                }
+                catch (Exception)
+                {
+                }
+                h.Dispose();
+            }
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
