@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Net;
+using Google.Protobuf.Collections;
 using Ambient.Mesh.Model;
 using Pw = Ambient.Mesh.Protos.Istio.Workload;
 using Ps = Ambient.Mesh.Protos.Istio.Security;
@@ -180,7 +181,7 @@ internal static class XdsTranslator
         NotNamespacedServiceAccounts = [.. m.NotServiceAccounts.Select(s => new ServiceAccountMatch(s.Namespace, s.ServiceAccount))],
     };
 
-    private static ImmutableArray<StringMatch> Strings(IList<Ps.StringMatch> list, string at)
+    private static ImmutableArray<StringMatch> Strings(RepeatedField<Ps.StringMatch> list, string at)
     {
         var b = ImmutableArray.CreateBuilder<StringMatch>(list.Count);
         foreach (Ps.StringMatch s in list)
@@ -198,7 +199,7 @@ internal static class XdsTranslator
         return b.MoveToImmutable();
     }
 
-    private static ImmutableArray<IpNet> Nets(IList<Ps.Address> list, string at)
+    private static ImmutableArray<IpNet> Nets(RepeatedField<Ps.Address> list, string at)
     {
         var b = ImmutableArray.CreateBuilder<IpNet>(list.Count);
         foreach (Ps.Address a in list)
@@ -214,7 +215,7 @@ internal static class XdsTranslator
         return b.MoveToImmutable();
     }
 
-    private static ImmutableArray<int> PortNumbers(IList<uint> list, string at)
+    private static ImmutableArray<int> PortNumbers(RepeatedField<uint> list, string at)
     {
         var b = ImmutableArray.CreateBuilder<int>(list.Count);
         foreach (uint p in list)
