@@ -25,8 +25,11 @@ host directories. podman uses them through its CNI backend (a containers.conf of
      for byte and ambient-cni is gone from the bin dir.
 Every container, image (unless --keep-images), network interface and file it made is removed, also on failure.
 
-  --no-build      use the images already built (localhost/ambient/*:<VERSION>) instead of building them
-  --keep-images   leave the ambient images in podman's store (the app image is always removed)
+  --no-build      use the images already built (localhost/ambient/*:<VERSION>, install.yaml's references)
+  --keep-images   leave the images this run built (localhost/ambient/*:<VERSION>-nodetest.<id>) in podman's store
+
+The images are built under a tag of their own (<VERSION>-nodetest.<id>; the containers run install.yaml's image
+references with that tag), so images others built under <VERSION> are neither replaced nor removed.
   -h, --help      this help
 
 Exit 0 when every check passed. Podman facts for these machines (runc, cgroupfs, ulimits): shared/REFERENCE.md.
@@ -55,14 +58,7 @@ die() { fail "$*"; exit 1; }
 
 step "installing what the node test needs (Debian packages)"
 pkgs=(podman buildah runc containernetworking-plugins busybox-static python3 python3-yaml tcpdump curl openssl iproute2 util-linux)
-missing=(); for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  ok "installed ${missing[*]}"
-else
-  ok "all present"
-fi
+scripts/ensure-packages.sh "${pkgs[@]}"
 
 id=nt$$
 work=$(mktemp -d /tmp/ambient-node-test.XXXXXX)
@@ -70,13 +66,20 @@ host=$work/host              # the node's root for every hostPath of install.yam
 prefix=ambient-$id           # every container name starts with it
 app_image=localhost/ambient-node-test/app:$id
 version=$(cat daemonset/VERSION)
+image_tag=$version            # the tag the containers run; a build of this run gets one of its own
 images_built=()
 bg_pids=()
 cleanup() {
   local code=$?
   set +e
   for pid in "${bg_pids[@]}"; do kill "$pid" 2>/dev/null; done
-  podman ps -a --format '{{.Names}}' 2>/dev/null | grep "^$prefix-" | xargs -r podman rm -f -t 2 >/dev/null 2>&1
+  local c try
+  for c in $(podman ps -a --format '{{.Names}}' 2>/dev/null | grep "^$prefix-"); do
+    for try in 1 2 3; do podman rm -f -t 2 "$c" >/dev/null 2>&1 && break; sleep 1; done
+  done
+  if podman ps -a --format '{{.Names}}' 2>/dev/null | grep -q "^$prefix-"; then
+    echo "node-test.sh: could not remove $(podman ps -a --format '{{.Names}}' | grep "^$prefix-" | tr '\n' ' ')" >&2
+  fi
   podman rmi -f "$app_image" >/dev/null 2>&1
   if [ "$keep_images" = 0 ]; then
     for image in "${images_built[@]}"; do podman rmi -f "$image" >/dev/null 2>&1; done
@@ -151,9 +154,10 @@ export CONTAINERS_CONF=$work/containers.conf
 ok "conflist $(basename "$conflist"): bridge + host-local; podman: runc, cgroupfs, CNI backend on the node's dirs"
 
 if [ "$build" = 1 ]; then
-  step "building the images (daemonset/build-images.sh --no-check)"
-  for name in ztunnel install-cni; do images_built+=("localhost/ambient/$name:$version"); done
-  if ! daemonset/build-images.sh --no-check > "$work/build.log" 2>&1; then
+  image_tag=$version-nodetest.$id
+  step "building the images (daemonset/build-images.sh --no-check --version $image_tag)"
+  for name in ztunnel install-cni; do images_built+=("localhost/ambient/$name:$image_tag"); done
+  if ! daemonset/build-images.sh --no-check --version "$image_tag" > "$work/build.log" 2>&1; then
     tail -n 30 "$work/build.log" | sed 's/^/      /'; die "build-images.sh failed"
   fi
   grep -E 'localhost/ambient/.*MB' "$work/build.log" | sed 's/^ *//; s/^/    /' || true
@@ -184,7 +188,7 @@ manifest_run() {  # NAME DAEMONSET CONTAINER POD_NAME [ARG REPLACEMENT]... -- [p
     if [ "$seen" = 0 ] && [ "$i" = -- ]; then seen=1; continue; fi
     if [ "$seen" = 0 ]; then run+=("$i"); else args+=("$i"); fi
   done
-  local image=${args[0]}; args=("${args[@]:1}")
+  local image=${args[0]%:*}:$image_tag; args=("${args[@]:1}")
   local j
   for ((j = 0; j < ${#replace[@]}; j += 2)); do
     local -a next=(); for i in "${args[@]}"; do if [ "$i" = "${replace[j]}" ]; then read -r -a more <<< "${replace[j+1]}"; next+=("${more[@]}"); else next+=("$i"); fi; done
@@ -203,7 +207,14 @@ wait_for() {  # SECONDS DESCRIPTION COMMAND...: polls until the command succeeds
 }
 
 step "the CNI installer, run as install.yaml's ambient-cni DaemonSet runs it"
-manifest_run "$prefix-install-cni" ambient-cni install-cni "ambient-cni-$id"
+# What a kubelet adds to every container: the API server's address and the service account's token. No API server
+# runs here: the address is a closed loopback port, so the installer's on-exit auto finds it unreachable (and keeps).
+api_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$work/volumes/serviceaccount"
+echo "node-test-token" > "$work/volumes/serviceaccount/token"
+kubelet_env=(--env KUBERNETES_SERVICE_HOST=127.0.0.1 --env KUBERNETES_SERVICE_PORT="$api_port"
+  --volume "$work/volumes/serviceaccount:/var/run/secrets/kubernetes.io/serviceaccount:ro")
+manifest_run "$prefix-install-cni" ambient-cni install-cni "ambient-cni-$id" -- "${kubelet_env[@]}"
 sed -n '$p' "$work/commands.log"
 chained() { python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["plugins"]; sys.exit(0 if p[-1]["type"]=="ambient-cni" and [x["type"] for x in p].count("ambient-cni")==1 else 1)' "$conflist"; }
 if wait_for 60 "ambient-cni chained" chained && [ -x "$host/opt/cni/bin/ambient-cni" ]; then
@@ -231,7 +242,7 @@ pod_yaml() {  # NAME IP
 agent_ready() { nsenter -t "$(pid_of "$1")" -n curl -sf --max-time 2 -o /dev/null http://127.0.0.1:15021/healthz/ready; }
 start_agent() {  # NAME
   manifest_run "$1" ztunnel ztunnel "$1" --kubernetes "--manifests /etc/ambient-test/mesh.yaml" -- \
-    --volume "$work/manifests:/etc/ambient-test:ro"
+    --volume "$work/manifests:/etc/ambient-test:ro" "${kubelet_env[@]}"
   if ! wait_for 60 "agent ready" agent_ready "$1"; then
     podman logs "$1" 2>&1 | tail -n 30 | sed 's/^/      /'; die "agent $1 not ready (GET /healthz/ready on 15021) within 60 s"
   fi
@@ -309,7 +320,7 @@ podman logs "$prefix-ztunnel-2" 2>&1 | grep -c "released pod $ns/" | grep -qx 2 
 podman stop -t 30 "$prefix-ztunnel-2" >/dev/null
 podman stop -t 30 "$prefix-install-cni" >/dev/null
 if chained; then ok "installer stopped with no API server to say its DaemonSet is gone (on-exit auto): the entry stays, pods fail closed"; else fail "the installer removed its entry although it could not know it was uninstalled"; fi
-manifest_run "$prefix-uninstall" ambient-cni install-cni "ambient-cni-$id" run uninstall --
+manifest_run "$prefix-uninstall" ambient-cni install-cni "ambient-cni-$id" run uninstall -- "${kubelet_env[@]}"
 podman wait "$prefix-uninstall" >/dev/null
 if cmp -s "$conflist" "$work/conflist.original"; then ok "install-cni uninstall: the conflist is back byte for byte"; else fail "the conflist differs from the original:"; diff "$work/conflist.original" "$conflist" | head | sed 's/^/      /'; fi
 [ ! -e "$host/opt/cni/bin/ambient-cni" ] && ok "ambient-cni removed from the bin dir" || fail "ambient-cni still in the bin dir"
