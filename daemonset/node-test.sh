@@ -7,7 +7,7 @@ repo=$PWD
 
 usage() {
   cat <<'USAGE'
-Usage: sudo daemonset/node-test.sh [--no-build] [--keep-images] [-h|--help]
+Usage: sudo daemonset/node-test.sh [--no-build | --tag TAG] [--keep-images] [-h|--help]
 
 A node in a test directory: a CNI config dir holding a bridge + host-local conflist, a CNI bin dir, the agent's
 host directories. podman uses them through its CNI backend (a containers.conf of the test's own). Then:
@@ -26,6 +26,7 @@ host directories. podman uses them through its CNI backend (a containers.conf of
 Every container, image (unless --keep-images), network interface and file it made is removed, also on failure.
 
   --no-build      use the images already built (localhost/ambient/*:<VERSION>, install.yaml's references)
+  --tag TAG       use the images already built as localhost/ambient/*:TAG (e.g. a --keep-images run's)
   --keep-images   leave the images this run built (localhost/ambient/*:<VERSION>-nodetest.<id>) in podman's store
 
 The images are built under a tag of their own (<VERSION>-nodetest.<id>; the containers run install.yaml's image
@@ -38,10 +39,12 @@ USAGE
 
 build=1
 keep_images=0
+tag=""
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
     --no-build) build=0; shift ;;
+    --tag) tag=${2:?--tag needs a value}; build=0; shift 2 ;;
     --keep-images) keep_images=1; shift ;;
     *) echo "node-test.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -66,7 +69,7 @@ host=$work/host              # the node's root for every hostPath of install.yam
 prefix=ambient-$id           # every container name starts with it
 app_image=localhost/ambient-node-test/app:$id
 version=$(cat daemonset/VERSION)
-image_tag=$version            # the tag the containers run; a build of this run gets one of its own
+image_tag=${tag:-$version}   # the tag the containers run; a build of this run gets one of its own
 images_built=()
 bg_pids=()
 cleanup() {
@@ -263,7 +266,11 @@ for c in "$client" "$server"; do
 done
 
 step "traffic between the apps: captured, HBONE on the bridge, identities in the access log"
-tcpdump -i "$bridge" -nn -U -w "$work/bridge.pcap" "tcp and host $client_ip and host $server_ip" >/dev/null 2>&1 &
+# Frames one bridge port forwards to another never reach the bridge device itself: capture on the client's veth.
+veth_index=$(nsenter -t "$(pid_of "$client")" -n cat /sys/class/net/eth0/iflink)
+veth=$(ip -o link | awk -F': ' -v i="$veth_index" '$1 == i { sub(/@.*/, "", $2); print $2 }')
+[ -n "$veth" ] || die "cannot find the client's veth on the bridge (ifindex $veth_index)"
+tcpdump -i "$veth" -nn -U -w "$work/bridge.pcap" "tcp and host $client_ip and host $server_ip" >/dev/null 2>&1 &
 bg_pids+=($!)
 sleep 1
 answers=0
@@ -276,9 +283,9 @@ kill "${bg_pids[-1]}" 2>/dev/null; wait "${bg_pids[-1]}" 2>/dev/null || true
 packets=$(tcpdump -nn -r "$work/bridge.pcap" 2>/dev/null | grep -c ' IP ' || true)
 others=$(tcpdump -nn -r "$work/bridge.pcap" 2>/dev/null | grep ' IP ' | grep -vE "\.15008[ :>]" || true)
 if [ "$packets" -gt 0 ] && [ -z "$others" ]; then
-  ok "tcpdump on $bridge: $packets packets between the apps, every one on port 15008 (HBONE)"
+  ok "tcpdump on $veth (the client's port of $bridge): $packets packets between the apps, every one on port 15008 (HBONE)"
 else
-  fail "tcpdump on $bridge: $packets packets; not on 15008:"; echo "$others" | head -n 5 | sed 's/^/      /'
+  fail "tcpdump on $veth: $packets packets; not on 15008:"; echo "$others" | head -n 5 | sed 's/^/      /'
 fi
 for who in "$client" "$server"; do
   id_uri="spiffe://cluster.local/ns/$ns/sa/$who"
