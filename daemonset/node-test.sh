@@ -201,6 +201,8 @@ manifest_run() {  # NAME DAEMONSET CONTAINER POD_NAME [ARG REPLACEMENT]... -- [p
   podman run -d --name "$name" "${run[@]}" "${opts[@]}" "$image" "${args[@]}" >/dev/null
 }
 pid_of() { podman inspect -f '{{.State.Pid}}' "$1"; }
+# A container's log so far, in a file: `podman logs | grep -q` would fail under pipefail when grep stops reading early.
+log_of() { podman logs "$1" > "$work/$1.log" 2>&1 || true; echo "$work/$1.log"; }
 wait_for() {  # SECONDS DESCRIPTION COMMAND...: polls until the command succeeds
   local deadline=$((SECONDS + $1)) what=$2; shift 2
   until "$@" >/dev/null 2>&1; do
@@ -260,14 +262,14 @@ podman run -d --name "$server" --network "$network" --ip "$server_ip" "$app_imag
 podman run -d --name "$client" --network "$network" --ip "$client_ip" "$app_image" sleep 100000 >/dev/null \
   || die "podman could not start $client"
 for c in "$client" "$server"; do
-  if podman logs "$prefix-ztunnel-1" 2>&1 | grep -q "captured pod $ns/$c"; then ok "agent captured $ns/$c"; else fail "agent did not capture $ns/$c"; fi
+  if grep -q "captured pod $ns/$c" "$(log_of "$prefix-ztunnel-1")"; then ok "agent captured $ns/$c"; else fail "agent did not capture $ns/$c"; fi
   listening=$(nsenter -t "$(pid_of "$c")" -n ss -Htln | awk '{print $4}' | sed 's/.*://' | sort -un | tr '\n' ' ')
   if [[ " $listening" == *" 15001 15006 15008 "* ]]; then ok "$c: the agent listens in its namespace (ports $listening)"; else fail "$c listens on: $listening"; fi
 done
 
 step "traffic between the apps: captured, HBONE on the bridge, identities in the access log"
-# Frames one bridge port forwards to another never reach the bridge device itself: capture on the client's veth.
-veth_index=$(nsenter -t "$(pid_of "$client")" -n cat /sys/class/net/eth0/iflink)
+# On the client's veth (its port of the bridge): every packet it sends or receives, whatever the bridge does.
+veth_index=$(nsenter -t "$(pid_of "$client")" -n ip -o link show eth0 | sed -nE 's/^[0-9]+: eth0@if([0-9]+):.*/\1/p')
 veth=$(ip -o link | awk -F': ' -v i="$veth_index" '$1 == i { sub(/@.*/, "", $2); print $2 }')
 [ -n "$veth" ] || die "cannot find the client's veth on the bridge (ifindex $veth_index)"
 tcpdump -i "$veth" -nn -U -w "$work/bridge.pcap" "tcp and host $client_ip and host $server_ip" >/dev/null 2>&1 &
@@ -289,7 +291,7 @@ else
 fi
 for who in "$client" "$server"; do
   id_uri="spiffe://cluster.local/ns/$ns/sa/$who"
-  if podman logs "$prefix-ztunnel-1" 2>/dev/null | grep -q "$id_uri"; then ok "access log names $id_uri"; else fail "no access log line names $id_uri"; fi
+  if grep -q "$id_uri" "$(log_of "$prefix-ztunnel-1")"; then ok "access log names $id_uri"; else fail "no access log line names $id_uri"; fi
 done
 
 step "upgrade: a second agent container while the first runs, under $((200)) connections/s"
@@ -302,11 +304,11 @@ sleep 2
 start_agent "$prefix-ztunnel-2"
 ok "second agent ready"
 if timeout 60 podman wait "$prefix-ztunnel-1" > "$work/old.exit" 2>&1; then
-  ok "first agent exited $(cat "$work/old.exit") after handing over: $(podman logs "$prefix-ztunnel-1" 2>&1 | grep -oE 'handed [0-9]+ pods over[^:]*' | head -n 1)"
+  ok "first agent exited $(cat "$work/old.exit") after handing over: $(grep -oE 'handed [0-9]+ pods over[^:]*' "$(log_of "$prefix-ztunnel-1")" | head -n 1)"
 else
   fail "the first agent did not exit within 60 s of its successor being ready"
 fi
-podman logs "$prefix-ztunnel-2" 2>&1 | grep -q "previous agent (pid [0-9]*) released 2 pods" && ok "second agent took both pods over with their listening sockets" \
+grep -q "previous agent (pid [0-9]*) released 2 pods" "$(log_of "$prefix-ztunnel-2")" && ok "second agent took both pods over with their listening sockets" \
   || fail "second agent does not report taking both pods over"
 sleep 2
 touch "$touch_stop"
@@ -323,7 +325,7 @@ then ok "upgrade under load: no connection refused, reset or lost"; else fail "c
 
 step "uninstall"
 podman rm -f -t 5 "$client" "$server" >/dev/null
-podman logs "$prefix-ztunnel-2" 2>&1 | grep -c "released pod $ns/" | grep -qx 2 && ok "CNI DEL: the agent released both pods" || fail "the agent did not release both pods on DEL"
+[ "$(grep -c "released pod $ns/" "$(log_of "$prefix-ztunnel-2")")" = 2 ] && ok "CNI DEL: the agent released both pods" || fail "the agent did not release both pods on DEL"
 podman stop -t 30 "$prefix-ztunnel-2" >/dev/null
 podman stop -t 30 "$prefix-install-cni" >/dev/null
 if chained; then ok "installer stopped with no API server to say its DaemonSet is gone (on-exit auto): the entry stays, pods fail closed"; else fail "the installer removed its entry although it could not know it was uninstalled"; fi
