@@ -324,7 +324,7 @@ PY
 then ok "upgrade under load: no connection refused, reset or lost"; else fail "connections failed during the upgrade: ${result:-$(tail -n 5 "$work/load.out")}"; fi
 
 step "uninstall"
-podman rm -f -t 5 "$client" "$server" >/dev/null
+podman rm -f -t 0 "$client" "$server" >/dev/null  # busybox as PID 1 ignores SIGTERM
 [ "$(grep -c "released pod $ns/" "$(log_of "$prefix-ztunnel-2")")" = 2 ] && ok "CNI DEL: the agent released both pods" || fail "the agent did not release both pods on DEL"
 podman stop -t 30 "$prefix-ztunnel-2" >/dev/null
 podman stop -t 30 "$prefix-install-cni" >/dev/null
