@@ -63,14 +63,7 @@ fail() { printf '    \xe2\x9c\x97 %s\n' "$*"; failures=$((failures + 1)); }
 step "installing what the build needs (Debian packages)"
 pkgs=(podman buildah runc iptables nftables iproute2 util-linux grep dash openssl libssl3 zlib1g-dev)
 command -v clang >/dev/null || command -v gcc >/dev/null || pkgs+=(clang)
-missing=(); for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  ok "installed ${missing[*]}"
-else
-  ok "all present"
-fi
+scripts/ensure-packages.sh "${pkgs[@]}"
 
 work=$(mktemp -d /tmp/ambient-images.XXXXXX)
 cleanup_cmds=()

@@ -7,7 +7,7 @@ repo=$PWD
 
 usage() {
   cat <<'USAGE'
-Usage: sudo daemonset/node-test.sh [--no-build] [--keep-images] [-h|--help]
+Usage: sudo daemonset/node-test.sh [--no-build | --tag TAG] [--keep-images] [-h|--help]
 
 A node in a test directory: a CNI config dir holding a bridge + host-local conflist, a CNI bin dir, the agent's
 host directories. podman uses them through its CNI backend (a containers.conf of the test's own). Then:
@@ -25,8 +25,12 @@ host directories. podman uses them through its CNI backend (a containers.conf of
      for byte and ambient-cni is gone from the bin dir.
 Every container, image (unless --keep-images), network interface and file it made is removed, also on failure.
 
-  --no-build      use the images already built (localhost/ambient/*:<VERSION>) instead of building them
-  --keep-images   leave the ambient images in podman's store (the app image is always removed)
+  --no-build      use the images already built (localhost/ambient/*:<VERSION>, install.yaml's references)
+  --tag TAG       use the images already built as localhost/ambient/*:TAG (e.g. a --keep-images run's)
+  --keep-images   leave the images this run built (localhost/ambient/*:<VERSION>-nodetest.<id>) in podman's store
+
+The images are built under a tag of their own (<VERSION>-nodetest.<id>; the containers run install.yaml's image
+references with that tag), so images others built under <VERSION> are neither replaced nor removed.
   -h, --help      this help
 
 Exit 0 when every check passed. Podman facts for these machines (runc, cgroupfs, ulimits): shared/REFERENCE.md.
@@ -35,10 +39,12 @@ USAGE
 
 build=1
 keep_images=0
+tag=""
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
     --no-build) build=0; shift ;;
+    --tag) tag=${2:?--tag needs a value}; build=0; shift 2 ;;
     --keep-images) keep_images=1; shift ;;
     *) echo "node-test.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -55,14 +61,7 @@ die() { fail "$*"; exit 1; }
 
 step "installing what the node test needs (Debian packages)"
 pkgs=(podman buildah runc containernetworking-plugins busybox-static python3 python3-yaml tcpdump curl openssl iproute2 util-linux)
-missing=(); for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  ok "installed ${missing[*]}"
-else
-  ok "all present"
-fi
+scripts/ensure-packages.sh "${pkgs[@]}"
 
 id=nt$$
 work=$(mktemp -d /tmp/ambient-node-test.XXXXXX)
@@ -70,13 +69,20 @@ host=$work/host              # the node's root for every hostPath of install.yam
 prefix=ambient-$id           # every container name starts with it
 app_image=localhost/ambient-node-test/app:$id
 version=$(cat daemonset/VERSION)
+image_tag=${tag:-$version}   # the tag the containers run; a build of this run gets one of its own
 images_built=()
 bg_pids=()
 cleanup() {
   local code=$?
   set +e
   for pid in "${bg_pids[@]}"; do kill "$pid" 2>/dev/null; done
-  podman ps -a --format '{{.Names}}' 2>/dev/null | grep "^$prefix-" | xargs -r podman rm -f -t 2 >/dev/null 2>&1
+  local c try
+  for c in $(podman ps -a --format '{{.Names}}' 2>/dev/null | grep "^$prefix-"); do
+    for try in 1 2 3; do podman rm -f -t 2 "$c" >/dev/null 2>&1 && break; sleep 1; done
+  done
+  if podman ps -a --format '{{.Names}}' 2>/dev/null | grep -q "^$prefix-"; then
+    echo "node-test.sh: could not remove $(podman ps -a --format '{{.Names}}' | grep "^$prefix-" | tr '\n' ' ')" >&2
+  fi
   podman rmi -f "$app_image" >/dev/null 2>&1
   if [ "$keep_images" = 0 ]; then
     for image in "${images_built[@]}"; do podman rmi -f "$image" >/dev/null 2>&1; done
@@ -151,9 +157,10 @@ export CONTAINERS_CONF=$work/containers.conf
 ok "conflist $(basename "$conflist"): bridge + host-local; podman: runc, cgroupfs, CNI backend on the node's dirs"
 
 if [ "$build" = 1 ]; then
-  step "building the images (daemonset/build-images.sh --no-check)"
-  for name in ztunnel install-cni; do images_built+=("localhost/ambient/$name:$version"); done
-  if ! daemonset/build-images.sh --no-check > "$work/build.log" 2>&1; then
+  image_tag=$version-nodetest.$id
+  step "building the images (daemonset/build-images.sh --no-check --version $image_tag)"
+  for name in ztunnel install-cni; do images_built+=("localhost/ambient/$name:$image_tag"); done
+  if ! daemonset/build-images.sh --no-check --version "$image_tag" > "$work/build.log" 2>&1; then
     tail -n 30 "$work/build.log" | sed 's/^/      /'; die "build-images.sh failed"
   fi
   grep -E 'localhost/ambient/.*MB' "$work/build.log" | sed 's/^ *//; s/^/    /' || true
@@ -184,7 +191,7 @@ manifest_run() {  # NAME DAEMONSET CONTAINER POD_NAME [ARG REPLACEMENT]... -- [p
     if [ "$seen" = 0 ] && [ "$i" = -- ]; then seen=1; continue; fi
     if [ "$seen" = 0 ]; then run+=("$i"); else args+=("$i"); fi
   done
-  local image=${args[0]}; args=("${args[@]:1}")
+  local image=${args[0]%:*}:$image_tag; args=("${args[@]:1}")
   local j
   for ((j = 0; j < ${#replace[@]}; j += 2)); do
     local -a next=(); for i in "${args[@]}"; do if [ "$i" = "${replace[j]}" ]; then read -r -a more <<< "${replace[j+1]}"; next+=("${more[@]}"); else next+=("$i"); fi; done
@@ -194,6 +201,8 @@ manifest_run() {  # NAME DAEMONSET CONTAINER POD_NAME [ARG REPLACEMENT]... -- [p
   podman run -d --name "$name" "${run[@]}" "${opts[@]}" "$image" "${args[@]}" >/dev/null
 }
 pid_of() { podman inspect -f '{{.State.Pid}}' "$1"; }
+# A container's log so far, in a file: `podman logs | grep -q` would fail under pipefail when grep stops reading early.
+log_of() { podman logs "$1" > "$work/$1.log" 2>&1 || true; echo "$work/$1.log"; }
 wait_for() {  # SECONDS DESCRIPTION COMMAND...: polls until the command succeeds
   local deadline=$((SECONDS + $1)) what=$2; shift 2
   until "$@" >/dev/null 2>&1; do
@@ -203,7 +212,14 @@ wait_for() {  # SECONDS DESCRIPTION COMMAND...: polls until the command succeeds
 }
 
 step "the CNI installer, run as install.yaml's ambient-cni DaemonSet runs it"
-manifest_run "$prefix-install-cni" ambient-cni install-cni "ambient-cni-$id"
+# What a kubelet adds to every container: the API server's address and the service account's token. No API server
+# runs here: the address is a closed loopback port, so the installer's on-exit auto finds it unreachable (and keeps).
+api_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$work/volumes/serviceaccount"
+echo "node-test-token" > "$work/volumes/serviceaccount/token"
+kubelet_env=(--env KUBERNETES_SERVICE_HOST=127.0.0.1 --env KUBERNETES_SERVICE_PORT="$api_port"
+  --volume "$work/volumes/serviceaccount:/var/run/secrets/kubernetes.io/serviceaccount:ro")
+manifest_run "$prefix-install-cni" ambient-cni install-cni "ambient-cni-$id" -- "${kubelet_env[@]}"
 sed -n '$p' "$work/commands.log"
 chained() { python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["plugins"]; sys.exit(0 if p[-1]["type"]=="ambient-cni" and [x["type"] for x in p].count("ambient-cni")==1 else 1)' "$conflist"; }
 if wait_for 60 "ambient-cni chained" chained && [ -x "$host/opt/cni/bin/ambient-cni" ]; then
@@ -231,7 +247,7 @@ pod_yaml() {  # NAME IP
 agent_ready() { nsenter -t "$(pid_of "$1")" -n curl -sf --max-time 2 -o /dev/null http://127.0.0.1:15021/healthz/ready; }
 start_agent() {  # NAME
   manifest_run "$1" ztunnel ztunnel "$1" --kubernetes "--manifests /etc/ambient-test/mesh.yaml" -- \
-    --volume "$work/manifests:/etc/ambient-test:ro"
+    --volume "$work/manifests:/etc/ambient-test:ro" "${kubelet_env[@]}"
   if ! wait_for 60 "agent ready" agent_ready "$1"; then
     podman logs "$1" 2>&1 | tail -n 30 | sed 's/^/      /'; die "agent $1 not ready (GET /healthz/ready on 15021) within 60 s"
   fi
@@ -246,13 +262,17 @@ podman run -d --name "$server" --network "$network" --ip "$server_ip" "$app_imag
 podman run -d --name "$client" --network "$network" --ip "$client_ip" "$app_image" sleep 100000 >/dev/null \
   || die "podman could not start $client"
 for c in "$client" "$server"; do
-  if podman logs "$prefix-ztunnel-1" 2>&1 | grep -q "captured pod $ns/$c"; then ok "agent captured $ns/$c"; else fail "agent did not capture $ns/$c"; fi
+  if grep -q "captured pod $ns/$c" "$(log_of "$prefix-ztunnel-1")"; then ok "agent captured $ns/$c"; else fail "agent did not capture $ns/$c"; fi
   listening=$(nsenter -t "$(pid_of "$c")" -n ss -Htln | awk '{print $4}' | sed 's/.*://' | sort -un | tr '\n' ' ')
   if [[ " $listening" == *" 15001 15006 15008 "* ]]; then ok "$c: the agent listens in its namespace (ports $listening)"; else fail "$c listens on: $listening"; fi
 done
 
 step "traffic between the apps: captured, HBONE on the bridge, identities in the access log"
-tcpdump -i "$bridge" -nn -U -w "$work/bridge.pcap" "tcp and host $client_ip and host $server_ip" >/dev/null 2>&1 &
+# On the client's veth (its port of the bridge): every packet it sends or receives, whatever the bridge does.
+veth_index=$(nsenter -t "$(pid_of "$client")" -n ip -o link show eth0 | sed -nE 's/^[0-9]+: eth0@if([0-9]+):.*/\1/p')
+veth=$(ip -o link | awk -F': ' -v i="$veth_index" '$1 == i { sub(/@.*/, "", $2); print $2 }')
+[ -n "$veth" ] || die "cannot find the client's veth on the bridge (ifindex $veth_index)"
+tcpdump -i "$veth" -nn -U -w "$work/bridge.pcap" "tcp and host $client_ip and host $server_ip" >/dev/null 2>&1 &
 bg_pids+=($!)
 sleep 1
 answers=0
@@ -265,13 +285,13 @@ kill "${bg_pids[-1]}" 2>/dev/null; wait "${bg_pids[-1]}" 2>/dev/null || true
 packets=$(tcpdump -nn -r "$work/bridge.pcap" 2>/dev/null | grep -c ' IP ' || true)
 others=$(tcpdump -nn -r "$work/bridge.pcap" 2>/dev/null | grep ' IP ' | grep -vE "\.15008[ :>]" || true)
 if [ "$packets" -gt 0 ] && [ -z "$others" ]; then
-  ok "tcpdump on $bridge: $packets packets between the apps, every one on port 15008 (HBONE)"
+  ok "tcpdump on $veth (the client's port of $bridge): $packets packets between the apps, every one on port 15008 (HBONE)"
 else
-  fail "tcpdump on $bridge: $packets packets; not on 15008:"; echo "$others" | head -n 5 | sed 's/^/      /'
+  fail "tcpdump on $veth: $packets packets; not on 15008:"; echo "$others" | head -n 5 | sed 's/^/      /'
 fi
 for who in "$client" "$server"; do
   id_uri="spiffe://cluster.local/ns/$ns/sa/$who"
-  if podman logs "$prefix-ztunnel-1" 2>/dev/null | grep -q "$id_uri"; then ok "access log names $id_uri"; else fail "no access log line names $id_uri"; fi
+  if grep -q "$id_uri" "$(log_of "$prefix-ztunnel-1")"; then ok "access log names $id_uri"; else fail "no access log line names $id_uri"; fi
 done
 
 step "upgrade: a second agent container while the first runs, under $((200)) connections/s"
@@ -284,11 +304,11 @@ sleep 2
 start_agent "$prefix-ztunnel-2"
 ok "second agent ready"
 if timeout 60 podman wait "$prefix-ztunnel-1" > "$work/old.exit" 2>&1; then
-  ok "first agent exited $(cat "$work/old.exit") after handing over: $(podman logs "$prefix-ztunnel-1" 2>&1 | grep -oE 'handed [0-9]+ pods over[^:]*' | head -n 1)"
+  ok "first agent exited $(cat "$work/old.exit") after handing over: $(grep -oE 'handed [0-9]+ pods over[^:]*' "$(log_of "$prefix-ztunnel-1")" | head -n 1)"
 else
   fail "the first agent did not exit within 60 s of its successor being ready"
 fi
-podman logs "$prefix-ztunnel-2" 2>&1 | grep -q "previous agent (pid [0-9]*) released 2 pods" && ok "second agent took both pods over with their listening sockets" \
+grep -q "previous agent (pid [0-9]*) released 2 pods" "$(log_of "$prefix-ztunnel-2")" && ok "second agent took both pods over with their listening sockets" \
   || fail "second agent does not report taking both pods over"
 sleep 2
 touch "$touch_stop"
@@ -304,12 +324,12 @@ PY
 then ok "upgrade under load: no connection refused, reset or lost"; else fail "connections failed during the upgrade: ${result:-$(tail -n 5 "$work/load.out")}"; fi
 
 step "uninstall"
-podman rm -f -t 5 "$client" "$server" >/dev/null
-podman logs "$prefix-ztunnel-2" 2>&1 | grep -c "released pod $ns/" | grep -qx 2 && ok "CNI DEL: the agent released both pods" || fail "the agent did not release both pods on DEL"
+podman rm -f -t 0 "$client" "$server" >/dev/null  # busybox as PID 1 ignores SIGTERM
+[ "$(grep -c "released pod $ns/" "$(log_of "$prefix-ztunnel-2")")" = 2 ] && ok "CNI DEL: the agent released both pods" || fail "the agent did not release both pods on DEL"
 podman stop -t 30 "$prefix-ztunnel-2" >/dev/null
 podman stop -t 30 "$prefix-install-cni" >/dev/null
 if chained; then ok "installer stopped with no API server to say its DaemonSet is gone (on-exit auto): the entry stays, pods fail closed"; else fail "the installer removed its entry although it could not know it was uninstalled"; fi
-manifest_run "$prefix-uninstall" ambient-cni install-cni "ambient-cni-$id" run uninstall --
+manifest_run "$prefix-uninstall" ambient-cni install-cni "ambient-cni-$id" run uninstall -- "${kubelet_env[@]}"
 podman wait "$prefix-uninstall" >/dev/null
 if cmp -s "$conflist" "$work/conflist.original"; then ok "install-cni uninstall: the conflist is back byte for byte"; else fail "the conflist differs from the original:"; diff "$work/conflist.original" "$conflist" | head | sed 's/^/      /'; fi
 [ ! -e "$host/opt/cni/bin/ambient-cni" ] && ok "ambient-cni removed from the bin dir" || fail "ambient-cni still in the bin dir"

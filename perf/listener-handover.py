@@ -79,6 +79,8 @@ def client(port, rate, stop, counts, lock):
             kind = "refused"
         except (ConnectionResetError, BrokenPipeError):
             kind = "reset"
+        except TimeoutError:
+            kind = "timeout"  # the client's 5 s: an overloaded machine, not a hand-over
         except OSError:
             kind = "other"
         with lock:
@@ -95,7 +97,7 @@ def client(port, rate, stop, counts, lock):
 def run(mode, rate, handovers, period, delay, workdir):
     port = free_port()
     path = os.path.join(workdir, f"{mode}.sock")
-    counts = dict(attempted=0, answered=0, refused=0, reset=0, other=0)
+    counts = dict(attempted=0, answered=0, refused=0, reset=0, timeout=0, other=0)
     lock, stop = threading.Lock(), threading.Event()
 
     def start(first):
@@ -140,6 +142,6 @@ if __name__ == "__main__":
         for mode in ("reuseport", "handover"):
             c = run(mode, args.rate, args.handovers, args.period, args.delay, workdir)
             print(f"{mode:10} {args.handovers} hand-overs at {args.rate:.0f} conn/s: attempted {c['attempted']}, answered {c['answered']}, "
-                  f"refused {c['refused']}, reset {c['reset']}, other {c['other']}", flush=True)
+                  f"refused {c['refused']}, reset {c['reset']}, timed out {c['timeout']}, other {c['other']}", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
