@@ -69,19 +69,39 @@ internal static partial class Router
         }
         foreach (var q in m.QueryParams)
         {
-            if (!request.Query.TryGetValue(q.Name, out var values) || values.Count == 0)
-            {
-                return false;
-            }
             // The first value counts when a parameter repeats (Gateway API leaves it to the implementation; Envoy
             // takes the first).
-            if (!ValueMatches(q.Type, q.Value, q.Regex, values[0] ?? ""))
+            if (QueryValue(request.QueryString.Value, q.Name) is not { } value || !ValueMatches(q.Type, q.Value, q.Regex, value))
             {
                 return false;
             }
         }
         return true;
     }
+
+    /// <summary>
+    /// The first value of a query parameter, its name compared exactly (Gateway API: query names are
+    /// case-sensitive; ASP.NET's own Query collection is not).
+    /// </summary>
+    internal static string? QueryValue(string? query, string name)
+    {
+        if (string.IsNullOrEmpty(query))
+        {
+            return null;
+        }
+        foreach (var part in query.TrimStart('?').Split('&'))
+        {
+            int eq = part.IndexOf('=', StringComparison.Ordinal);
+            string key = Unescape(eq < 0 ? part : part[..eq]);
+            if (key == name)
+            {
+                return eq < 0 ? "" : Unescape(part[(eq + 1)..]);
+            }
+        }
+        return null;
+    }
+
+    private static string Unescape(string s) => Uri.UnescapeDataString(s.Replace('+', ' '));
 
     private static bool ValueMatches(ValueMatchType type, string expected, SafeRegex? regex, string value) =>
         type == ValueMatchType.Exact ? string.Equals(expected, value, StringComparison.Ordinal) : regex!.IsMatch(value);

@@ -78,7 +78,7 @@ internal static partial class Router
         }
         foreach (var (name, match) in m.QueryParams)
         {
-            if (!request.Query.TryGetValue(name, out var values) || values.Count == 0 || !match.Matches(values[0]))
+            if (!match.Matches(QueryValue(request.QueryString.Value, name)))
             {
                 return false;
             }

@@ -49,8 +49,8 @@ internal sealed class WaypointMesh : IAsyncDisposable
     public IPAddress OtherVip { get; }
     public string Dir { get; }
     public string ManifestDir { get; }
-    public Backend V1 { get; private set; } = null!;
-    public Backend V2 { get; private set; } = null!;
+    public EchoApp V1 { get; private set; } = null!;
+    public EchoApp V2 { get; private set; } = null!;
     public IHost NodeA { get; private set; } = null!;
     public IHost NodeB { get; private set; } = null!;
     /// <summary>echo-v2's node: in shared mode a ztunnel serves HBONE on one address, so each echo pod has its own node.</summary>
@@ -72,9 +72,9 @@ internal sealed class WaypointMesh : IAsyncDisposable
         var mesh = new WaypointMesh(Interlocked.Increment(ref s_next) % 250 + 1);
         try
         {
-            mesh.V1 = await Backend.StartAsync("echo-v1", mesh.EchoV1);
+            mesh.V1 = await EchoApp.StartAsync("echo-v1", mesh.EchoV1);
             mesh._owned.Add(mesh.V1);
-            mesh.V2 = await Backend.StartAsync("echo-v2", mesh.EchoV2);
+            mesh.V2 = await EchoApp.StartAsync("echo-v2", mesh.EchoV2);
             mesh._owned.Add(mesh.V2);
             await File.WriteAllTextAsync(Path.Combine(mesh.ManifestDir, "shop.yaml"), mesh.BaseManifests());
             if (extra.Length > 0)

@@ -12,11 +12,11 @@ namespace Ambient.Waypoint.Tests.Support;
 /// "key: value" per line (its name, method, path, host, and every request header), so a test sees what the waypoint
 /// forwarded. <c>/status/NNN</c> answers that status. HTTP/1.1 and h2c on the same port.
 /// </summary>
-internal sealed class Backend : IAsyncDisposable
+internal sealed class EchoApp : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    private Backend(WebApplication app, string name, IPEndPoint endpoint)
+    private EchoApp(WebApplication app, string name, IPEndPoint endpoint)
     {
         _app = app;
         Name = name;
@@ -27,7 +27,7 @@ internal sealed class Backend : IAsyncDisposable
 
     public IPEndPoint EndPoint { get; }
 
-    public static async Task<Backend> StartAsync(string name, IPAddress address)
+    public static async Task<EchoApp> StartAsync(string name, IPAddress address)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -62,7 +62,7 @@ internal sealed class Backend : IAsyncDisposable
             await context.Response.WriteAsync(sb.ToString());
         });
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(20));
-        return new Backend(app, name, listen!.IPEndPoint!);
+        return new EchoApp(app, name, listen!.IPEndPoint!);
     }
 
     public async ValueTask DisposeAsync()
