@@ -34,6 +34,7 @@ internal sealed class WaypointMesh : IAsyncDisposable
         Vip = IPAddress.Parse($"127.{s_octet}.{n}.1");
         WaypointVip = IPAddress.Parse($"127.{s_octet}.{n}.2");
         OtherVip = IPAddress.Parse($"127.{s_octet}.{n}.3");
+        EchoV2Vip = IPAddress.Parse($"127.{s_octet}.{n}.4");
         Dir = Directory.CreateTempSubdirectory("ambient-waypoint-").FullName;
         ManifestDir = Path.Combine(Dir, "mesh");
         Directory.CreateDirectory(ManifestDir);
@@ -47,6 +48,8 @@ internal sealed class WaypointMesh : IAsyncDisposable
     public IPAddress WaypointVip { get; }
     /// <summary>A service that does not use the waypoint (<c>plain</c>, backed by echo v1).</summary>
     public IPAddress OtherVip { get; }
+    /// <summary>Service <c>echo-v2</c> (echo v2 only; no waypoint).</summary>
+    public IPAddress EchoV2Vip { get; }
     public string Dir { get; }
     public string ManifestDir { get; }
     public EchoApp V1 { get; private set; } = null!;
@@ -239,6 +242,16 @@ internal sealed class WaypointMesh : IAsyncDisposable
         spec:
           clusterIP: {{OtherVip}}
           selector: {app: echo, version: v1}
+          ports: [{name: http, port: 80, targetPort: http}]
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata:
+          name: echo-v2
+          namespace: shop
+        spec:
+          clusterIP: {{EchoV2Vip}}
+          selector: {app: echo, version: v2}
           ports: [{name: http, port: 80, targetPort: http}]
         """;
 
