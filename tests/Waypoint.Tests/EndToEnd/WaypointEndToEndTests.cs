@@ -28,4 +28,33 @@ public sealed class WaypointEndToEndTests
         Assert.Contains("\"GET /hello?x=1 HTTP/1.1\" 200", mesh.WaypointLog.ToString(), StringComparison.Ordinal);
         Assert.Contains("\"GET /h2 HTTP/2\" 200", mesh.WaypointLog.ToString(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task WebSocketUpgradeIsProxied()
+    {
+        await using var mesh = await WaypointMesh.StartAsync();
+        // A .NET WebSocket client in the client pod: its SOCKS5 connection to node-a comes from the pod's address.
+        var socks = mesh.AgentA.EndPoints["socks5"];
+        using var handler = new SocketsHttpHandler
+        {
+            Proxy = new System.Net.WebProxy($"socks5://{socks}"),
+            ConnectCallback = async (context, ct) =>
+            {
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                socket.Bind(new System.Net.IPEndPoint(mesh.Client, 0));
+                await socket.ConnectAsync(socks, ct);
+                return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+            },
+        };
+        using var invoker = new HttpMessageInvoker(handler);
+        using var ws = new System.Net.WebSockets.ClientWebSocket();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await ws.ConnectAsync(new Uri($"ws://{mesh.Vip}/chat"), invoker, timeout.Token);
+        await ws.SendAsync("hello"u8.ToArray(), System.Net.WebSockets.WebSocketMessageType.Text, true, timeout.Token);
+        var buffer = new byte[256];
+        var got = await ws.ReceiveAsync(buffer, timeout.Token);
+        Assert.Matches("^echo-v[12]: hello$", System.Text.Encoding.UTF8.GetString(buffer, 0, got.Count));
+        await ws.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, "done", timeout.Token);
+        await TestWait.UntilAsync(() => mesh.WaypointLog.ToString().Contains("\"GET /chat HTTP/1.1\" 101", StringComparison.Ordinal), "the upgrade is logged with status 101");
+    }
 }

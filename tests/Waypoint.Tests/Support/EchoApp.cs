@@ -10,7 +10,7 @@ namespace Ambient.Waypoint.Tests.Support;
 /// <summary>
 /// An application pod's HTTP server on a loopback address: answers every request with what it received, one
 /// "key: value" per line (its name, method, path, host, and every request header), so a test sees what the waypoint
-/// forwarded. <c>/status/NNN</c> answers that status. HTTP/1.1 and h2c on the same port.
+/// forwarded. <c>/status/NNN</c> answers that status; a WebSocket upgrade gets an echo. HTTP/1.1 and h2c on the same port.
 /// </summary>
 internal sealed class EchoApp : IAsyncDisposable
 {
@@ -38,9 +38,27 @@ internal sealed class EchoApp : IAsyncDisposable
             listen = l;
         }));
         var app = builder.Build();
+        app.UseWebSockets();
         app.Run(async context =>
         {
             var req = context.Request;
+            if (context.WebSockets.IsWebSocketRequest)
+            {
+                // A WebSocket echo: every message comes back prefixed with the backend's name.
+                using var ws = await context.WebSockets.AcceptWebSocketAsync();
+                var buffer = new byte[4096];
+                while (true)
+                {
+                    var message = await ws.ReceiveAsync(buffer, CancellationToken.None);
+                    if (message.MessageType == System.Net.WebSockets.WebSocketMessageType.Close)
+                    {
+                        await ws.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, "bye", CancellationToken.None);
+                        return;
+                    }
+                    var reply = Encoding.UTF8.GetBytes($"{name}: {Encoding.UTF8.GetString(buffer, 0, message.Count)}");
+                    await ws.SendAsync(reply, System.Net.WebSockets.WebSocketMessageType.Text, true, CancellationToken.None);
+                }
+            }
             if (req.Path.StartsWithSegments("/status", out var rest) && int.TryParse(rest.Value?.Trim('/'), out int status))
             {
                 context.Response.StatusCode = status;
