@@ -57,4 +57,20 @@ public sealed class WaypointEndToEndTests
         await ws.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, "done", timeout.Token);
         await TestWait.UntilAsync(() => mesh.WaypointLog.ToString().Contains("\"GET /chat HTTP/1.1\" 101", StringComparison.Ordinal), "the upgrade is logged with status 101");
     }
+
+    [Fact]
+    public async Task StoppingDrainsRequestsInFlightAndRefusesNewOnes()
+    {
+        await using var mesh = await WaypointMesh.StartAsync();
+        var slow = mesh.CurlAsync("/delay/1500");
+        await TestWait.UntilAsync(() => mesh.V1.InFlight + mesh.V2.InFlight == 1, "the slow request reaches a backend");
+        // What SIGTERM does (the process test checks the signal itself): the host stops, Kestrel drains.
+        var stopping = mesh.Waypoint.StopAsync();
+        var r = await slow;
+        Assert.True(r.Status == 200, $"the request in flight was cut: {r.Status} {r.Stderr}");
+        Assert.Equal("/delay/1500", r.Echo("path"));
+        await stopping.WaitAsync(TimeSpan.FromSeconds(15));
+        var after = await mesh.CurlAsync("/after-stop");
+        Assert.NotEqual(200, after.Status);
+    }
 }

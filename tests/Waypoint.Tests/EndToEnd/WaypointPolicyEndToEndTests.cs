@@ -125,7 +125,9 @@ public sealed class WaypointPolicyEndToEndTests
         Assert.Equal(403, (await mesh.CurlAsync("/app/page")).Status);
         Assert.Equal(200, (await mesh.CurlAsync("/admin/users")).Status);
         await File.WriteAllTextAsync(Path.Combine(mesh.ManifestDir, "extra.yaml"), RouteAndPolicy.Replace("action: DENY", "action: MAYBE", StringComparison.Ordinal));
-        await TestWait.UntilAsync(() => mesh.GetAdminAsync(mesh.WaypointEndpoints.Metrics, "/metrics").GetAwaiter().GetResult().Contains("ambient_config_reloads_total{result=\"failure\"}", StringComparison.Ordinal), "the broken manifest is reported");
+        await TestWait.UntilAsync(
+            async () => (await mesh.GetAdminAsync(mesh.WaypointEndpoints.Metrics, "/metrics")).Contains("ambient_config_reloads_total{result=\"failure\"}", StringComparison.Ordinal),
+            "the broken manifest is reported");
         Assert.Equal(403, (await mesh.CurlAsync("/app/page")).Status);
     }
 

@@ -10,14 +10,15 @@ namespace Ambient.Waypoint.Tests.Support;
 /// <summary>
 /// An application pod's HTTP server on a loopback address: answers every request with what it received, one
 /// "key: value" per line (its name, method, path, host, and every request header), so a test sees what the waypoint
-/// forwarded. <c>/status/NNN</c> answers that status; a WebSocket upgrade gets an echo. HTTP/1.1 and h2c on the same port.
+/// forwarded. <c>/status/NNN</c> answers that status, <c>/delay/MS</c> answers after MS milliseconds; a WebSocket upgrade gets an echo. HTTP/1.1 and h2c on the same port.
 /// </summary>
 internal sealed class EchoApp : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    private EchoApp(WebApplication app, string name, IPEndPoint endpoint)
+    private EchoApp(WebApplication app, string name, IPEndPoint endpoint, Counter inFlight)
     {
+        _inFlight = inFlight;
         _app = app;
         Name = name;
         EndPoint = endpoint;
@@ -27,11 +28,22 @@ internal sealed class EchoApp : IAsyncDisposable
 
     public IPEndPoint EndPoint { get; }
 
+    /// <summary>Requests being answered now (a <c>/delay/MS</c> request counts while it waits).</summary>
+    public int InFlight => Volatile.Read(ref _inFlight.Value);
+
+    private readonly Counter _inFlight;
+
+    private sealed class Counter
+    {
+        public int Value;
+    }
+
     public static async Task<EchoApp> StartAsync(string name, IPAddress address)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? listen = null;
+        var inFlight = new Counter();
         builder.WebHost.ConfigureKestrel(k => k.Listen(address, 0, l =>
         {
             l.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1AndHttp2;
@@ -63,6 +75,18 @@ internal sealed class EchoApp : IAsyncDisposable
             {
                 context.Response.StatusCode = status;
             }
+            if (req.Path.StartsWithSegments("/delay", out var delay) && int.TryParse(delay.Value?.Trim('/'), out int ms))
+            {
+                Interlocked.Increment(ref inFlight.Value);
+                try
+                {
+                    await Task.Delay(ms);
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref inFlight.Value);
+                }
+            }
             using var body = new MemoryStream();
             await req.Body.CopyToAsync(body);
             var sb = new StringBuilder();
@@ -80,7 +104,7 @@ internal sealed class EchoApp : IAsyncDisposable
             await context.Response.WriteAsync(sb.ToString());
         });
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(20));
-        return new EchoApp(app, name, listen!.IPEndPoint!);
+        return new EchoApp(app, name, listen!.IPEndPoint!, inFlight);
     }
 
     public async ValueTask DisposeAsync()
