@@ -1,0 +1,56 @@
+using Ambient.Waypoint.Tests.Support;
+
+namespace Ambient.Waypoint.Tests.BadInput;
+
+/// <summary>
+/// Requests a proxy must refuse rather than pass on (request smuggling, oversized headers, malformed framing):
+/// Kestrel parses them, so each is answered with a clear 4xx on its own tunnel and the waypoint keeps serving others.
+/// </summary>
+public sealed class MalformedRequestTests
+{
+    [Fact]
+    public async Task SmugglingAttemptsAndMalformedRequestsAreRefusedAndNothingReachesTheBackend()
+    {
+        await using var mesh = await WaypointMesh.StartAsync();
+        await using var raw = new RawTunnel(mesh);
+
+        // Sanity: a well-formed request over the same raw path works.
+        string ok = await raw.SendAsync("GET /ok HTTP/1.1\r\nHost: echo\r\nConnection: close\r\n\r\n");
+        Assert.StartsWith("HTTP/1.1 200", ok, StringComparison.Ordinal);
+
+        // Two different Content-Lengths: which body is it? Refused.
+        string twoLengths = await raw.SendAsync("POST /a HTTP/1.1\r\nHost: echo\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!");
+        Assert.StartsWith("HTTP/1.1 400", twoLengths, StringComparison.Ordinal);
+
+        // Content-Length with Transfer-Encoding (the classic CL.TE desync): refused, or the backend must see exactly
+        // one framing. Kestrel refuses it.
+        string clte = await raw.SendAsync("POST /b HTTP/1.1\r\nHost: echo\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: echo\r\n\r\n");
+        Assert.DoesNotContain("path: /smuggled", clte, StringComparison.Ordinal);
+        if (!clte.StartsWith("HTTP/1.1 400", StringComparison.Ordinal))
+        {
+            Assert.StartsWith("HTTP/1.1 200", clte, StringComparison.Ordinal);
+            Assert.DoesNotContain("h-content-length", clte, StringComparison.Ordinal);
+        }
+
+        // obs-fold (a header continued on the next line) is refused (RFC 9112 section 5.2).
+        string fold = await raw.SendAsync("GET /c HTTP/1.1\r\nHost: echo\r\nX-A: one\r\n two\r\n\r\n");
+        Assert.StartsWith("HTTP/1.1 400", fold, StringComparison.Ordinal);
+
+        // 40 KB of headers: 431 Request Header Fields Too Large.
+        string big = await raw.SendAsync($"GET /d HTTP/1.1\r\nHost: echo\r\nX-Big: {new string('a', 40_000)}\r\n\r\n");
+        Assert.StartsWith("HTTP/1.1 431", big, StringComparison.Ordinal);
+
+        // An invalid Host.
+        string badHost = await raw.SendAsync("GET /e HTTP/1.1\r\nHost: bad host\r\n\r\n");
+        Assert.StartsWith("HTTP/1.1 400", badHost, StringComparison.Ordinal);
+
+        // None of the refused requests reached a backend, and the waypoint still serves.
+        string log = mesh.WaypointLog.ToString();
+        foreach (string path in new[] { "/a", "/c", "/d", "/e", "/smuggled" })
+        {
+            Assert.DoesNotContain($"\"POST {path} ", log, StringComparison.Ordinal);
+            Assert.DoesNotContain($"\"GET {path} ", log, StringComparison.Ordinal);
+        }
+        Assert.Equal(200, (await mesh.CurlAsync("/after")).Status);
+    }
+}

@@ -1,0 +1,31 @@
+using System.Collections.Immutable;
+using Ambient.Mesh.Config;
+using Ambient.Mesh.Kubernetes.Api;
+using Microsoft.Extensions.Logging;
+
+namespace Ambient.Waypoint.Hosting;
+
+/// <summary>What the command line (or a test) gives the waypoint besides its config file.</summary>
+internal sealed record WaypointOptions
+{
+    public required string GatewayNamespace { get; init; }
+
+    public required string GatewayName { get; init; }
+
+    public string? ConfigPath { get; init; }
+
+    public ImmutableArray<string> Manifests { get; init; } = [];
+
+    public KubernetesApiOptions? Kubernetes { get; init; }
+
+    public string? StateDir { get; init; }
+
+    public AccessLogFormat? AccessLog { get; init; }
+
+    /// <summary>Where access log lines go (stdout by default; tests capture them).</summary>
+    public TextWriter? AccessLogWriter { get; init; }
+
+    public LogLevel LogLevel { get; init; } = LogLevel.Information;
+
+    public const string DefaultStateDir = "/var/lib/ambient";
+}

@@ -1,0 +1,86 @@
+using Ambient.Mesh.Config;
+using Ambient.Mesh.Kubernetes;
+using Ambient.Waypoint.Cli;
+using Ambient.Waypoint.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+var cl = CommandLine.Parse(args);
+if (cl.Help)
+{
+    Console.WriteLine(CommandLine.Usage);
+    return 0;
+}
+if (cl.Error is not null)
+{
+    Console.Error.WriteLine($"waypoint: {cl.Error}\nRun 'waypoint --help' for usage.");
+    return 2;
+}
+if (cl.Version)
+{
+    Console.WriteLine($"waypoint (Ambient) {typeof(WaypointHost).Assembly.GetName().Version?.ToString(3)}");
+    return 0;
+}
+
+var loaded = cl.ConfigPath is { } path ? ConfigLoader.LoadFile(path) : ConfigLoader.Parse("{}", "(defaults)");
+if (!loaded.Ok)
+{
+    Console.Error.WriteLine($"waypoint: the config has {loaded.Errors.Length} error(s):");
+    foreach (var e in loaded.Errors)
+    {
+        Console.Error.WriteLine($"  {e}");
+    }
+    return 1;
+}
+var config = loaded.Config!;
+if (cl.Validate)
+{
+    var manifests = config.Manifests.AddRange(cl.Manifests);
+    var read = ManifestReader.Read(manifests);
+    var errors = read.Errors;
+    if (errors.IsEmpty)
+    {
+        errors = new KubeTranslator(new() { TrustDomain = config.TrustDomain }).Translate(read.Objects).Errors;
+    }
+    foreach (var e in errors)
+    {
+        Console.Error.WriteLine($"  {e}");
+    }
+    if (!errors.IsEmpty)
+    {
+        Console.Error.WriteLine($"waypoint: {errors.Length} error(s)");
+        return 1;
+    }
+    Console.WriteLine($"{cl.ConfigPath ?? "(defaults)"}{(manifests.IsEmpty ? "" : " + " + string.Join(", ", manifests))}: valid");
+    return 0;
+}
+
+var options = new WaypointOptions
+{
+    GatewayNamespace = cl.GatewayNamespace!,
+    GatewayName = cl.GatewayName!,
+    ConfigPath = cl.ConfigPath,
+    Manifests = cl.Manifests,
+    Kubernetes = cl.Kubernetes ? new Ambient.Mesh.Kubernetes.Api.KubernetesApiOptions { KubeconfigPath = cl.Kubeconfig } : null,
+    StateDir = cl.StateDir,
+    AccessLog = cl.AccessLog,
+    LogLevel = cl.LogLevel,
+};
+await using var app = WaypointHost.Build(options, config);
+var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("waypoint");
+try
+{
+    await app.StartAsync();
+}
+catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+{
+    log.LogCritical("waypoint could not start: {Error}", ex.Message);
+    return 1;
+}
+var endpoints = app.Services.GetRequiredService<WaypointEndpoints>();
+log.LogInformation("waypoint {Namespace}/{Name} ready: hbone={Hbone} admin={Admin} metrics={Metrics} readiness={Readiness}",
+    options.GatewayNamespace, options.GatewayName, endpoints.Hbone, endpoints.Admin, endpoints.Metrics, endpoints.Readiness);
+// Returns after SIGTERM/SIGINT or POST /quitquitquit, once Kestrel drained.
+await app.WaitForShutdownAsync();
+return 0;

@@ -1,0 +1,85 @@
+using Ambient.Waypoint.Routing;
+using Microsoft.AspNetCore.Http;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace Ambient.Waypoint.Proxy;
+
+/// <summary>
+/// Applies a route's edits to the forwarded request and the response: the Host is kept (the application expects its
+/// own name, not a pod address) unless a rewrite sets one, the path is rewritten when a route says so, and header
+/// modifiers run set, add, remove in that order.
+/// </summary>
+internal sealed class MeshTransformer(RouteDecision decision) : HttpTransformer
+{
+    public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
+    {
+        await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken).ConfigureAwait(false);
+        var request = httpContext.Request;
+        proxyRequest.Headers.Host = decision.Host ?? (request.Host.HasValue ? request.Host.Value : null);
+        if (decision.Path is { } path)
+        {
+            proxyRequest.RequestUri = RequestUtilities.MakeDestinationAddress(destinationPrefix, new PathString(path), request.QueryString);
+        }
+        var edits = decision.RequestHeaders;
+        if (edits.IsEmpty)
+        {
+            return;
+        }
+        foreach (var (name, value) in edits.Set)
+        {
+            Remove(proxyRequest, name);
+            Add(proxyRequest, name, value);
+        }
+        foreach (var (name, value) in edits.Add)
+        {
+            Add(proxyRequest, name, value);
+        }
+        foreach (var name in edits.Remove)
+        {
+            Remove(proxyRequest, name);
+        }
+    }
+
+    public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
+    {
+        bool proceed = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken).ConfigureAwait(false);
+        ApplyResponseEdits(httpContext.Response, decision.ResponseHeaders);
+        return proceed;
+    }
+
+    /// <summary>Response header modifiers, also for answers the waypoint makes itself (redirects).</summary>
+    public static void ApplyResponseEdits(HttpResponse response, HeaderEdits edits)
+    {
+        if (edits.IsEmpty)
+        {
+            return;
+        }
+        var headers = response.Headers;
+        foreach (var (name, value) in edits.Set)
+        {
+            headers[name] = value;
+        }
+        foreach (var (name, value) in edits.Add)
+        {
+            headers.Append(name, value);
+        }
+        foreach (var name in edits.Remove)
+        {
+            headers.Remove(name);
+        }
+    }
+
+    private static void Add(HttpRequestMessage request, string name, string value)
+    {
+        if (!request.Headers.TryAddWithoutValidation(name, value))
+        {
+            request.Content?.Headers.TryAddWithoutValidation(name, value);
+        }
+    }
+
+    private static void Remove(HttpRequestMessage request, string name)
+    {
+        request.Headers.Remove(name);
+        request.Content?.Headers.Remove(name);
+    }
+}

@@ -1,0 +1,216 @@
+using System.Diagnostics;
+using System.Net;
+using Ambient.Mesh.Sources;
+using Ambient.Waypoint.Authorization;
+using Ambient.Waypoint.Hbone;
+using Ambient.Waypoint.Routing;
+using Ambient.Waypoint.Telemetry;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace Ambient.Waypoint.Proxy;
+
+/// <summary>
+/// What the waypoint does with each request Kestrel parsed from a tunnel: L7 authorization (403 "RBAC: access
+/// denied", flag DENY), routing (404 NR when routes exist and none matches; redirects and direct responses answered
+/// here), an endpoint by the DestinationRule's load balancer (503 UH when none is healthy), then YARP's forwarder over
+/// an HBONE tunnel to that pod. Every request ends with one metrics update and one access log line.
+/// </summary>
+internal sealed partial class ProxyHandler(
+    MeshStore store,
+    WaypointIdentity identity,
+    IHttpForwarder forwarder,
+    UpstreamConnector upstream,
+    EndpointPicker picker,
+    WaypointMetrics metrics,
+    AccessLog accessLog,
+    ILogger<ProxyHandler> logger)
+{
+    private readonly HttpMessageInvoker _invoker = upstream.CreateInvoker();
+
+    // Istio's waypoint has no timeout unless a route sets one (issue 11 adds route timeouts); the activity timeout
+    // only reaps an exchange that has been completely silent this long.
+    private static readonly ForwarderRequestConfig Http1 = new() { Version = HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionExact, ActivityTimeout = TimeSpan.FromMinutes(5) };
+    private static readonly ForwarderRequestConfig Http2 = new() { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact, ActivityTimeout = TimeSpan.FromMinutes(5) };
+
+    private static readonly byte[] RbacDenied = "RBAC: access denied"u8.ToArray();
+    private static readonly byte[] NoHealthyUpstream = "no healthy upstream"u8.ToArray();
+
+    public async Task HandleAsync(HttpContext context, TunnelInfo tunnel)
+    {
+        var request = context.Request;
+        var record = new RequestRecord(tunnel, Stopwatch.GetTimestamp())
+        {
+            Method = request.Method,
+            Path = $"{request.PathBase}{request.Path}{request.QueryString}",
+            Authority = request.Host.Value ?? "",
+            Protocol = request.Protocol,
+            Grpc = request.ContentType is { } ct && ct.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase),
+            DestinationService = tunnel.Service,
+            DestinationWorkload = tunnel.Workload,
+        };
+        var requestBody = new CountingStream(request.Body);
+        request.Body = requestBody;
+        var responseBody = new CountingStream(context.Response.Body);
+        context.Response.Body = responseBody;
+        try
+        {
+            await HandleCoreAsync(context, tunnel, record).ConfigureAwait(false);
+        }
+        finally
+        {
+            context.Response.Body = responseBody.Inner;
+            request.Body = requestBody.Inner;
+            record.Status = context.Response.StatusCode;
+            record.RequestBytes = requestBody.Count + HeaderBytes(request.Headers);
+            record.ResponseBytes = responseBody.Count + HeaderBytes(context.Response.Headers);
+            if (record.Grpc)
+            {
+                record.GrpcStatus = GrpcStatus(context);
+            }
+            double ms = Stopwatch.GetElapsedTime(record.StartTicks).TotalMilliseconds;
+            metrics.Record(record, ms);
+            accessLog.Write(record, ms);
+        }
+    }
+
+    private async Task HandleCoreAsync(HttpContext context, TunnelInfo tunnel, RequestRecord record)
+    {
+        var snapshot = store.Current;
+        var decision = L7Authorizer.Evaluate(snapshot, identity, tunnel, tunnel.Service, context.Request);
+        if (!decision.DryRun.IsDefaultOrEmpty)
+        {
+            LogDryRun(logger, string.Join(",", decision.DryRun), record.Method, record.Path, tunnel.Peer.ToString());
+        }
+        if (!decision.Allowed)
+        {
+            record.ResponseFlags = "DENY";
+            record.Detail = decision.Reason;
+            await RespondAsync(context, StatusCodes.Status403Forbidden, RbacDenied).ConfigureAwait(false);
+            return;
+        }
+
+        var route = Router.Route(snapshot, tunnel, context.Request);
+        record.Route = route.RouteName;
+        record.Detail = route.Detail;
+        switch (route.Outcome)
+        {
+            case RouteOutcome.NoRoute:
+                record.ResponseFlags = "NR";
+                await RespondAsync(context, StatusCodes.Status404NotFound, null).ConfigureAwait(false);
+                return;
+            case RouteOutcome.Respond:
+                if (route.Location is { } location)
+                {
+                    context.Response.Headers.Location = location;
+                }
+                MeshTransformer.ApplyResponseEdits(context.Response, route.ResponseHeaders);
+                await RespondAsync(context, route.Status, route.Body?.ToArray()).ConfigureAwait(false);
+                return;
+        }
+
+        PickedEndpoint? picked;
+        if (route.Backend is { } backend)
+        {
+            record.DestinationService = backend.Service;
+            picked = picker.Pick(snapshot, backend, context.Request, tunnel.Client.Address);
+        }
+        else if (route.Workload is { } w && !w.WorkloadIps.IsDefaultOrEmpty)
+        {
+            picked = new PickedEndpoint(w, w.WorkloadIps[0], route.WorkloadPort, null);
+        }
+        else
+        {
+            picked = null;
+        }
+        if (picked is not { } endpoint)
+        {
+            record.ResponseFlags = "UH";
+            record.Detail = $"no healthy endpoint for {record.DestinationService?.Hostname ?? record.Authority}";
+            await RespondAsync(context, StatusCodes.Status503ServiceUnavailable, NoHealthyUpstream).ConfigureAwait(false);
+            return;
+        }
+        record.DestinationWorkload = endpoint.Workload;
+        string prefix = endpoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+            ? $"http://[{endpoint.Address}]:{endpoint.Port}"
+            : $"http://{endpoint.Address}:{endpoint.Port}";
+        record.Upstream = prefix[7..];
+        ForwarderError error;
+        try
+        {
+            error = await forwarder.SendAsync(context, prefix, _invoker, record.Grpc ? Http2 : Http1, new MeshTransformer(route)).ConfigureAwait(false);
+        }
+        finally
+        {
+            endpoint.Load?.Release();
+        }
+        if (error != ForwarderError.None)
+        {
+            record.ResponseFlags = Flag(error);
+            var failure = context.Features.Get<IForwarderErrorFeature>()?.Exception;
+            record.Detail = failure?.GetBaseException().Message ?? error.ToString();
+            LogForwardError(logger, error.ToString(), record.Upstream, record.Detail);
+        }
+    }
+
+    /// <summary>Envoy's response flag for a forwarding failure.</summary>
+    private static string Flag(ForwarderError error) => error switch
+    {
+        ForwarderError.Request => "UF",
+        ForwarderError.RequestTimedOut => "UT",
+        ForwarderError.RequestCanceled or ForwarderError.RequestBodyCanceled or ForwarderError.ResponseBodyCanceled => "DC",
+        ForwarderError.RequestBodyClient or ForwarderError.ResponseBodyClient => "DC",
+        ForwarderError.RequestBodyDestination or ForwarderError.ResponseBodyDestination => "UR",
+        ForwarderError.ResponseHeaders => "UC",
+        _ => "UR",
+    };
+
+    private static async Task RespondAsync(HttpContext context, int status, byte[]? body)
+    {
+        if (context.Response.HasStarted)
+        {
+            return;
+        }
+        context.Response.StatusCode = status;
+        if (body is { Length: > 0 })
+        {
+            context.Response.ContentType = "text/plain";
+            context.Response.ContentLength = body.Length;
+            await context.Response.Body.WriteAsync(body).ConfigureAwait(false);
+        }
+        else
+        {
+            context.Response.ContentLength = 0;
+        }
+    }
+
+    private static string? GrpcStatus(HttpContext context)
+    {
+        var trailers = context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpResponseTrailersFeature>()?.Trailers;
+        if (trailers is not null && trailers.TryGetValue("grpc-status", out var t) && t.Count > 0)
+        {
+            return t[0];
+        }
+        return context.Response.Headers.TryGetValue("grpc-status", out var h) && h.Count > 0 ? h[0] : null;
+    }
+
+    private static long HeaderBytes(IHeaderDictionary headers)
+    {
+        long n = 0;
+        foreach (var (k, v) in headers)
+        {
+            foreach (var s in v)
+            {
+                n += k.Length + (s?.Length ?? 0) + 4;
+            }
+        }
+        return n;
+    }
+
+    [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "dry-run policy {Policies} would have denied {Method} {Path} from {Peer}")]
+    private static partial void LogDryRun(ILogger logger, string policies, string method, string path, string peer);
+
+    [LoggerMessage(EventId = 201, Level = LogLevel.Debug, Message = "forwarding failed ({Error}) to {Upstream}: {Detail}")]
+    private static partial void LogForwardError(ILogger logger, string error, string? upstream, string? detail);
+}

@@ -1,0 +1,86 @@
+using System.Net;
+using System.Net.Sockets;
+using Ambient.Mesh.Hbone;
+using Ambient.Mesh.Model;
+using Ambient.Mesh.Sources;
+using Ambient.Waypoint.Hbone;
+
+namespace Ambient.Waypoint.Proxy;
+
+/// <summary>
+/// The forwarder's way out: a <c>SocketsHttpHandler</c> whose connections are HBONE tunnels. The handler pools HTTP
+/// connections per destination <c>podIP:targetPort</c>; each one is a CONNECT stream to that pod's 15008, presenting
+/// the waypoint's identity and requiring the pod's own (<see cref="HbonePool"/> multiplexes those streams onto
+/// pooled mTLS connections). A destination outside the mesh (its workload speaks plain TCP) gets a plain socket.
+/// </summary>
+internal sealed class UpstreamConnector(MeshStore store, HbonePool pool, WaypointIdentity identity)
+{
+    public HttpMessageInvoker CreateInvoker() => new(new SocketsHttpHandler
+    {
+        UseProxy = false,
+        AllowAutoRedirect = false,
+        AutomaticDecompression = DecompressionMethods.None,
+        UseCookies = false,
+        EnableMultipleHttp2Connections = true,
+        ActivityHeadersPropagator = null,
+        ConnectTimeout = TimeSpan.FromSeconds(10),
+        PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1),
+        ConnectCallback = ConnectAsync,
+    }, disposeHandler: true);
+
+    private async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, CancellationToken cancellationToken)
+    {
+        var endpoint = new IPEndPoint(IPAddress.Parse(context.DnsEndPoint.Host), context.DnsEndPoint.Port);
+        var snapshot = store.Current;
+        var workload = snapshot.FindWorkloadByIp(endpoint.Address);
+        if (workload is null || workload.Protocol != InboundProtocol.Hbone)
+        {
+            // Not in the mesh: Istio's waypoint sends plaintext to such endpoints too.
+            var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            try
+            {
+                BindSource(socket, endpoint.AddressFamily);
+                await socket.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false);
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        }
+        string authority = HboneHeaders.FormatEndpoint(endpoint);
+        var source = identity.Address.Equals(IPAddress.Any) ? new IPEndPoint(IPAddress.Loopback, 0) : new IPEndPoint(identity.Address, 0);
+        var target = new HboneTarget(
+            new IPEndPoint(endpoint.Address, HboneHeaders.HbonePort),
+            authority,
+            identity.Id,
+            [workload.SpiffeId(identity.TrustDomain)],
+            identity.Address.Equals(IPAddress.Any) ? null : identity.Address);
+        var headers = HboneHeaders.ForConnect(authority, source, identity.Self(snapshot));
+        try
+        {
+            var tunnel = await pool.ConnectAsync(target, headers, cancellationToken).ConfigureAwait(false);
+            return new TunnelStream(tunnel.Stream);
+        }
+        catch (HboneException ex)
+        {
+            // The forwarder reports it as a connect failure (502, flag UF); the message says which step failed.
+            throw new HttpRequestException(HttpRequestError.ConnectionError, ex.Message, ex);
+        }
+    }
+
+    private void BindSource(Socket socket, AddressFamily family)
+    {
+        if (!identity.Address.Equals(IPAddress.Any) && identity.Address.AddressFamily == family)
+        {
+            try
+            {
+                socket.Bind(new IPEndPoint(identity.Address, 0));
+            }
+            catch (SocketException)
+            {
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Ambient.Mesh.Config;
+
+namespace Ambient.Waypoint.Telemetry;
+
+/// <summary>
+/// One line per request, Envoy-like in text (<c>[time] "GET /p HTTP/1.1" 200 flags ...</c>) or one JSON object per
+/// line. Written under a lock so lines never interleave.
+/// </summary>
+internal sealed class AccessLog(TextWriter writer, AccessLogFormat format)
+{
+    private readonly Lock _lock = new();
+
+    public bool Enabled => format != AccessLogFormat.Off;
+
+    public void Write(RequestRecord r, double durationMs)
+    {
+        if (format == AccessLogFormat.Off)
+        {
+            return;
+        }
+        string line = format == AccessLogFormat.Json ? Json(r, durationMs) : Text(r, durationMs);
+        lock (_lock)
+        {
+            writer.WriteLine(line);
+            writer.Flush();
+        }
+    }
+
+    private static string Text(RequestRecord r, double durationMs)
+    {
+        var sb = new StringBuilder(256);
+        sb.Append('[').Append(DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture)).Append("] ");
+        sb.Append('"').Append(r.Method).Append(' ').Append(r.Path).Append(' ').Append(r.Protocol).Append("\" ");
+        sb.Append(r.Status.ToString(CultureInfo.InvariantCulture)).Append(' ').Append(r.ResponseFlags).Append(' ');
+        sb.Append(r.RequestBytes.ToString(CultureInfo.InvariantCulture)).Append(' ').Append(r.ResponseBytes.ToString(CultureInfo.InvariantCulture)).Append(' ');
+        sb.Append(durationMs.ToString("0.###", CultureInfo.InvariantCulture)).Append("ms ");
+        sb.Append('"').Append(r.Authority).Append("\" ");
+        sb.Append("src=").Append(r.Tunnel.Client).Append(' ').Append("src_principal=").Append(r.Tunnel.Peer).Append(' ');
+        sb.Append("dst_service=").Append(r.DestinationService?.Hostname ?? "-").Append(' ');
+        sb.Append("upstream=").Append(r.Upstream ?? "-").Append(' ');
+        sb.Append("route=").Append(r.Route ?? "-");
+        if (r.Detail is not null)
+        {
+            sb.Append(" detail=\"").Append(r.Detail.Replace('"', '\'')).Append('"');
+        }
+        return sb.ToString();
+    }
+
+    private static string Json(RequestRecord r, double durationMs)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms))
+        {
+            w.WriteStartObject();
+            w.WriteString("start_time", DateTimeOffset.UtcNow);
+            w.WriteString("method", r.Method);
+            w.WriteString("path", r.Path);
+            w.WriteString("protocol", r.Protocol);
+            w.WriteNumber("response_code", r.Status);
+            w.WriteString("response_flags", r.ResponseFlags);
+            w.WriteNumber("bytes_received", r.RequestBytes);
+            w.WriteNumber("bytes_sent", r.ResponseBytes);
+            w.WriteNumber("duration_ms", Math.Round(durationMs, 3));
+            w.WriteString("authority", r.Authority);
+            w.WriteString("downstream_remote_address", r.Tunnel.Client.ToString());
+            w.WriteString("source_principal", r.Tunnel.Peer.ToString());
+            w.WriteString("destination_service", r.DestinationService?.Hostname);
+            w.WriteString("upstream_host", r.Upstream);
+            w.WriteString("route_name", r.Route);
+            if (r.Detail is not null)
+            {
+                w.WriteString("detail", r.Detail);
+            }
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.ToArray());
+    }
+}
