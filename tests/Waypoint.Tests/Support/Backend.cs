@@ -25,6 +25,9 @@ internal sealed class Backend : IAsyncDisposable
 
     public string Name { get; }
 
+    /// <summary>A test's own behaviour, run first: true means it answered (fail on demand, hold a request...).</summary>
+    public Func<HttpContext, Task<bool>>? Script { get; set; }
+
     public IPEndPoint EndPoint { get; }
 
     public static async Task<Backend> StartAsync(string name, IPAddress address)
@@ -38,8 +41,13 @@ internal sealed class Backend : IAsyncDisposable
             listen = l;
         }));
         var app = builder.Build();
+        Backend? self = null;
         app.Run(async context =>
         {
+            if (self?.Script is { } script && await script(context))
+            {
+                return;
+            }
             var req = context.Request;
             if (req.Path.StartsWithSegments("/status", out var rest) && int.TryParse(rest.Value?.Trim('/'), out int status))
             {
@@ -62,7 +70,8 @@ internal sealed class Backend : IAsyncDisposable
             await context.Response.WriteAsync(sb.ToString());
         });
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(20));
-        return new Backend(app, name, listen!.IPEndPoint!);
+        self = new Backend(app, name, listen!.IPEndPoint!);
+        return self;
     }
 
     public async ValueTask DisposeAsync()
