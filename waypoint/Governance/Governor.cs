@@ -81,6 +81,17 @@ internal static class Governor
         return true;
     }
 
+    /// <summary>The destination's circuit breaker admission; a wait for a connection also ends at the route timeout.</summary>
+    public static async ValueTask<DestinationGovernance.Admission?> AdmitAsync(DestinationGovernance destination, bool http1, CancellationTokenSource? deadline, CancellationToken aborted)
+    {
+        if (deadline is null)
+        {
+            return await destination.AdmitAsync(http1, aborted).ConfigureAwait(false);
+        }
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(aborted, deadline.Token);
+        return await destination.AdmitAsync(http1, either.Token).ConfigureAwait(false);
+    }
+
     /// <summary>Percentage 0-100 of requests; 100 always, 0 never.</summary>
     internal static bool Hit(double percentage, Random random) => percentage >= 100 || (percentage > 0 && random.NextDouble() * 100 < percentage);
 

@@ -146,31 +146,62 @@ internal sealed partial class ProxyHandler(
             await RespondAsync(context, StatusCodes.Status503ServiceUnavailable, NoHealthyUpstream).ConfigureAwait(false);
             return;
         }
-        using var admission = governed is null ? null : await governed.AdmitAsync(http1: !record.Grpc, context.RequestAborted).ConfigureAwait(false);
-        if (governed is not null && admission is null)
-        {
-            endpoint.Load?.Release();
-            governance.Overflow(governed);
-            Governor.AddFlag(record, "UO");
-            record.Detail = $"circuit breaker open for {governed.Service}";
-            await RespondAsync(context, StatusCodes.Status503ServiceUnavailable, Overflow).ConfigureAwait(false);
-            return;
-        }
         var policy = route.Policy;
+        // The route timeout bounds everything from here: waiting for a connection, all attempts and the response
+        // (Envoy's router timeout starts once the router has the request).
+        using var deadline = policy.Timeout is { } timeout ? new CancellationTokenSource(timeout, governance.Time) : null;
+        DestinationGovernance.Admission? admission = null;
+        if (governed is not null)
+        {
+            try
+            {
+                admission = await Governor.AdmitAsync(governed, !record.Grpc, deadline, context.RequestAborted).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (deadline is { IsCancellationRequested: true } && !context.RequestAborted.IsCancellationRequested)
+            {
+                endpoint.Load?.Release();
+                Governor.AddFlag(record, "UT");
+                record.Detail = $"route timeout {policy.Timeout!.Value.TotalMilliseconds} ms expired waiting for a connection";
+                await RespondAsync(context, StatusCodes.Status504GatewayTimeout, null).ConfigureAwait(false);
+                return;
+            }
+            if (admission is null)
+            {
+                endpoint.Load?.Release();
+                governance.Overflow(governed);
+                Governor.AddFlag(record, "UO");
+                record.Detail = $"circuit breaker open for {governed.Service}";
+                await RespondAsync(context, StatusCodes.Status503ServiceUnavailable, Overflow).ConfigureAwait(false);
+                return;
+            }
+        }
+        using var admitted = admission;
+        byte[]? body = null;
+        if (policy.Retry.Attempts > 0)
+        {
+            try
+            {
+                body = await Governor.KeepBodyAsync(context.Request).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or OperationCanceledException)
+            {
+                endpoint.Load?.Release();
+                Governor.AddFlag(record, "DC");
+                record.Detail = $"client went away while sending the body: {ex.Message}";
+                await RespondAsync(context, StatusCodes.Status400BadRequest, null).ConfigureAwait(false);
+                return;
+            }
+        }
         var plan = new AttemptPlan(policy.Retry, endpoint, avoid => route.Backend is { } b ? picker.Pick(snapshot, b, context.Request, tunnel.Client.Address, governed?.Outliers, avoid) : null)
         {
             Destination = governed,
-            Body = policy.Retry.Attempts > 0 ? await Governor.KeepBodyAsync(context.Request).ConfigureAwait(false) : null,
+            Body = body,
             CanResend = policy.Retry.Attempts == 0 || Governor.CanResend(context.Request),
         };
-        // The route timeout bounds all attempts and the response; it starts when the waypoint forwards (Envoy's
-        // router timeout starts once the request is received).
-        using var deadline = policy.Timeout is { } timeout ? new CancellationTokenSource(timeout, governance.Time) : null;
         ForwarderError error;
         try
         {
-            var first = endpoint;
-            error = await forwarder.SendAsync(context, Prefix(first), _invoker, record.Grpc ? Http2 : Http1, new MeshTransformer(route, plan), deadline?.Token ?? CancellationToken.None).ConfigureAwait(false);
+            error = await forwarder.SendAsync(context, Prefix(endpoint), _invoker, record.Grpc ? Http2 : Http1, new MeshTransformer(route, plan), deadline?.Token ?? CancellationToken.None).ConfigureAwait(false);
         }
         finally
         {

@@ -14,6 +14,27 @@ public sealed class GovernanceEndToEndTests
 {
     private const string Host = "echo.shop.svc.cluster.local";
 
+    // The start of a VirtualService / DestinationRule for the echo service; each test appends its routes or policy.
+    private const string VirtualServiceHead = """
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: echo, namespace: shop}
+        spec:
+          hosts: [echo.shop.svc.cluster.local]
+          http:
+
+        """;
+
+    private const string DestinationRuleHead = """
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: echo, namespace: shop}
+        spec:
+          host: echo.shop.svc.cluster.local
+          trafficPolicy:
+
+        """;
+
     [Fact]
     public async Task RateLimitPolicyOnTheServiceAnswers429WithFlagRL()
     {
@@ -46,13 +67,7 @@ public sealed class GovernanceEndToEndTests
     [Fact]
     public async Task VirtualServiceFaultsAbortAndDelay()
     {
-        await using var mesh = await WaypointMesh.StartAsync("""
-            apiVersion: networking.istio.io/v1
-            kind: VirtualService
-            metadata: {name: echo, namespace: shop}
-            spec:
-              hosts: [echo.shop.svc.cluster.local]
-              http:
+        await using var mesh = await WaypointMesh.StartAsync(VirtualServiceHead + """
               - match: [{uri: {prefix: /abort}}]
                 fault: {abort: {httpStatus: 418, percentage: {value: 100}}}
                 route: [{destination: {host: echo.shop.svc.cluster.local}}]
@@ -86,13 +101,7 @@ public sealed class GovernanceEndToEndTests
     public async Task RouteTimeoutsAnswer504WithFlagUT()
     {
         using var release = new CancellationTokenSource();
-        await using var mesh = await WaypointMesh.StartAsync("""
-            apiVersion: networking.istio.io/v1
-            kind: VirtualService
-            metadata: {name: echo, namespace: shop}
-            spec:
-              hosts: [echo.shop.svc.cluster.local]
-              http:
+        await using var mesh = await WaypointMesh.StartAsync(VirtualServiceHead + """
               - route: [{destination: {host: echo.shop.svc.cluster.local}}]
                 timeout: 300ms
             """);
@@ -144,13 +153,7 @@ public sealed class GovernanceEndToEndTests
     [Fact]
     public async Task RetriesMakeAFailingEndpointInvisibleAndResendTheBody()
     {
-        await using var mesh = await WaypointMesh.StartAsync("""
-            apiVersion: networking.istio.io/v1
-            kind: VirtualService
-            metadata: {name: echo, namespace: shop}
-            spec:
-              hosts: [echo.shop.svc.cluster.local]
-              http:
+        await using var mesh = await WaypointMesh.StartAsync(VirtualServiceHead + """
               - route: [{destination: {host: echo.shop.svc.cluster.local}}]
                 retries: {attempts: 2, retryOn: 5xx}
             """);
@@ -183,13 +186,7 @@ public sealed class GovernanceEndToEndTests
     [Fact]
     public async Task OutlierDetectionEjectsTheFailingEndpoint()
     {
-        await using var mesh = await WaypointMesh.StartAsync("""
-            apiVersion: networking.istio.io/v1
-            kind: DestinationRule
-            metadata: {name: echo, namespace: shop}
-            spec:
-              host: echo.shop.svc.cluster.local
-              trafficPolicy:
+        await using var mesh = await WaypointMesh.StartAsync(DestinationRuleHead + """
                 outlierDetection: {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 5m, maxEjectionPercent: 50}
             """);
         mesh.V1.Script = async context =>
@@ -217,13 +214,7 @@ public sealed class GovernanceEndToEndTests
     [Fact]
     public async Task ConnectionPoolLimitsFailFastWith503UO()
     {
-        await using var mesh = await WaypointMesh.StartAsync("""
-            apiVersion: networking.istio.io/v1
-            kind: DestinationRule
-            metadata: {name: echo, namespace: shop}
-            spec:
-              host: echo.shop.svc.cluster.local
-              trafficPolicy:
+        await using var mesh = await WaypointMesh.StartAsync(DestinationRuleHead + """
                 connectionPool:
                   tcp: {maxConnections: 1}
                   http: {http1MaxPendingRequests: 1}

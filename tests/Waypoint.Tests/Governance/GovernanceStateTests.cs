@@ -94,6 +94,22 @@ public sealed class GovernanceStateTests
     }
 
     [Fact]
+    public async Task AWaitForAConnectionEndsAtTheRouteTimeoutAndGivesItsSlotsBack()
+    {
+        var time = new FakeTimeProvider();
+        var pool = new ConnectionPoolSettings(new TcpSettings { MaxConnections = 1 }, new HttpSettings { Http1MaxPendingRequests = 1 });
+        var d = new DestinationGovernance(new Backend(Echo, 80, null, null), new TrafficPolicy { ConnectionPool = pool }, time);
+        using var busy = await d.AdmitAsync(http1: true, CancellationToken.None);
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(1), time);
+        var waiting = Governor.AdmitAsync(d, http1: true, deadline, CancellationToken.None).AsTask();
+        Assert.False(waiting.IsCompleted);
+        time.Advance(TimeSpan.FromSeconds(1));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting.WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Equal(1, d.Breaker.Pending.Remaining);
+        Assert.Equal(d.Breaker.Requests.Limit - 1, d.Breaker.Requests.Remaining);
+    }
+
+    [Fact]
     public void RoutePoliciesFollowIstio()
     {
         (string Name, RoutePolicy Policy, TimeSpan? Timeout, int Retries, TimeSpan? PerTry)[] cases =
