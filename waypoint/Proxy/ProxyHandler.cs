@@ -54,6 +54,11 @@ internal sealed partial class ProxyHandler(
             DestinationService = tunnel.Service,
             DestinationWorkload = tunnel.Workload,
         };
+        if (!request.Headers.ContainsKey("x-request-id"))
+        {
+            // Istio's request id: generated at the first proxy, kept by the next ones and by retries.
+            request.Headers["x-request-id"] = Guid.NewGuid().ToString();
+        }
         var requestBody = new CountingStream(request.Body);
         request.Body = requestBody;
         var responseBody = new CountingStream(context.Response.Body);

@@ -173,8 +173,29 @@ public sealed class GovernanceEndToEndTests
             Assert.Equal("5", r.Echo("body-bytes"));
         }
         Assert.True(failed > 0, "the load balancer never picked v1 in ten requests");
+
         string metrics = Metrics(mesh);
         Assert.Contains($"ambient_retries_total{{destination_service=\"{Host}\",result=\"retried\"}} {failed}", metrics, StringComparison.Ordinal);
+
+        // Every request gets an x-request-id (kept across its retries); one the client sent is kept.
+        var ids = new List<string?>();
+        mesh.V1.Script = async context =>
+        {
+            ids.Add(context.Request.Headers["x-request-id"].ToString());
+            context.Response.StatusCode = 503;
+            await context.Response.WriteAsync("v1 is down");
+            return true;
+        };
+        for (int i = 0; i < 10 && ids.Count == 0; i++)
+        {
+            var r = await mesh.CurlAsync($"/id/{i}");
+            Assert.True(Guid.TryParse(r.Echo("h-x-request-id"), out _), r.Body);
+            if (ids.Count > 0)
+            {
+                Assert.Equal(ids[0], r.Echo("h-x-request-id"));
+            }
+        }
+        Assert.Equal("client-id-1", (await mesh.CurlAsync("/id/given", "-H", "x-request-id: client-id-1")).Echo("h-x-request-id"));
 
         // Both endpoints failing: the attempts run out and the last answer stands, flagged URX.
         mesh.V2.Script = mesh.V1.Script;
