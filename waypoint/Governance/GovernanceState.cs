@@ -28,6 +28,8 @@ internal sealed class GovernanceState
     private readonly ConcurrentDictionary<(string Service, string Subset), long> _ejections = new();
     private readonly ConcurrentDictionary<(string Service, string Subset), long> _overflows = new();
 
+    private MeshSnapshot? _pruned;
+
     public GovernanceState(TimeProvider time)
     {
         _time = time;
@@ -183,6 +185,11 @@ internal sealed class GovernanceState
     /// </summary>
     public void Sweep(MeshSnapshot snapshot)
     {
+        if (!ReferenceEquals(snapshot, Volatile.Read(ref _pruned)))
+        {
+            Volatile.Write(ref _pruned, snapshot);
+            Prune(snapshot);
+        }
         var now = _time.GetUtcNow();
         foreach (var d in _destinations.Values)
         {
@@ -195,6 +202,38 @@ internal sealed class GovernanceState
             o.Sweep();
         }
     }
+
+    /// <summary>Drops the state of services and policies a new snapshot no longer has, so churn does not pile up.</summary>
+    private void Prune(MeshSnapshot snapshot)
+    {
+        var index = RouteIndex.For(snapshot);
+        foreach (var (key, d) in _destinations)
+        {
+            if (index.Service(d.Backend.Service.Namespace, d.Backend.Service.Name) is null)
+            {
+                _destinations.TryRemove(key, out _);
+            }
+        }
+        if (_limiters.IsEmpty)
+        {
+            return;
+        }
+        var policies = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var p in snapshot.ObjectsOf<HttpLocalRateLimitPolicy>())
+        {
+            policies.Add($"{p.Namespace}/{p.Name}");
+        }
+        foreach (var key in _limiters.Keys)
+        {
+            if (!policies.Contains(key))
+            {
+                _limiters.TryRemove(key, out _);
+            }
+        }
+    }
+
+    /// <summary>Destinations held (tests).</summary>
+    internal int DestinationCount => _destinations.Count;
 
     public void RateLimited(Service service, RateLimitVerdict verdict) =>
         _rateLimited.AddOrUpdate((service.Hostname, verdict == RateLimitVerdict.Total ? "total" : "client"), 1, static (_, v) => v + 1);

@@ -43,6 +43,19 @@ public sealed class GovernanceStateTests
         Assert.Equal(1, state.LimiterCount);
     }
 
+    [Fact]
+    public void StateOfServicesAndPoliciesThatAreGoneIsDropped()
+    {
+        var state = new GovernanceState(new FakeTimeProvider());
+        state.Limiter(Policy(1));
+        state.For(Ambient.Mesh.State.MeshSnapshot.Empty, new Backend(Echo, 80, null, null));
+        Assert.Equal(1, state.LimiterCount);
+        Assert.Equal(1, state.DestinationCount);
+        state.Sweep(Ambient.Mesh.State.MeshSnapshot.Empty);
+        Assert.Equal(0, state.LimiterCount);
+        Assert.Equal(0, state.DestinationCount);
+    }
+
     public static TheoryData<string, int?, int?, int?, bool, int, int> Admissions => new()
     {
         // name, maxConnections, http1MaxPendingRequests, http2MaxRequests, http1, admitted at once, refused
