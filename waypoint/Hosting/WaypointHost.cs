@@ -6,6 +6,7 @@ using Ambient.Mesh.Kubernetes;
 using Ambient.Mesh.Kubernetes.Api;
 using Ambient.Mesh.Sources;
 using Ambient.Waypoint.Admin;
+using Ambient.Waypoint.Governance;
 using Ambient.Waypoint.Hbone;
 using Ambient.Waypoint.Proxy;
 using Ambient.Waypoint.Routing;
@@ -90,6 +91,8 @@ internal static class WaypointHost
         services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<HboneTransport>());
         services.AddSingleton<UpstreamConnector>();
         services.AddSingleton<EndpointPicker>();
+        services.AddSingleton(sp => new GovernanceState(TimeProvider.System));
+        services.AddHostedService<OutlierSweeper>();
         services.AddSingleton<ProxyHandler>();
         services.AddSingleton<WaypointEndpoints>();
         services.AddHttpForwarder();
@@ -122,6 +125,7 @@ internal static class WaypointHost
 
         var app = builder.Build();
         var proxy = app.Services.GetRequiredService<ProxyHandler>();
+        app.Services.GetRequiredService<WaypointMetrics>().AddCollector(app.Services.GetRequiredService<GovernanceState>().Render);
         var admin = new AdminEndpoints(
             app.Services.GetRequiredService<MeshStore>(),
             identity,

@@ -1,3 +1,4 @@
+using Ambient.Waypoint.Governance;
 using Ambient.Waypoint.Routing;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Forwarder;
@@ -9,11 +10,16 @@ namespace Ambient.Waypoint.Proxy;
 /// own name, not a pod address) unless a rewrite sets one, the path is rewritten when a route says so, and header
 /// modifiers run set, add, remove in that order.
 /// </summary>
-internal sealed class MeshTransformer(RouteDecision decision) : HttpTransformer
+/// <param name="attempts">Handed to the retry loop (<see cref="RetryingHandler"/>) through the outgoing request's options.</param>
+internal sealed class MeshTransformer(RouteDecision decision, AttemptPlan? attempts = null) : HttpTransformer
 {
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
     {
         await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken).ConfigureAwait(false);
+        if (attempts is not null)
+        {
+            proxyRequest.Options.Set(AttemptPlan.Key, attempts);
+        }
         var request = httpContext.Request;
         proxyRequest.Headers.Host = decision.Host ?? (request.Host.HasValue ? request.Host.Value : null);
         if (decision.Path is { } path)

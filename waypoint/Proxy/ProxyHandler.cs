@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using Ambient.Mesh.Sources;
 using Ambient.Waypoint.Authorization;
+using Ambient.Waypoint.Governance;
 using Ambient.Waypoint.Hbone;
 using Ambient.Waypoint.Routing;
 using Ambient.Waypoint.Telemetry;
@@ -23,11 +24,16 @@ internal sealed partial class ProxyHandler(
     IHttpForwarder forwarder,
     UpstreamConnector upstream,
     EndpointPicker picker,
+    GovernanceState governance,
     WaypointMetrics metrics,
     AccessLog accessLog,
-    ILogger<ProxyHandler> logger)
+    ILogger<ProxyHandler> logger) : IDisposable
 {
-    private readonly HttpMessageInvoker _invoker = upstream.CreateInvoker();
+    // Retries sit between YARP and the pooled HBONE handler, so each attempt is a fresh send through the pool.
+    private readonly HttpMessageInvoker _invoker = new(new RetryingHandler(governance, static () => Random.Shared) { InnerHandler = upstream.CreateHandler() }, disposeHandler: true);
+
+    /// <summary>Closes the upstream pool's connections (the host disposes this singleton on shutdown).</summary>
+    public void Dispose() => _invoker.Dispose();
 
     // Istio's waypoint has no timeout unless a route sets one (issue 11 adds route timeouts); the activity timeout
     // only reaps an exchange that has been completely silent this long.
@@ -36,6 +42,7 @@ internal sealed partial class ProxyHandler(
 
     private static readonly byte[] RbacDenied = "RBAC: access denied"u8.ToArray();
     private static readonly byte[] NoHealthyUpstream = "no healthy upstream"u8.ToArray();
+    private static readonly byte[] Overflow = "upstream connect error or disconnect/reset before headers. reset reason: overflow"u8.ToArray();
 
     public async Task HandleAsync(HttpContext context, TunnelInfo tunnel)
     {
@@ -50,6 +57,11 @@ internal sealed partial class ProxyHandler(
             DestinationService = tunnel.Service,
             DestinationWorkload = tunnel.Workload,
         };
+        if (!request.Headers.ContainsKey("x-request-id"))
+        {
+            // Istio's request id: generated at the first proxy, kept by the next ones and by retries.
+            request.Headers["x-request-id"] = Guid.NewGuid().ToString();
+        }
         var requestBody = new CountingStream(request.Body);
         request.Body = requestBody;
         var responseBody = new CountingStream(context.Response.Body);
@@ -90,6 +102,10 @@ internal sealed partial class ProxyHandler(
             await RespondAsync(context, StatusCodes.Status403Forbidden, RbacDenied).ConfigureAwait(false);
             return;
         }
+        if (tunnel.Service is { } limited && await Governor.RateLimitAsync(governance, snapshot, limited, context, record).ConfigureAwait(false))
+        {
+            return;
+        }
 
         var route = Router.Route(snapshot, tunnel, context.Request);
         record.Route = route.RouteName;
@@ -110,11 +126,18 @@ internal sealed partial class ProxyHandler(
                 return;
         }
 
+        if (route.Policy.Fault is { } fault && await Governor.InjectFaultAsync(fault, governance.Time, Random.Shared, context, record).ConfigureAwait(false))
+        {
+            return;
+        }
+
         PickedEndpoint? picked;
+        DestinationGovernance? governed = null;
         if (route.Backend is { } backend)
         {
             record.DestinationService = backend.Service;
-            picked = picker.Pick(snapshot, backend, context.Request, tunnel.Client.Address);
+            governed = governance.For(snapshot, backend);
+            picked = picker.Pick(snapshot, backend, context.Request, tunnel.Client.Address, governed.Outliers);
         }
         else if (route.Workload is { } w && !w.WorkloadIps.IsDefaultOrEmpty)
         {
@@ -131,28 +154,98 @@ internal sealed partial class ProxyHandler(
             await RespondAsync(context, StatusCodes.Status503ServiceUnavailable, NoHealthyUpstream).ConfigureAwait(false);
             return;
         }
-        record.DestinationWorkload = endpoint.Workload;
-        string prefix = endpoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
-            ? $"http://[{endpoint.Address}]:{endpoint.Port}"
-            : $"http://{endpoint.Address}:{endpoint.Port}";
-        record.Upstream = prefix[7..];
+        var policy = route.Policy;
+        // The route timeout bounds everything from here: waiting for a connection, all attempts and the response
+        // (Envoy's router timeout starts once the router has the request).
+        using var deadline = policy.Timeout is { } timeout ? new CancellationTokenSource(timeout, governance.Time) : null;
+        DestinationGovernance.Admission? admission = null;
+        if (governed is not null)
+        {
+            try
+            {
+                admission = await Governor.AdmitAsync(governed, !record.Grpc, deadline, context.RequestAborted).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (deadline is { IsCancellationRequested: true } && !context.RequestAborted.IsCancellationRequested)
+            {
+                endpoint.Load?.Release();
+                Governor.AddFlag(record, "UT");
+                record.Detail = $"route timeout {policy.Timeout!.Value.TotalMilliseconds} ms expired waiting for a connection";
+                await RespondAsync(context, StatusCodes.Status504GatewayTimeout, null).ConfigureAwait(false);
+                return;
+            }
+            if (admission is null)
+            {
+                endpoint.Load?.Release();
+                governance.Overflow(governed);
+                Governor.AddFlag(record, "UO");
+                record.Detail = $"circuit breaker open for {governed.Service}";
+                await RespondAsync(context, StatusCodes.Status503ServiceUnavailable, Overflow).ConfigureAwait(false);
+                return;
+            }
+        }
+        using var admitted = admission;
+        byte[]? body = null;
+        if (policy.Retry.Attempts > 0)
+        {
+            try
+            {
+                body = await Governor.KeepBodyAsync(context.Request).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or OperationCanceledException)
+            {
+                endpoint.Load?.Release();
+                Governor.AddFlag(record, "DC");
+                record.Detail = $"client went away while sending the body: {ex.Message}";
+                await RespondAsync(context, StatusCodes.Status400BadRequest, null).ConfigureAwait(false);
+                return;
+            }
+        }
+        var plan = new AttemptPlan(policy.Retry, endpoint, avoid => route.Backend is { } b ? picker.Pick(snapshot, b, context.Request, tunnel.Client.Address, governed?.Outliers, avoid) : null)
+        {
+            Destination = governed,
+            Body = body,
+            CanResend = policy.Retry.Attempts == 0 || Governor.CanResend(context.Request),
+        };
         ForwarderError error;
         try
         {
-            error = await forwarder.SendAsync(context, prefix, _invoker, record.Grpc ? Http2 : Http1, new MeshTransformer(route)).ConfigureAwait(false);
+            error = await forwarder.SendAsync(context, Prefix(endpoint), _invoker, record.Grpc ? Http2 : Http1, new MeshTransformer(route, plan), deadline?.Token ?? CancellationToken.None).ConfigureAwait(false);
         }
         finally
         {
-            endpoint.Load?.Release();
+            plan.Release();
+        }
+        record.DestinationWorkload = plan.Current.Workload;
+        record.Upstream = Prefix(plan.Current)[7..];
+        bool routeTimedOut = deadline is { IsCancellationRequested: true } && !context.RequestAborted.IsCancellationRequested;
+        if (routeTimedOut || plan.TimedOut)
+        {
+            Governor.AddFlag(record, plan.Exhausted ? "UT,URX" : "UT");
+            record.Detail = routeTimedOut ? $"route timeout {policy.Timeout!.Value.TotalMilliseconds} ms expired" : plan.Detail;
+            if (!context.Response.HasStarted)
+            {
+                context.Response.StatusCode = StatusCodes.Status504GatewayTimeout;
+            }
+        }
+        else if (error != ForwarderError.None)
+        {
+            Governor.AddFlag(record, plan.Exhausted ? Flag(error) + ",URX" : Flag(error));
+            var failure = context.Features.Get<IForwarderErrorFeature>()?.Exception;
+            record.Detail = failure?.GetBaseException().Message ?? error.ToString();
+        }
+        else if (plan.Exhausted)
+        {
+            Governor.AddFlag(record, "URX");
         }
         if (error != ForwarderError.None)
         {
-            record.ResponseFlags = Flag(error);
-            var failure = context.Features.Get<IForwarderErrorFeature>()?.Exception;
-            record.Detail = failure?.GetBaseException().Message ?? error.ToString();
             LogForwardError(logger, error.ToString(), record.Upstream, record.Detail);
         }
     }
+
+    private static string Prefix(PickedEndpoint endpoint) => endpoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+        ? $"http://[{endpoint.Address}]:{endpoint.Port}"
+        : $"http://{endpoint.Address}:{endpoint.Port}";
 
     /// <summary>Envoy's response flag for a forwarding failure.</summary>
     private static string Flag(ForwarderError error) => error switch

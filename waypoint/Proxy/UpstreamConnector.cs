@@ -15,7 +15,10 @@ namespace Ambient.Waypoint.Proxy;
 /// </summary>
 internal sealed class UpstreamConnector(MeshStore store, HbonePool pool, WaypointIdentity identity)
 {
-    public HttpMessageInvoker CreateInvoker() => new(new SocketsHttpHandler
+    public HttpMessageInvoker CreateInvoker() => new(CreateHandler(), disposeHandler: true);
+
+    /// <summary>The pooled HBONE handler alone, for a caller that puts its own handler (retries) in front.</summary>
+    public SocketsHttpHandler CreateHandler() => new()
     {
         UseProxy = false,
         AllowAutoRedirect = false,
@@ -26,7 +29,7 @@ internal sealed class UpstreamConnector(MeshStore store, HbonePool pool, Waypoin
         ConnectTimeout = TimeSpan.FromSeconds(10),
         PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1),
         ConnectCallback = ConnectAsync,
-    }, disposeHandler: true);
+    };
 
     private async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, CancellationToken cancellationToken)
     {

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Text;
+using Ambient.Mesh.Governance;
 using Ambient.Mesh.Model;
 using Ambient.Mesh.Model.L7;
 using Ambient.Mesh.State;
@@ -35,9 +36,23 @@ internal sealed class EndpointPicker
         public long Value;
     }
 
-    public PickedEndpoint? Pick(MeshSnapshot snapshot, Backend backend, HttpRequest request, IPAddress client)
+    /// <param name="outliers">Endpoints it ejected are skipped (all are used in its panic mode).</param>
+    /// <param name="avoid">Workload uids already tried by this request: skipped while another endpoint is left.</param>
+    public PickedEndpoint? Pick(MeshSnapshot snapshot, Backend backend, HttpRequest request, IPAddress client, OutlierDetector<string>? outliers = null, IReadOnlySet<string>? avoid = null)
     {
         var candidates = Candidates(snapshot, backend);
+        if (outliers is { EjectedCount: > 0 })
+        {
+            candidates = WithoutEjected(candidates, outliers);
+        }
+        if (avoid is { Count: > 0 })
+        {
+            var rest = candidates.FindAll(c => !avoid.Contains(c.Workload.Uid));
+            if (rest.Count > 0)
+            {
+                candidates = rest;
+            }
+        }
         if (candidates.Count == 0)
         {
             return null;
@@ -80,6 +95,18 @@ internal sealed class EndpointPicker
         var load = LoadOf(w);
         Interlocked.Increment(ref load.InFlight);
         return new PickedEndpoint(w, PickIp(w), port, load);
+    }
+
+    private static List<(Workload Workload, int Port)> WithoutEjected(List<(Workload Workload, int Port)> candidates, OutlierDetector<string> outliers)
+    {
+        var uids = candidates.ConvertAll(c => c.Workload.Uid);
+        var keep = outliers.Select(uids);
+        if (keep.Count == uids.Count)
+        {
+            return candidates;
+        }
+        var set = new HashSet<string>(keep, StringComparer.Ordinal);
+        return candidates.FindAll(c => set.Contains(c.Workload.Uid));
     }
 
     /// <summary>The subset's own policy wins over the rule's top-level one.</summary>

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Ambient.Mesh.Model;
 using Ambient.Mesh.Model.L7;
+using Ambient.Waypoint.Governance;
 
 namespace Ambient.Waypoint.Routing;
 
@@ -70,6 +71,9 @@ internal sealed record RouteDecision
 
     /// <summary>A rewritten path (query string kept separately), or null to keep the request's.</summary>
     public string? Path { get; init; }
+
+    /// <summary>Timeouts, retries and fault injection of the rule that matched (issue 11).</summary>
+    public RoutePolicy Policy { get; init; } = RoutePolicy.Default;
 
     public static RouteDecision Error(int status, string? route, string detail) => new() { Outcome = RouteOutcome.Respond, Status = status, RouteName = route, Detail = detail };
 }

@@ -235,6 +235,7 @@ internal static partial class Router
             ResponseHeaders = responseEdits,
             Host = host,
             Path = newPath,
+            Policy = Governance.RoutePolicy.From(rule),
         };
     }
 

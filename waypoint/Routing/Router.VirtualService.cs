@@ -195,6 +195,7 @@ internal static partial class Router
             ResponseHeaders = responseEdits,
             Host = route.Rewrite?.Authority,
             Path = newPath,
+            Policy = Governance.RoutePolicy.From(route),
         };
     }
 

@@ -21,6 +21,17 @@ internal sealed class WaypointMetrics
     private readonly ConcurrentDictionary<string, long> _refused = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _reloads = new(StringComparer.Ordinal);
 
+    private readonly List<Action<StringBuilder>> _collectors = [];
+
+    /// <summary>Adds a part's own series (governance gauges and counters) to this one exposition.</summary>
+    public void AddCollector(Action<StringBuilder> render)
+    {
+        lock (_collectors)
+        {
+            _collectors.Add(render);
+        }
+    }
+
     public string Version { get; init; } = typeof(WaypointMetrics).Assembly.GetName().Version?.ToString(3) ?? "dev";
 
     /// <summary>Counts one finished request.</summary>
@@ -130,6 +141,13 @@ internal sealed class WaypointMetrics
         foreach (var kv in _reloads.OrderBy(k => k.Key, StringComparer.Ordinal))
         {
             sb.Append("ambient_config_reloads_total{result=\"").Append(kv.Key).Append("\"} ").Append(kv.Value).Append('\n');
+        }
+        lock (_collectors)
+        {
+            foreach (var render in _collectors)
+            {
+                render(sb);
+            }
         }
         return sb.ToString();
     }

@@ -26,6 +26,9 @@ internal sealed class EchoApp : IAsyncDisposable
 
     public string Name { get; }
 
+    /// <summary>A test's own behaviour, run first: true means it answered (fail on demand, hold a request...).</summary>
+    public Func<HttpContext, Task<bool>>? Script { get; set; }
+
     public IPEndPoint EndPoint { get; }
 
     /// <summary>Requests being answered now (a <c>/delay/MS</c> request counts while it waits).</summary>
@@ -51,8 +54,13 @@ internal sealed class EchoApp : IAsyncDisposable
         }));
         var app = builder.Build();
         app.UseWebSockets();
+        EchoApp? self = null;
         app.Run(async context =>
         {
+            if (self?.Script is { } script && await script(context))
+            {
+                return;
+            }
             var req = context.Request;
             if (context.WebSockets.IsWebSocketRequest)
             {
@@ -104,7 +112,8 @@ internal sealed class EchoApp : IAsyncDisposable
             await context.Response.WriteAsync(sb.ToString());
         });
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(20));
-        return new EchoApp(app, name, listen!.IPEndPoint!, inFlight);
+        self = new EchoApp(app, name, listen!.IPEndPoint!, inFlight);
+        return self;
     }
 
     public async ValueTask DisposeAsync()
