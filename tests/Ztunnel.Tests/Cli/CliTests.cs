@@ -14,10 +14,19 @@ public sealed class CliTests : IDisposable
     {
         var (code, stdout, _) = await ZtunnelProcess.RunAsync("--help");
         Assert.Equal(0, code);
-        foreach (var option in new[] { "--config", "--validate", "--node", "--state-dir", "--access-log", "--log-level" })
+        foreach (var option in new[] { "--config", "--validate", "--node", "--state-dir", "--access-log", "--log-level",
+            "--xds-address", "--ca-address", "--xds-root-cert", "--token-file", "--cluster-id", "XDS_ADDRESS", "CA_ADDRESS" })
         {
             Assert.Contains(option, stdout, StringComparison.Ordinal);
         }
+    }
+
+    [Fact]
+    public async Task A_malformed_control_plane_address_is_an_error_that_names_the_flag()
+    {
+        var (code, _, stderr) = await ZtunnelProcess.RunAsync("--xds-address", "ftp://istiod:15012");
+        Assert.Equal(2, code);
+        Assert.Contains("--xds-address: 'ftp://istiod:15012' is not a control plane address", stderr, StringComparison.Ordinal);
     }
 
     [Fact]
