@@ -69,7 +69,7 @@ public class EndpointBenchmarks
     [Benchmark]
     public (Workload Workload, int TargetPort)? Pick() => _set.Pick(_random);
 
-    /// <summary>A pick under loadBalancing FAILOVER: two passes ranking 10,000 endpoints against the client (issue 8).</summary>
+    /// <summary>A pick under loadBalancing FAILOVER (issue 8): the client's best-rank subset, cached per placement, then the weighted pick.</summary>
     [Benchmark]
     public (Workload Workload, int TargetPort)? PickFailover() => _failover.Pick(_random, _client);
 }
