@@ -64,6 +64,7 @@ public sealed class MeshSource
             _lastSync = DateTimeOffset.UtcNow;
         }
         _synced.TrySetResult();
+        _store.OnSynced(this);
     }
 
     /// <summary>Records a successful sync after the first (a reload, a re-list): clears the last error.</summary>

@@ -48,6 +48,16 @@ public sealed partial class MeshStore
     /// <summary>Raised after every swap with (previous, next), outside the store's lock, in swap order.</summary>
     public event Action<MeshSnapshot, MeshSnapshot>? Changed;
 
+    /// <summary>
+    /// Raised after every update of a source (and when one finishes its initial sync), whether or not the merged
+    /// snapshot changed: an entry another source shadows may have changed. The CNI source shadows a captured pod's
+    /// workload, so this is how it (and in-pod enrollment) learns that the pod's labels changed underneath. Raised
+    /// outside the store's lock; handlers must be quick.
+    /// </summary>
+    public event Action<MeshSource>? SourceUpdated;
+
+    internal void OnSynced(MeshSource source) => SourceUpdated?.Invoke(source);
+
     /// <summary>Every source's status, for readiness and /config_dump.</summary>
     public ImmutableArray<SourceStatus> Sources
     {
@@ -106,6 +116,18 @@ public sealed partial class MeshStore
     }
 
     internal void Publish(MeshSource source, MeshResources? replaceAll, MeshDelta? delta)
+    {
+        try
+        {
+            PublishLocked(source, replaceAll, delta);
+        }
+        finally
+        {
+            SourceUpdated?.Invoke(source);
+        }
+    }
+
+    private void PublishLocked(MeshSource source, MeshResources? replaceAll, MeshDelta? delta)
     {
         MeshSnapshot previous, next;
         lock (_lock)

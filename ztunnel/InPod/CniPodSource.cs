@@ -32,7 +32,9 @@ internal sealed class CniPodSource
         // Nothing to wait for: an empty node is synced.
         _source = store.AddSource("cni", Precedence, requiredForReadiness: false);
         _source.MarkSynced();
-        store.Changed += OnStoreChanged;
+        // Not Changed: this source shadows a captured pod's workload, so an edit of it by another source (a label, a
+        // service account) changes no snapshot until the derived entry is republished.
+        store.SourceUpdated += OnSourceUpdated;
     }
 
     /// <summary>Publishes a captured pod; returns the workload the proxies will see for it.</summary>
@@ -49,6 +51,20 @@ internal sealed class CniPodSource
             _source.Apply(new MeshDelta { Upserts = new MeshResources { Workloads = [w] } });
             return w;
         }
+    }
+
+    /// <summary>
+    /// The workload the sources other than this one define for a pod (by namespace/name): what decides whether a pod is
+    /// enrolled, since this source publishes every captured pod as HBONE.
+    /// </summary>
+    public Workload? WorkloadFromOthers(string ns, string name)
+    {
+        var current = _store.Current.FindWorkload(ns, name);
+        if (current is null)
+        {
+            return null;
+        }
+        return _pods.ContainsKey(current.Uid) ? _store.WorkloadFromOthers(current.Uid, _source) : current;
     }
 
     public void Remove(string uid)
@@ -89,12 +105,12 @@ internal sealed class CniPodSource
     }
 
     /// <summary>
-    /// Another source changed: re-derive the captured pods' entries. Deferred to the thread pool, since this runs inside
+    /// Another source changed: re-derive the captured pods' entries. Deferred to the thread pool, since this runs during
     /// the store's publication; a burst of changes queues one refresh.
     /// </summary>
-    private void OnStoreChanged(MeshSnapshot previous, MeshSnapshot next)
+    private void OnSourceUpdated(MeshSource source)
     {
-        if (_pods.IsEmpty || Interlocked.Exchange(ref _refreshQueued, 1) == 1)
+        if (ReferenceEquals(source, _source) || _pods.IsEmpty || Interlocked.Exchange(ref _refreshQueued, 1) == 1)
         {
             return;
         }

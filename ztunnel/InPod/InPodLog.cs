@@ -41,6 +41,9 @@ internal static partial class InPodLog
     [LoggerMessage(EventId = 5311, Level = LogLevel.Debug, Message = "CNI client went away: {Error}")]
     public static partial void ClientGone(ILogger logger, string error);
 
+    [LoggerMessage(EventId = 5313, Level = LogLevel.Error, Message = "re-checking pod enrollment after a mesh change failed; the next change tries again")]
+    public static partial void ReconcileFailed(ILogger logger, Exception exception);
+
     [LoggerMessage(EventId = 5312, Level = LogLevel.Information, Message = "CNI socket {Path} now belongs to another agent; leaving it in place")]
     public static partial void SocketTakenOver(ILogger logger, string path);
 

@@ -15,6 +15,10 @@ namespace Ambient.Ztunnel.InPod;
 /// namespace and open the agent's listeners there (15001 outbound, 15006 inbound, 15008 HBONE), so the pod's
 /// traffic is in the mesh from its first packet. Pods are persisted and re-adopted when the agent restarts.
 /// Requests are served one at a time: ADD/DEL for one attachment must never interleave, and they are rare.
+/// Enrollment follows the mesh live (issue 8): the network namespace of a pod the CNI plugin reported but that was not
+/// enrolled is remembered, and every store change re-checks both sets, so a pod is captured when its namespace gets
+/// <c>istio.io/dataplane-mode: ambient</c> and released when the label goes (or the pod says <c>none</c>), without
+/// restarting it.
 /// </summary>
 internal sealed class InPodManager : IAsyncDisposable
 {
@@ -27,7 +31,11 @@ internal sealed class InPodManager : IAsyncDisposable
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Usage", "CA2213", Justification = "requests may still wait on it at dispose")]
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly Dictionary<string, PodCapture> _pods = new(StringComparer.Ordinal);
+    /// <summary>Pods the CNI plugin reported that are not enrolled (yet), by attachment: captured when they become so.</summary>
+    private readonly Dictionary<string, CapturedPod> _waiting = new(StringComparer.Ordinal);
     private byte[]? _lastEnrollment;
+    private int _reconcileQueued;
+    private bool _closed;
 
     public InPodManager(ProxyContext ctx, Outbound outbound, Inbound inbound, string stateDir, ILogger logger)
     {
@@ -57,6 +65,9 @@ internal sealed class InPodManager : IAsyncDisposable
     {
         WriteEnrollmentFile();
         _ctx.State.Changed += (_, _) => WriteEnrollmentFile();
+        // Every source update, not only snapshot changes: a captured pod's workload is shadowed by the CNI source's
+        // entry, so a label that releases it changes no snapshot by itself.
+        _ctx.State.Store.SourceUpdated += _ => QueueReconcile();
         List<HandedOverPod>? handed = null;
         _takeover = HandoverClient.TryConnect(handoverPath, _logger);
         if (_takeover is not null)
@@ -217,21 +228,7 @@ internal sealed class InPodManager : IAsyncDisposable
         {
             return invalid;
         }
-        if (!IsEnrolled(pod!.Namespace!, pod.Name!))
-        {
-            InPodLog.NotEnrolled(_logger, pod.Namespace!, pod.Name!);
-            return CniResponse.NotEnrolled;
-        }
-        var key = Key(pod.ContainerId!, pod.IfName!);
-        if (_pods.TryGetValue(key, out var existing))
-        {
-            if (existing.Pod.Netns == pod.Netns && await CaptureRules.PresentAsync(existing.Pod.Netns, Settings.Firewall, ct).ConfigureAwait(false))
-            {
-                return CniResponse.Captured;
-            }
-            await ReleaseAsync(existing, ct).ConfigureAwait(false);
-            _pods.Remove(key);
-        }
+        var key = Key(pod!.ContainerId!, pod.IfName!);
         var captured = new CapturedPod
         {
             Uid = string.IsNullOrEmpty(pod.Uid) ? $"{pod.Namespace}/{pod.Name}" : pod.Uid,
@@ -242,6 +239,22 @@ internal sealed class InPodManager : IAsyncDisposable
             Netns = pod.Netns!,
             Ips = pod.Ips ?? [],
         };
+        if (!IsEnrolled(pod.Namespace!, pod.Name!))
+        {
+            _waiting[key] = captured;
+            InPodLog.NotEnrolled(_logger, pod.Namespace!, pod.Name!);
+            return CniResponse.NotEnrolled;
+        }
+        _waiting.Remove(key);
+        if (_pods.TryGetValue(key, out var existing))
+        {
+            if (existing.Pod.Netns == pod.Netns && await CaptureRules.PresentAsync(existing.Pod.Netns, Settings.Firewall, ct).ConfigureAwait(false))
+            {
+                return CniResponse.Captured;
+            }
+            await ReleaseAsync(existing, ct).ConfigureAwait(false);
+            _pods.Remove(key);
+        }
         try
         {
             _pods[key] = await CaptureAsync(captured, ct).ConfigureAwait(false);
@@ -262,6 +275,7 @@ internal sealed class InPodManager : IAsyncDisposable
         {
             return CniResponse.Removed;
         }
+        _waiting.Remove(Key(pod.ContainerId, pod.IfName));
         if (_pods.Remove(Key(pod.ContainerId, pod.IfName), out var capture))
         {
             await ReleaseAsync(capture, ct).ConfigureAwait(false);
@@ -302,6 +316,10 @@ internal sealed class InPodManager : IAsyncDisposable
                 await ReleaseAsync(capture, ct).ConfigureAwait(false);
                 InPodLog.GcReleased(_logger, capture.Pod.Namespace, capture.Pod.Name);
             }
+        }
+        foreach (var key in _waiting.Keys.Where(k => !keep.Contains(k)).ToList())
+        {
+            _waiting.Remove(key);
         }
         SaveRegistry();
         return CniResponse.Removed;
@@ -344,7 +362,85 @@ internal sealed class InPodManager : IAsyncDisposable
         {
             return true;
         }
-        return _ctx.State.Current.FindWorkload(ns, name) is { Protocol: InboundProtocol.Hbone };
+        // The CNI source publishes every captured pod as HBONE; whether the pod is still enrolled is the other sources' call.
+        return _cniPods.WorkloadFromOthers(ns, name) is { Protocol: InboundProtocol.Hbone };
+    }
+
+    private void QueueReconcile()
+    {
+        if (Interlocked.Exchange(ref _reconcileQueued, 1) == 1)
+        {
+            return;
+        }
+        _ = Task.Run(ReconcileAsync);
+    }
+
+    /// <summary>
+    /// Captures the remembered pods that became enrolled and releases the captured ones that no longer are. Runs only
+    /// once every source finished its initial sync: a half-synced store (an API source still listing) would otherwise
+    /// release pods that are enrolled, sending their traffic around the mesh.
+    /// </summary>
+    internal async Task ReconcileAsync()
+    {
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            Volatile.Write(ref _reconcileQueued, 0);
+            if (_closed || !_ctx.State.Store.IsSynced)
+            {
+                return;
+            }
+            bool changed = false;
+            foreach (var (key, pod) in _waiting.ToList())
+            {
+                if (!IsEnrolled(pod.Namespace, pod.Name))
+                {
+                    continue;
+                }
+                if (!File.Exists(pod.Netns))
+                {
+                    _waiting.Remove(key);
+                    InPodLog.NetnsGone(_logger, pod.Namespace, pod.Name, pod.Netns);
+                    continue;
+                }
+                try
+                {
+                    _pods[key] = await CaptureAsync(pod, CancellationToken.None).ConfigureAwait(false);
+                    _waiting.Remove(key);
+                    changed = true;
+                    InPodLog.Captured(_logger, pod.Namespace, pod.Name, string.Join(",", pod.Ips), pod.Netns);
+                }
+                catch (Exception ex) when (ex is IOException or SocketException or InvalidOperationException or UnauthorizedAccessException)
+                {
+                    // Stays waiting: the next change tries again.
+                    InPodLog.CaptureFailed(_logger, pod.Namespace, pod.Name, ex.Message);
+                }
+            }
+            foreach (var (key, capture) in _pods.ToList())
+            {
+                if (IsEnrolled(capture.Pod.Namespace, capture.Pod.Name))
+                {
+                    continue;
+                }
+                _pods.Remove(key);
+                await ReleaseAsync(capture, CancellationToken.None).ConfigureAwait(false);
+                _waiting[key] = capture.Pod;
+                changed = true;
+                InPodLog.Released(_logger, capture.Pod.Namespace, capture.Pod.Name);
+            }
+            if (changed)
+            {
+                SaveRegistry();
+            }
+        }
+        catch (Exception ex)
+        {
+            InPodLog.ReconcileFailed(_logger, ex);
+        }
+        finally
+        {
+            _gate.Release();
+        }
     }
 
     /// <param name="inherited">Listening sockets handed over by the previous agent, by port; bound afresh when null.</param>
@@ -494,6 +590,8 @@ internal sealed class InPodManager : IAsyncDisposable
         await _gate.WaitAsync().ConfigureAwait(false);
         try
         {
+            // Shutting down: no more captures from store changes.
+            _closed = true;
             foreach (var p in _pods.Values)
             {
                 await action(p).ConfigureAwait(false);
@@ -501,6 +599,7 @@ internal sealed class InPodManager : IAsyncDisposable
             if (clear)
             {
                 _pods.Clear();
+                _waiting.Clear();
             }
         }
         finally

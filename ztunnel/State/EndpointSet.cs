@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Ambient.Mesh.Model;
 
 namespace Ambient.Ztunnel.State;
@@ -12,7 +13,8 @@ namespace Ambient.Ztunnel.State;
 /// preferences (network, region, zone, subzone, node, cluster, in the listed order) it shares with the client, counting
 /// until the first that differs. STRICT picks only endpoints that share all of them (none: no endpoint); FAILOVER picks
 /// among the best rank present, so traffic stays as close as the endpoints allow and fails over outward. Ranking depends
-/// on the client, so those services pay a scan per connection; every other service keeps the binary search.
+/// only on where the client is, so the best-rank subset is computed once per client placement (network, locality,
+/// node, cluster: a handful per set) and a ranked pick is then a dictionary hit plus the same binary search.
 /// </remarks>
 internal sealed class EndpointSet
 {
@@ -20,6 +22,7 @@ internal sealed class EndpointSet
     private readonly int[] _targetPorts;
     private readonly long[] _cumulative;
     private readonly LoadBalancing? _ranked;
+    private readonly ConcurrentDictionary<Placement, EndpointSet?>? _byPlacement;
 
     private EndpointSet(Workload[] workloads, int[] targetPorts, long[] cumulative, LoadBalancing? ranked)
     {
@@ -27,6 +30,7 @@ internal sealed class EndpointSet
         _targetPorts = targetPorts;
         _cumulative = cumulative;
         _ranked = ranked;
+        _byPlacement = ranked is null ? null : new ConcurrentDictionary<Placement, EndpointSet?>();
     }
 
     /// <summary>The endpoints eligible by health (before any locality ranking).</summary>
@@ -77,58 +81,65 @@ internal sealed class EndpointSet
         {
             return null;
         }
-        if (_ranked is not { } lb)
+        if (_ranked is null)
         {
-            long r = random.NextInt64(_cumulative[^1]);
-            int i = Array.BinarySearch(_cumulative, r + 1);
-            if (i < 0)
-            {
-                i = ~i;
-            }
-            return (_workloads[i], _targetPorts[i]);
+            return PickWeighted(random);
         }
+        var subset = _byPlacement!.GetOrAdd(Placement.Of(source), static (placement, self) => self.BestRank(placement), this);
+        return subset?.PickWeighted(random);
+    }
 
+    private (Workload Workload, int TargetPort) PickWeighted(Random random)
+    {
+        long r = random.NextInt64(_cumulative[^1]);
+        int i = Array.BinarySearch(_cumulative, r + 1);
+        if (i < 0)
+        {
+            i = ~i;
+        }
+        return (_workloads[i], _targetPorts[i]);
+    }
+
+    /// <summary>The endpoints a client at <paramref name="placement"/> may pick: the best rank present (STRICT: only a full match), or null.</summary>
+    private EndpointSet? BestRank(Placement placement)
+    {
+        var lb = _ranked!;
         int required = lb.Mode == LoadBalancingMode.Strict ? lb.RoutingPreference.Length : 0;
         int best = -1;
-        long weight = 0;
+        var ranks = new int[_workloads.Length];
         for (int i = 0; i < _workloads.Length; i++)
         {
-            int rank = Rank(lb, source, _workloads[i]);
-            if (rank < required || rank < best)
+            ranks[i] = Rank(lb, placement, _workloads[i]);
+            if (ranks[i] >= required && ranks[i] > best)
             {
-                continue;
+                best = ranks[i];
             }
-            if (rank > best)
-            {
-                best = rank;
-                weight = 0;
-            }
-            weight += Weight(_workloads[i]);
         }
         if (best < 0)
         {
             return null;
         }
-        long pick = random.NextInt64(weight);
+        var ws = new List<Workload>();
+        var ports = new List<int>();
+        var cum = new List<long>();
+        long total = 0;
         for (int i = 0; i < _workloads.Length; i++)
         {
-            if (Rank(lb, source, _workloads[i]) != best)
+            if (ranks[i] == best)
             {
-                continue;
-            }
-            pick -= Weight(_workloads[i]);
-            if (pick < 0)
-            {
-                return (_workloads[i], _targetPorts[i]);
+                total += Weight(_workloads[i]);
+                ws.Add(_workloads[i]);
+                ports.Add(_targetPorts[i]);
+                cum.Add(total);
             }
         }
-        return null; // unreachable: the weights above add up to more than pick
+        return new EndpointSet([.. ws], [.. ports], [.. cum], ranked: null);
     }
 
     /// <summary>How many of the routing preferences, in order, <paramref name="endpoint"/> shares with the client (Istio's rank).</summary>
-    internal static int Rank(LoadBalancing lb, Workload? source, Workload endpoint)
+    internal static int Rank(LoadBalancing lb, Placement source, Workload endpoint)
     {
-        if (source is null)
+        if (!source.Known)
         {
             // An unknown client has no locality: nothing matches.
             return 0;
@@ -139,11 +150,11 @@ internal sealed class EndpointSet
             bool same = scope switch
             {
                 LoadBalancingScope.Network => source.Network == endpoint.Network,
-                LoadBalancingScope.Region => source.Locality.Region == endpoint.Locality.Region,
-                LoadBalancingScope.Zone => source.Locality.Zone == endpoint.Locality.Zone,
-                LoadBalancingScope.Subzone => source.Locality.Subzone == endpoint.Locality.Subzone,
+                LoadBalancingScope.Region => source.Region == endpoint.Locality.Region,
+                LoadBalancingScope.Zone => source.Zone == endpoint.Locality.Zone,
+                LoadBalancingScope.Subzone => source.Subzone == endpoint.Locality.Subzone,
                 LoadBalancingScope.Node => source.Node == endpoint.Node,
-                LoadBalancingScope.Cluster => source.ClusterId == endpoint.ClusterId,
+                LoadBalancingScope.Cluster => source.Cluster == endpoint.ClusterId,
                 _ => false,
             };
             if (!same)
@@ -156,4 +167,12 @@ internal sealed class EndpointSet
     }
 
     private static long Weight(Workload w) => Math.Max(1, w.Capacity);
+
+    /// <summary>Where a client is, as far as ranking goes; equal placements rank every endpoint alike.</summary>
+    internal readonly record struct Placement(bool Known, string Network, string Region, string Zone, string Subzone, string Node, string Cluster)
+    {
+        public static Placement Of(Workload? w) => w is null
+            ? default
+            : new(true, w.Network, w.Locality.Region, w.Locality.Zone, w.Locality.Subzone, w.Node, w.ClusterId);
+    }
 }

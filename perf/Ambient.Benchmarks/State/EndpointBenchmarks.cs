@@ -23,6 +23,7 @@ public class EndpointBenchmarks
     private Workload _client = null!;
     private IPEndPoint _vip = null!;
     private EndpointSet _set = null!;
+    private EndpointSet _failover = null!;
     // Seeded: every run picks the same sequence of endpoints (Resolve itself uses Random.Shared, as the agent does).
     private readonly Random _random = new(42);
 
@@ -39,6 +40,14 @@ public class EndpointBenchmarks
         if (_set.Count != Endpoints)
         {
             throw new InvalidOperationException($"endpoint set has {_set.Count} endpoints, expected {Endpoints}");
+        }
+        // The same endpoints behind a service with loadBalancing FAILOVER (NETWORK, REGION, ZONE, SUBZONE: what
+        // trafficDistribution PreferClose gives): every pick ranks every endpoint against the client.
+        var ranked = _service with { LoadBalancing = new LoadBalancing([LoadBalancingScope.Network, LoadBalancingScope.Region, LoadBalancingScope.Zone, LoadBalancingScope.Subzone], LoadBalancingMode.Failover) };
+        _failover = EndpointSet.Build(ranked, MeshFixtures.ServicePort, _snapshot.EndpointsOf(_service));
+        if (_failover.Pick(_random, _client) is null)
+        {
+            throw new InvalidOperationException("the FAILOVER set picked nothing");
         }
         var route = (Route)Resolve();
         if (route.Kind != RouteKind.Hbone || route.Destination.Port != MeshFixtures.TargetPort || route.Service != _service)
@@ -59,4 +68,8 @@ public class EndpointBenchmarks
     /// <summary>Weighted random pick: one random number and a binary search over 10,000 cumulative weights.</summary>
     [Benchmark]
     public (Workload Workload, int TargetPort)? Pick() => _set.Pick(_random);
+
+    /// <summary>A pick under loadBalancing FAILOVER (issue 8): the client's best-rank subset, cached per placement, then the weighted pick.</summary>
+    [Benchmark]
+    public (Workload Workload, int TargetPort)? PickFailover() => _failover.Pick(_random, _client);
 }

@@ -42,6 +42,29 @@ public sealed class MeshStoreTests
     };
 
     [Fact]
+    public void AChangeUnderAShadowedEntry_ChangesNoSnapshot_ButIsAnnouncedAsASourceUpdate()
+    {
+        var store = NewStore();
+        var cni = store.AddSource("cni", 1000);
+        var files = store.AddSource("files", 40);
+        files.Replace(new MeshResources { Workloads = [Pod("a", "127.10.0.1", sa: "first")] });
+        cni.Replace(new MeshResources { Workloads = [Pod("a", "127.10.0.1", sa: "from-cni")] });
+        int swaps = 0;
+        var updated = new List<string>();
+        store.Changed += (_, _) => swaps++;
+        store.SourceUpdated += s => updated.Add(s.Name);
+
+        files.Replace(new MeshResources { Workloads = [Pod("a", "127.10.0.1", sa: "second")] });
+
+        Assert.Equal(0, swaps);
+        Assert.Equal("from-cni", store.Current.FindWorkload("shop", "a")!.ServiceAccount);
+        Assert.Equal(["files"], updated);
+        Assert.Equal("second", store.WorkloadFromOthers("Kubernetes//Pod/shop/a", cni)!.ServiceAccount);
+        files.MarkSynced();
+        Assert.Equal(["files", "files"], updated);
+    }
+
+    [Fact]
     public void HigherPrecedenceWinsAndTheLoserTakesOverWhenTheWinnerWithdraws()
     {
         var store = NewStore();
