@@ -33,7 +33,11 @@ packages=(iproute2 iptables nftables tcpdump containernetworking-plugins nghttp2
   podman buildah runc busybox-static python3-yaml)  # the last line: daemonset/node-test.sh
 if [ "$install" = 1 ] && [ "$(id -u)" = 0 ]; then
   missing=()
-  for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  for p in "${packages[@]}"; do
+    # A Node.js build that bundles npm (NodeSource's nodejs "Provides: npm") conflicts with Debian's npm package.
+    if [ "$p" = npm ] && command -v npm >/dev/null 2>&1; then continue; fi
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing test tools: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
