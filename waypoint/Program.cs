@@ -75,11 +75,11 @@ try
 }
 catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
 {
-    log.LogCritical("waypoint could not start: {Error}", ex.Message);
+    WaypointLog.CouldNotStart(log, ex.Message);
     return 1;
 }
 var endpoints = app.Services.GetRequiredService<WaypointEndpoints>();
-log.LogInformation("waypoint {Namespace}/{Name} ready: hbone={Hbone} admin={Admin} metrics={Metrics} readiness={Readiness}",
+WaypointLog.Ready(log,
     options.GatewayNamespace, options.GatewayName, endpoints.Hbone, endpoints.Admin, endpoints.Metrics, endpoints.Readiness);
 // Returns after SIGTERM/SIGINT or POST /quitquitquit, once Kestrel drained.
 await app.WaitForShutdownAsync();

@@ -106,13 +106,13 @@ public sealed class ConfigWatcher : IDisposable
                     _watcher.Created += OnEvent;
                     _watcher.Deleted += OnEvent;
                     _watcher.Renamed += OnEvent;
-                    _watcher.Error += (_, e) => _logger.LogDebug(e.GetException(), "config file watcher error; polling continues");
+                    _watcher.Error += (_, e) => ConfigLog.WatcherError(_logger, e.GetException());
                     _watcher.EnableRaisingEvents = true;
                 }
                 catch (Exception e) when (e is IOException or ArgumentException or PlatformNotSupportedException or UnauthorizedAccessException)
                 {
                     // inotify instance limit reached, for example: the poll still catches every change.
-                    _logger.LogWarning(e, "cannot watch {Directory} for changes; polling every {Interval}", dir, PollInterval);
+                    ConfigLog.CannotWatch(_logger, e, dir, PollInterval);
                     _watcher?.Dispose();
                     _watcher = null;
                 }
@@ -150,7 +150,7 @@ public sealed class ConfigWatcher : IDisposable
         }
         catch (Exception e)
         {
-            _logger.LogError(e, "config reload of {Path} failed unexpectedly", _path);
+            ConfigLog.ReloadFailed(_logger, e, _path);
         }
         finally
         {
@@ -202,26 +202,26 @@ public sealed class ConfigWatcher : IDisposable
         ConfigLoadResult result = text is null ? ConfigLoader.LoadFile(_path) : ConfigLoader.Parse(text, _path);
         foreach (ConfigError warning in result.Warnings)
         {
-            _logger.LogWarning("config warning: {Warning}", warning);
+            ConfigLog.Warning(_logger, warning);
         }
         try
         {
             if (result.Ok)
             {
-                _logger.LogInformation("config {Path} reloaded: {Workloads} workloads, {Services} services, {Policies} policies",
+                ConfigLog.Reloaded(_logger,
                     _path, result.Config!.Workloads.Length, result.Config.Services.Length, result.Config.Policies.Length);
                 _onValid(result.Config);
             }
             else
             {
-                _logger.LogWarning("config {Path} is invalid; keeping the last good config. {Count} error(s), first: {First}",
+                ConfigLog.Invalid(_logger,
                     _path, result.Errors.Length, result.Errors.IsEmpty ? "" : result.Errors[0].ToString());
                 _onInvalid(result.Errors);
             }
         }
         catch (Exception e)
         {
-            _logger.LogError(e, "config change handler threw; the watcher keeps running");
+            ConfigLog.HandlerThrew(_logger, e);
         }
     }
 

@@ -262,7 +262,7 @@ public sealed class HbonePool : IAsyncDisposable
             var peer = MeshTls.PeerId(ssl) ?? throw new HboneException(HboneFailure.Tls, $"peer {target.HboneEndpoint} presented no SPIFFE identity");
             var connection = Http2Connection.CreateClient(ssl, _options.Http2, _logger);
             connection.Start();
-            _logger.LogDebug("HBONE connection to {Endpoint} as {Source}, peer {Peer}", target.HboneEndpoint, target.Source, peer);
+            HboneLog.Connected(_logger, target.HboneEndpoint, target.Source, peer);
             return new PooledConnection(connection, peer);
         }
         catch (Exception ex) when (ex is AuthenticationException or IOException or OperationCanceledException)

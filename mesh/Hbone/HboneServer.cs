@@ -67,13 +67,13 @@ public static class HboneServer
             {
                 // Our own deadline, not a failure the client reported: say so rather than "The operation was canceled".
                 string reason = $"TLS handshake not completed within {handshakeTimeout.TotalSeconds:0.###} s";
-                logger.LogDebug("HBONE handshake from {Remote} failed: {Error}", remote, reason);
+                HboneLog.HandshakeFailed(logger, remote, reason);
                 return $"{reason} (client {remote})";
             }
             catch (Exception ex) when (ex is AuthenticationException or IOException or OperationCanceledException or SocketException)
             {
                 string reason = MeshTls.RejectionReason(ssl) ?? ex.GetBaseException().Message;
-                logger.LogDebug("HBONE handshake from {Remote} failed: {Error}", remote, reason);
+                HboneLog.HandshakeFailed(logger, remote, reason);
                 return $"TLS handshake from {remote} failed: {reason}";
             }
 

@@ -281,7 +281,7 @@ public sealed class CertificateManager : IAsyncDisposable
         catch (Exception handlerError)
         {
             // A metrics handler must not break the renewal loop.
-            _logger.LogError(handlerError, "RenewalFailed handler threw");
+            IdentityLog.RenewalHandlerThrew(_logger, handlerError);
         }
     }
 

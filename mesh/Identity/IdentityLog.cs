@@ -16,4 +16,7 @@ internal static partial class IdentityLog
 
     [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Issuing a certificate for {Id} failed")]
     public static partial void IssueFailed(ILogger logger, Exception exception, SpiffeId id);
+
+    [LoggerMessage(EventId = 3004, Level = LogLevel.Error, Message = "RenewalFailed handler threw")]
+    public static partial void RenewalHandlerThrew(ILogger logger, Exception error);
 }

@@ -14,7 +14,7 @@ namespace Ambient.Waypoint.Hbone;
 /// mesh's own HTTP/2 code, checks each CONNECT (<see cref="TunnelAdmission"/>), answers 200, and hands the stream to
 /// Kestrel as one connection. Other endpoints (plain TCP admin ports) are left to Kestrel's socket transport.
 /// </summary>
-internal sealed class HboneTransport(
+internal sealed partial class HboneTransport(
     CertificateManager certificates,
     WaypointIdentity identity,
     TunnelAdmission admission,
@@ -119,7 +119,7 @@ internal sealed class HboneTransport(
                 }
                 catch (SocketException ex)
                 {
-                    transport._logger.LogDebug("HBONE accept failed: {Error}", ex.SocketErrorCode);
+                    LogAcceptFailed(transport._logger, ex.SocketErrorCode);
                     continue;
                 }
                 var task = ServeAsync(accepted);
@@ -150,7 +150,7 @@ internal sealed class HboneTransport(
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
-                transport._logger.LogWarning("HBONE connection failed: {Error}", ex.Message);
+                LogConnectionFailed(transport._logger, ex.Message);
                 accepted.Dispose();
             }
         }
@@ -259,4 +259,10 @@ internal sealed class HboneTransport(
             }
         }
     }
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Debug, Message = "HBONE accept failed: {Error}")]
+    private static partial void LogAcceptFailed(ILogger logger, System.Net.Sockets.SocketError error);
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "HBONE connection failed: {Error}")]
+    private static partial void LogConnectionFailed(ILogger logger, string error);
 }
