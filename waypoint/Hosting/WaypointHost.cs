@@ -4,6 +4,7 @@ using Ambient.Mesh.Hbone;
 using Ambient.Mesh.Identity;
 using Ambient.Mesh.Kubernetes;
 using Ambient.Mesh.Kubernetes.Api;
+using Ambient.Mesh.Logging;
 using Ambient.Mesh.Sources;
 using Ambient.Waypoint.Admin;
 using Ambient.Waypoint.Governance;
@@ -54,20 +55,7 @@ internal static class WaypointHost
         // (400/431) and counted, so it needs no log line of its own at Information.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Warning);
-        if (logging is not null)
-        {
-            logging(builder.Logging);
-        }
-        else
-        {
-            builder.Logging.AddSimpleConsole(o =>
-            {
-                o.SingleLine = true;
-                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
-                o.UseUtcTimestamp = true;
-            });
-            builder.Logging.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
-        }
+        builder.Logging.AddAmbientConsole(logging);
 
         var listeners = config.Listeners;
         var services = builder.Services;

@@ -2,6 +2,7 @@ using Ambient.Mesh.Config;
 using Ambient.Mesh.ControlPlane;
 using Ambient.Mesh.Kubernetes;
 using Ambient.Mesh.Kubernetes.Api;
+using Ambient.Mesh.Logging;
 using Ambient.Mesh.Sources;
 using Ambient.Mesh.Sources.Xds;
 using Ambient.Ztunnel.Admin;
@@ -29,20 +30,7 @@ internal static class AgentHost
         // A start-up failure is reported once, as one line, by Program ("ztunnel could not start: ..."); the host's
         // own report of it is the same exception with a stack trace.
         builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
-        if (logging is not null)
-        {
-            logging(builder.Logging);
-        }
-        else
-        {
-            builder.Logging.AddSimpleConsole(o =>
-            {
-                o.SingleLine = true;
-                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
-                o.UseUtcTimestamp = true;
-            });
-            builder.Logging.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
-        }
+        builder.Logging.AddAmbientConsole(logging);
 
         var settings = config.Settings;
         var services = builder.Services;
