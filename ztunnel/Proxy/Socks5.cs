@@ -39,6 +39,10 @@ internal sealed class Socks5(ProxyContext ctx, Outbound outbound)
         if (negotiated.Target is not { } target)
         {
             ctx.Refusals.Refuse("socks5", negotiated.Reason!, $"SOCKS5 connection from {remote} refused: {negotiated.Detail}");
+            if (negotiated.Reply is { } code)
+            {
+                await TrySendReplyAsync(client, code).ConfigureAwait(false);
+            }
             Relay.Abort(client);
             return;
         }
@@ -75,9 +79,11 @@ internal sealed class Socks5(ProxyContext ctx, Outbound outbound)
     }
 
     /// <summary>The CONNECT target, or why the handshake failed (the metric's reason and the log's sentence).</summary>
-    private readonly record struct Negotiated(IPEndPoint? Target, string? Reason, string? Detail)
+    /// <param name="Reply">The SOCKS5 reply code for the client, sent after the refusal is counted (so a client that
+    /// read the reply also sees the metric); null: the connection is just closed.</param>
+    private readonly record struct Negotiated(IPEndPoint? Target, string? Reason, string? Detail, byte? Reply = null)
     {
-        public static Negotiated Fail(string reason, string detail) => new(null, reason, detail);
+        public static Negotiated Fail(string reason, string detail, byte? reply = null) => new(null, reason, detail, reply);
     }
 
     private async Task<Negotiated> NegotiateAsync(Socket client, CancellationToken ct)
@@ -104,8 +110,7 @@ internal sealed class Socks5(ProxyContext ctx, Outbound outbound)
         }
         if (buf[1] != 1)
         {
-            await SendReplyAsync(client, 7).ConfigureAwait(false); // command not supported
-            return Negotiated.Fail("bad_handshake", $"command {buf[1]} is not supported (only CONNECT)");
+            return Negotiated.Fail("bad_handshake", $"command {buf[1]} is not supported (only CONNECT)", reply: 7); // command not supported
         }
         IPAddress? address;
         switch (buf[3])
@@ -127,13 +132,11 @@ internal sealed class Socks5(ProxyContext ctx, Outbound outbound)
                 var (resolved, error) = await ResolveAsync(host, ct).ConfigureAwait(false);
                 if (resolved is null)
                 {
-                    await SendReplyAsync(client, 4).ConfigureAwait(false); // host unreachable
-                    return Negotiated.Fail("dns", $"cannot resolve {host}: {error}");
+                    return Negotiated.Fail("dns", $"cannot resolve {host}: {error}", reply: 4); // host unreachable
                 }
                 return new Negotiated(new IPEndPoint(resolved, port), null, null);
             default:
-                await SendReplyAsync(client, 8).ConfigureAwait(false); // address type not supported
-                return Negotiated.Fail("bad_handshake", $"address type {buf[3]} is not supported");
+                return Negotiated.Fail("bad_handshake", $"address type {buf[3]} is not supported", reply: 8); // address type not supported
         }
     }
 
