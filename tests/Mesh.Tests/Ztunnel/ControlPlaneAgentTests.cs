@@ -28,7 +28,7 @@ public sealed class ControlPlaneAgentTests
     {
         string token = Path.Combine(dir, $"token-{node}");
         File.WriteAllText(token, $"token-of-{node}");
-        var host = AgentHost.Build(
+        var host = InProcessAgent.Build(
             new AgentOptions
             {
                 NodeName = node,
@@ -49,22 +49,7 @@ public sealed class ControlPlaneAgentTests
                 },
                 ControlPlaneBackoff = new Backoff(TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(200)),
             },
-            new MeshConfig
-            {
-                Listeners = new ListenerConfig
-                {
-                    Outbound = new IPEndPoint(ip, 0),
-                    Inbound = new IPEndPoint(ip, 0),
-                    Hbone = new IPEndPoint(ip, 15008),
-                    Socks5 = new IPEndPoint(ip, 0),
-                    Admin = new IPEndPoint(ip, 0),
-                    Metrics = new IPEndPoint(ip, 0),
-                    Readiness = new IPEndPoint(ip, 0),
-                },
-                DrainTimeout = TimeSpan.FromSeconds(2),
-            },
-            new LogLevelSwitch(LogLevel.Information),
-            logging: _ => { });
+            ip);
         return host;
     }
 

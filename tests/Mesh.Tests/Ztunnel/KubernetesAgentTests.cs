@@ -112,7 +112,7 @@ public sealed class KubernetesAgentTests
     private static IHost BuildAgent(Cluster c, string node, IPAddress ip, StringWriter? accessLog = null)
     {
         string kubeconfig = TestKubeconfig.Write(Directory.CreateDirectory(Path.Combine(c.Dir, $"kubeconfig-{node}")).FullName, c.Api.Url);
-        var host = AgentHost.Build(
+        var host = InProcessAgent.Build(
             new AgentOptions
             {
                 NodeName = node,
@@ -120,22 +120,7 @@ public sealed class KubernetesAgentTests
                 AccessLogWriter = TextWriter.Synchronized(accessLog ?? new StringWriter()),
                 Kubernetes = new KubernetesApiOptions { KubeconfigPath = kubeconfig, InitialBackoff = TimeSpan.FromMilliseconds(100), MaxBackoff = TimeSpan.FromMilliseconds(500) },
             },
-            new MeshConfig
-            {
-                Listeners = new ListenerConfig
-                {
-                    Outbound = new IPEndPoint(ip, 0),
-                    Inbound = new IPEndPoint(ip, 0),
-                    Hbone = new IPEndPoint(ip, 15008),
-                    Socks5 = new IPEndPoint(ip, 0),
-                    Admin = new IPEndPoint(ip, 0),
-                    Metrics = new IPEndPoint(ip, 0),
-                    Readiness = new IPEndPoint(ip, 0),
-                },
-                DrainTimeout = TimeSpan.FromSeconds(2),
-            },
-            new LogLevelSwitch(LogLevel.Information),
-            logging: _ => { });
+            ip);
         c.Hosts.Add(host);
         return host;
     }

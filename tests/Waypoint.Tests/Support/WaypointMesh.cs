@@ -1,4 +1,5 @@
 using System.Net;
+using Ambient.Ztunnel.Tests.Support;
 using Ambient.Mesh.Config;
 using Ambient.Waypoint.Hosting;
 using Ambient.Ztunnel;
@@ -257,24 +258,9 @@ internal sealed class WaypointMesh : IAsyncDisposable
 
     private async Task<IHost> StartAgentAsync(string node, IPAddress ip, StringWriter log)
     {
-        var host = AgentHost.Build(
+        var host = InProcessAgent.Build(
             new AgentOptions { NodeName = node, StateDir = Dir, AccessLogWriter = TextWriter.Synchronized(log), Manifests = [ManifestDir] },
-            new MeshConfig
-            {
-                Listeners = new ListenerConfig
-                {
-                    Outbound = new IPEndPoint(ip, 0),
-                    Inbound = new IPEndPoint(ip, 0),
-                    Hbone = new IPEndPoint(ip, 15008),
-                    Socks5 = new IPEndPoint(ip, 0),
-                    Admin = new IPEndPoint(ip, 0),
-                    Metrics = new IPEndPoint(ip, 0),
-                    Readiness = new IPEndPoint(ip, 0),
-                },
-                DrainTimeout = TimeSpan.FromSeconds(2),
-            },
-            new LogLevelSwitch(LogLevel.Information),
-            logging: _ => { });
+            ip);
         try
         {
             await host.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));

@@ -145,7 +145,7 @@ public sealed class ManifestAgentTests
     /// <summary>The agent as ztunnel's Program composes it: the generic host with the manifest source as a hosted service.</summary>
     private static async Task<IHost> StartHostAsync(Node n, string node, IPAddress ip, StringWriter log)
     {
-        var host = AgentHost.Build(
+        var host = InProcessAgent.Build(
             new AgentOptions
             {
                 NodeName = node,
@@ -153,22 +153,7 @@ public sealed class ManifestAgentTests
                 AccessLogWriter = TextWriter.Synchronized(log),
                 Manifests = [Path.Combine(n.Dir, "mesh")],
             },
-            new MeshConfig
-            {
-                Listeners = new ListenerConfig
-                {
-                    Outbound = new IPEndPoint(ip, 0),
-                    Inbound = new IPEndPoint(ip, 0),
-                    Hbone = new IPEndPoint(ip, 15008),
-                    Socks5 = new IPEndPoint(ip, 0),
-                    Admin = new IPEndPoint(ip, 0),
-                    Metrics = new IPEndPoint(ip, 0),
-                    Readiness = new IPEndPoint(ip, 0),
-                },
-                DrainTimeout = TimeSpan.FromSeconds(2),
-            },
-            new LogLevelSwitch(LogLevel.Information),
-            logging: _ => { });
+            ip);
         try
         {
             await host.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
