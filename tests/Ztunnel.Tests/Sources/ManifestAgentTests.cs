@@ -143,28 +143,15 @@ public sealed class ManifestAgentTests
     }
 
     /// <summary>The agent as ztunnel's Program composes it: the generic host with the manifest source as a hosted service.</summary>
-    private static async Task<IHost> StartHostAsync(Node n, string node, IPAddress ip, StringWriter log)
-    {
-        var host = InProcessAgent.Build(
-            new AgentOptions
-            {
-                NodeName = node,
-                StateDir = n.Dir,
-                AccessLogWriter = TextWriter.Synchronized(log),
-                Manifests = [Path.Combine(n.Dir, "mesh")],
-            },
-            ip);
-        try
+    private static Task<IHost> StartHostAsync(Node n, string node, IPAddress ip, StringWriter log) => InProcessAgent.StartAsync(
+        new AgentOptions
         {
-            await host.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
-        }
-        catch
-        {
-            host.Dispose();
-            throw;
-        }
-        return host;
-    }
+            NodeName = node,
+            StateDir = n.Dir,
+            AccessLogWriter = TextWriter.Synchronized(log),
+            Manifests = [Path.Combine(n.Dir, "mesh")],
+        },
+        ip);
 
     private static async Task<string> EchoThroughAsync(Node n, string text)
     {
