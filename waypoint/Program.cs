@@ -56,6 +56,16 @@ if (cl.Validate)
     return 0;
 }
 
+Ambient.Waypoint.Telemetry.Tracing.TracingOptions tracing;
+try
+{
+    tracing = Ambient.Waypoint.Telemetry.Tracing.TracingOptions.FromEnvironment(Environment.GetEnvironmentVariables());
+}
+catch (FormatException ex)
+{
+    Console.Error.WriteLine($"waypoint: {ex.Message}");
+    return 2;
+}
 var options = new WaypointOptions
 {
     GatewayNamespace = cl.GatewayNamespace!,
@@ -66,6 +76,7 @@ var options = new WaypointOptions
     StateDir = cl.StateDir,
     AccessLog = cl.AccessLog,
     LogLevel = cl.LogLevel,
+    Tracing = tracing,
 };
 await using var app = WaypointHost.Build(options, config);
 var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("waypoint");

@@ -71,7 +71,8 @@ internal sealed class WaypointMesh : IAsyncDisposable
     public WaypointEndpoints WaypointEndpoints => Waypoint.Services.GetRequiredService<WaypointEndpoints>();
 
     /// <param name="extra">More manifests (routes, policies), written before anything starts.</param>
-    public static async Task<WaypointMesh> StartAsync(string extra = "", AccessLogFormat accessLog = AccessLogFormat.Text)
+    /// <param name="tracing">The waypoint's OTLP export and sampling; null: no tracing (the program's default without OTEL_* variables).</param>
+    public static async Task<WaypointMesh> StartAsync(string extra = "", AccessLogFormat accessLog = AccessLogFormat.Text, Telemetry.Tracing.TracingOptions? tracing = null)
     {
         var mesh = new WaypointMesh(Interlocked.Increment(ref s_next) % 250 + 1);
         try
@@ -97,6 +98,7 @@ internal sealed class WaypointMesh : IAsyncDisposable
                     Manifests = [mesh.ManifestDir],
                     AccessLog = accessLog,
                     AccessLogWriter = TextWriter.Synchronized(mesh.WaypointLog),
+                    Tracing = tracing,
                 },
                 new MeshConfig
                 {
