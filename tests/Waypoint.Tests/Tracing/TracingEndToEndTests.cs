@@ -69,7 +69,6 @@ public sealed class TracingEndToEndTests
         }
         Assert.Equal("tracing-test/1", server.Attribute("user_agent"));
         Assert.Equal(mesh.Client.ToString(), server.Attribute("peer.address"));
-        Assert.StartsWith($"{mesh.EchoV1}:", client.Attribute("peer.address") ?? "", StringComparison.Ordinal);
         Assert.Contains(client.Attribute("peer.address"), new[] { $"{mesh.EchoV1}:{mesh.V1.EndPoint.Port}", $"{mesh.EchoV2}:{mesh.V2.EndPoint.Port}" });
         Assert.True(long.Parse(server.Attribute("response_size")!, System.Globalization.CultureInfo.InvariantCulture) > 0);
     }
