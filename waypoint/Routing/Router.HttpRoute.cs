@@ -38,9 +38,9 @@ internal static partial class Router
         }
         if (bestRoute is null)
         {
-            return new RouteDecision { Outcome = RouteOutcome.NoRoute, Status = 404, Detail = $"no HTTPRoute rule matched {request.Method} {path}" };
+            return new RouteDecision { Outcome = RouteOutcome.NoRoute, Status = 404, Detail = $"no HTTPRoute or GRPCRoute rule matched {request.Method} {path}" };
         }
-        string name = $"HTTPRoute/{bestRoute.Namespace}/{bestRoute.Name}#{bestRule!.Name ?? bestRuleIndex.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+        string name = $"{index.Original(bestRoute).Kind}/{bestRoute.Namespace}/{bestRoute.Name}#{bestRule!.Name ?? bestRuleIndex.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
         return Apply(index, bestRoute, bestRule, bestMatch!, name, path, request, port);
     }
 
