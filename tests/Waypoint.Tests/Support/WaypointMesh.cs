@@ -132,8 +132,10 @@ internal sealed class WaypointMesh : IAsyncDisposable
     public static int NextSlot() => Interlocked.Increment(ref s_next) % 250 + 1;
 
     /// <summary>The echo pods' addresses in the mesh of <paramref name="slot"/>.</summary>
-    public static (IPAddress V1, IPAddress V2) EchoAddresses(int slot) =>
-        (IPAddress.Parse($"127.{s_octet}.{slot}.20"), IPAddress.Parse($"127.{s_octet}.{slot}.21"));
+    public static (IPAddress V1, IPAddress V2) EchoAddresses(int slot) => (AddressIn(slot, 20), AddressIn(slot, 21));
+
+    /// <summary>An address of the mesh of <paramref name="slot"/> (1-9 are service VIPs; 1-5 are taken by the base manifests).</summary>
+    public static IPAddress AddressIn(int slot, int host) => IPAddress.Parse($"127.{s_octet}.{slot}.{host}");
 
     /// <summary>Replaces the extra manifests and waits until the waypoint has loaded the change.</summary>
     public async Task ApplyAsync(string extra)
