@@ -202,8 +202,10 @@ internal sealed partial class ProxyHandler(
             }
         }
         var mirrors = RequestMirror.Choose(route);
-        // The body streams to the primary; a copy is kept (up to the retry limit) for the mirrors.
-        using var replay = !mirrors.IsEmpty && RequestMirror.HasBody(context.Request) ? new ReplayableBody(context.Request.Body, AttemptPlan.MaxBufferedBody) : null;
+        // The body streams to the primary; a copy is kept (up to the retry limit) for the mirrors, and for retries of a
+        // body without a declared length (a declared one up to the limit was read into `body` above).
+        bool replayForRetry = policy.Retry.Attempts > 0 && context.Request.ContentLength is null;
+        using var replay = (!mirrors.IsEmpty || replayForRetry) && RequestMirror.HasBody(context.Request) ? new ReplayableBody(context.Request.Body, AttemptPlan.MaxBufferedBody) : null;
         if (replay is not null)
         {
             context.Request.Body = replay.OpenReader();
@@ -213,7 +215,8 @@ internal sealed partial class ProxyHandler(
         {
             Destination = governed,
             Body = body,
-            CanResend = policy.Retry.Attempts == 0 || Governor.CanResend(context.Request),
+            Replay = body is null && replayForRetry ? replay : null,
+            CanResend = policy.Retry.Attempts == 0 || Governor.CanResend(context.Request) || (replayForRetry && replay is not null),
         };
         ForwarderError error;
         try
@@ -226,6 +229,13 @@ internal sealed partial class ProxyHandler(
         }
         record.DestinationWorkload = plan.Current.Workload;
         record.Upstream = Prefix(plan.Current)[7..];
+        if (error is ForwarderError.RequestBodyClient or ForwarderError.RequestBodyDestination or ForwarderError.RequestBodyCanceled
+            && plan.Retries > 0 && replay is { Completed: true } && context.Response.HasStarted)
+        {
+            // YARP reports the first attempt's body copy, cut when that attempt failed; a retry sent the whole
+            // (replayed) body and its answer went out, so the exchange did not fail.
+            error = ForwarderError.None;
+        }
         bool routeTimedOut = deadline is { IsCancellationRequested: true } && !context.RequestAborted.IsCancellationRequested;
         if (routeTimedOut || plan.TimedOut)
         {

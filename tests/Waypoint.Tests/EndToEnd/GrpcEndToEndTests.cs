@@ -138,4 +138,39 @@ public sealed class GrpcEndToEndTests
         Assert.All(split, r => Assert.Equal(0, r.Code));
         Assert.Equal(2, split.Select(r => r.Backend).Distinct().Count());
     }
+
+    [GrpcJsFact]
+    public async Task ACallFailedWithUnavailableIsRetriedWithItsBodyAndAFaultAbortAnswersAGrpcStatus()
+    {
+        var (servers, mesh) = await StartAsync("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: grpc, namespace: shop}
+            spec:
+              hosts: [grpc]
+              http:
+              - match: [{uri: {prefix: /ambient.test.Other/}}]
+                fault: {abort: {grpcStatus: RESOURCE_EXHAUSTED, percentage: {value: 100}}}
+                route: [{destination: {host: grpc}}]
+              - route: [{destination: {host: grpc}}]
+                retries: {attempts: 2, retryOn: unavailable}
+            """);
+        await using var _ = servers;
+        await using var __ = mesh;
+
+        // gRPC sends no content-length: the message is kept while it streams, and replayed to the second attempt.
+        await servers.FailFirstAsync(1);
+        var results = await CallAsync(mesh, new { method = "Say", text = "again", padding = 3000 }, new { method = "Other" });
+        var retried = results[0];
+        Assert.True(retried.Code == 0, $"{retried}\n{mesh.WaypointLog}");
+        Assert.Equal("again", (string?)retried.Replies[0]["text"]);
+        Assert.Equal(3000, (int)retried.Replies[0]["request_bytes"]!);
+
+        var aborted = results[1];
+        Assert.Equal(8, aborted.Code);
+        Assert.Equal("fault filter abort", aborted.Details);
+        string metrics = Metrics(mesh);
+        Assert.Matches("istio_requests_total\\{[^}]*request_protocol=\"grpc\",response_code=\"200\",grpc_response_status=\"8\",response_flags=\"FI\"", metrics);
+        Assert.Contains("ambient_retries_total{destination_service=\"grpc.shop.svc.cluster.local\",result=\"retried\"} 1", metrics, StringComparison.Ordinal);
+    }
 }
