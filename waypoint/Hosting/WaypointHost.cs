@@ -48,6 +48,9 @@ internal static class WaypointHost
 {
     public static WebApplication Build(WaypointOptions options, MeshConfig config, Action<ILoggingBuilder>? logging = null)
     {
+        // A bare LF ends a line for Kestrel unless this is set (RFC 9112 2.2 allows either); a proxy that splits lines
+        // differently from the server behind it invites request smuggling, so the waypoint accepts only CRLF (400).
+        AppContext.SetSwitch("Microsoft.AspNetCore.Server.Kestrel.DisableHttp1LineFeedTerminators", true);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "waypoint", Args = [] });
         builder.Logging.ClearProviders();
         builder.Logging.SetMinimumLevel(options.LogLevel);

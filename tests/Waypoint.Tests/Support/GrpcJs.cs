@@ -53,7 +53,33 @@ internal static class GrpcJs
 
     private static string Proto => Path.Combine(Dir(), "echo.proto");
 
-    private static ProcessStartInfo Start(string script)
+    /// <summary>Runs one of the Node scripts next to echo.proto with <paramref name="args"/>; returns its stdout.</summary>
+    public static async Task<string> RunAsync(string script, params string[] args)
+    {
+        var psi = Start(script, proto: false);
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        using var p = Process.Start(psi)!;
+        p.StandardInput.Close();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        try
+        {
+            await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        }
+        catch (TimeoutException)
+        {
+            p.Kill(entireProcessTree: true);
+            throw;
+        }
+        string output = await stdout;
+        Assert.True(p.ExitCode == 0 && output.Length > 0, $"{script} exited {p.ExitCode}: {await stderr}");
+        return output;
+    }
+
+    private static ProcessStartInfo Start(string script, bool proto = true)
     {
         var psi = new ProcessStartInfo(Node()!)
         {
@@ -70,7 +96,10 @@ internal static class GrpcJs
             psi.Environment["GRPC_VERBOSITY"] = "DEBUG";
         }
         psi.ArgumentList.Add(Path.Combine(Dir(), script));
-        psi.ArgumentList.Add(Proto);
+        if (proto)
+        {
+            psi.ArgumentList.Add(Proto);
+        }
         return psi;
     }
 

@@ -4,57 +4,16 @@
 // CALLS_JSON: [{"method":"Say"|"Count"|"Other", "text":.., "fail_code":.., "count":.., "padding":N, "metadata":{..}}]
 // Prints one JSON array: per call {code, details, replies, trailers}.
 'use strict';
-const net = require('net');
+const { relay } = require('./socks-relay');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 
 const [protoPath, podIp, socks, target, callsJson] = process.argv.slice(2);
-const [socksHost, socksPort] = socks.split(':');
-const [targetIp, targetPort] = target.split(':');
 const calls = JSON.parse(callsJson);
-
-function socks5(local) {
-  const upstream = net.connect({ host: socksHost, port: Number(socksPort), localAddress: podIp });
-  let stage = 0;
-  let buffered = Buffer.alloc(0);
-  local.pause();
-  upstream.on('connect', () => upstream.write(Buffer.from([5, 1, 0])));
-  upstream.on('data', function handshake(chunk) {
-    buffered = Buffer.concat([buffered, chunk]);
-    if (stage === 0 && buffered.length >= 2) {
-      buffered = buffered.subarray(2);
-      stage = 1;
-      const port = Buffer.alloc(2);
-      port.writeUInt16BE(Number(targetPort));
-      upstream.write(Buffer.concat([Buffer.from([5, 1, 0, 1]), Buffer.from(targetIp.split('.').map(Number)), port]));
-    }
-    if (stage === 1 && buffered.length >= 10) {
-      if (buffered[1] !== 0) {
-        local.destroy();
-        upstream.destroy();
-        return;
-      }
-      upstream.removeListener('data', handshake);
-      const rest = buffered.subarray(10);
-      if (rest.length > 0) {
-        local.write(rest);
-      }
-      upstream.pipe(local);
-      local.pipe(upstream);
-      local.resume();
-    }
-  });
-  upstream.on('error', () => local.destroy());
-  local.on('error', () => upstream.destroy());
-  upstream.on('close', () => local.destroy());
-  local.on('close', () => upstream.destroy());
-}
 
 const definition = protoLoader.loadSync(protoPath, { keepCase: true, longs: Number, defaults: true });
 const pkg = grpc.loadPackageDefinition(definition).ambient.test;
-const relay = net.createServer(socks5);
-relay.listen(0, podIp, async () => {
-  const address = `${podIp}:${relay.address().port}`;
+const server = relay(podIp, socks, target, async (address) => {
   // The authority the client would use without the relay: the service address it dialled.
   const options = { 'grpc.default_authority': target };
   const echo = new pkg.Echo(address, grpc.credentials.createInsecure(), options);
@@ -66,7 +25,7 @@ relay.listen(0, podIp, async () => {
   console.log(JSON.stringify(results));
   echo.close();
   other.close();
-  relay.close();
+  server.close();
   process.exit(0);
 });
 
