@@ -71,9 +71,10 @@ internal sealed class WaypointMesh : IAsyncDisposable
     public WaypointEndpoints WaypointEndpoints => Waypoint.Services.GetRequiredService<WaypointEndpoints>();
 
     /// <param name="extra">More manifests (routes, policies), written before anything starts.</param>
-    public static async Task<WaypointMesh> StartAsync(string extra = "", AccessLogFormat accessLog = AccessLogFormat.Text)
+    /// <param name="istioCa">Istio's CA: every certificate (both agents', the waypoint's) comes from it instead of the built-in CA.</param>
+    public static async Task<WaypointMesh> StartAsync(string extra = "", AccessLogFormat accessLog = AccessLogFormat.Text, Uri? istioCa = null)
     {
-        var mesh = new WaypointMesh(Interlocked.Increment(ref s_next) % 250 + 1);
+        var mesh = new WaypointMesh(Interlocked.Increment(ref s_next) % 250 + 1) { _istioCa = istioCa };
         try
         {
             mesh.V1 = await EchoApp.StartAsync("echo-v1", mesh.EchoV1);
@@ -93,7 +94,9 @@ internal sealed class WaypointMesh : IAsyncDisposable
                 {
                     GatewayNamespace = "shop",
                     GatewayName = "waypoint",
-                    StateDir = mesh.Dir,
+                    StateDir = mesh.StateDirFor("waypoint"),
+                    ControlPlane = mesh.ControlPlaneFor("waypoint", "waypoint", mesh.WaypointIp),
+                    CaRetry = new Mesh.ControlPlane.Backoff(TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(200)),
                     Manifests = [mesh.ManifestDir],
                     AccessLog = accessLog,
                     AccessLogWriter = TextWriter.Synchronized(mesh.WaypointLog),
@@ -259,7 +262,14 @@ internal sealed class WaypointMesh : IAsyncDisposable
     private async Task<IHost> StartAgentAsync(string node, IPAddress ip, StringWriter log)
     {
         var host = InProcessAgent.Build(
-            new AgentOptions { NodeName = node, StateDir = Dir, AccessLogWriter = TextWriter.Synchronized(log), Manifests = [ManifestDir] },
+            new AgentOptions
+            {
+                NodeName = node,
+                StateDir = StateDirFor(node),
+                AccessLogWriter = TextWriter.Synchronized(log),
+                Manifests = [ManifestDir],
+                ControlPlane = ControlPlaneFor($"ztunnel-{node}", "ztunnel", ip),
+            },
             ip);
         try
         {
@@ -272,6 +282,33 @@ internal sealed class WaypointMesh : IAsyncDisposable
         }
         _owned.Insert(0, new HostDisposer(host));
         return host;
+    }
+
+    private Uri? _istioCa;
+
+    /// <summary>The token file a process sends to the CA: "token-of-NAME", so a test can tell the callers apart.</summary>
+    public string TokenFile(string name) => Path.Combine(Dir, $"token-{name}");
+
+    /// <summary>With the built-in CA one state dir (one root) for all; with Istio's, one each, so no shared root can make a handshake pass.</summary>
+    private string StateDirFor(string name) =>
+        _istioCa is null ? Dir : Directory.CreateDirectory(Path.Combine(Dir, "state-" + name)).FullName;
+
+    private Mesh.ControlPlane.ControlPlaneOptions? ControlPlaneFor(string pod, string serviceAccount, IPAddress ip)
+    {
+        if (_istioCa is null)
+        {
+            return null;
+        }
+        File.WriteAllText(TokenFile(pod), $"token-of-{pod}");
+        return new Mesh.ControlPlane.ControlPlaneOptions
+        {
+            CaAddress = _istioCa,
+            TokenFile = TokenFile(pod),
+            PodName = pod,
+            PodNamespace = serviceAccount == "ztunnel" ? "istio-system" : "shop",
+            ServiceAccount = serviceAccount,
+            InstanceIp = ip.ToString(),
+        };
     }
 
     /// <summary>curl from the client pod to http://VIP{path} through node-a.</summary>
