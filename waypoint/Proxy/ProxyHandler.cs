@@ -31,6 +31,7 @@ internal sealed partial class ProxyHandler(
 {
     // Retries sit between YARP and the pooled HBONE handler, so each attempt is a fresh send through the pool.
     private readonly HttpMessageInvoker _invoker = new(new RetryingHandler(governance, static () => Random.Shared) { InnerHandler = upstream.CreateHandler() }, disposeHandler: true);
+    private readonly RequestMirror _mirror = new(picker, logger);
 
     /// <summary>Closes the upstream pool's connections (the host disposes this singleton on shutdown).</summary>
     public void Dispose() => _invoker.Dispose();
@@ -200,6 +201,14 @@ internal sealed partial class ProxyHandler(
                 return;
             }
         }
+        var mirrors = RequestMirror.Choose(route);
+        // The body streams to the primary; a copy is kept (up to the retry limit) for the mirrors.
+        using var replay = !mirrors.IsEmpty && RequestMirror.HasBody(context.Request) ? new ReplayableBody(context.Request.Body, AttemptPlan.MaxBufferedBody) : null;
+        if (replay is not null)
+        {
+            context.Request.Body = replay.OpenReader();
+        }
+        _mirror.Start(mirrors, snapshot, context.Request, route, replay, record.Grpc, _invoker);
         var plan = new AttemptPlan(policy.Retry, endpoint, avoid => route.Backend is { } b ? picker.Pick(snapshot, b, context.Request, tunnel.Client.Address, governed?.Outliers, avoid) : null)
         {
             Destination = governed,
@@ -243,7 +252,7 @@ internal sealed partial class ProxyHandler(
         }
     }
 
-    private static string Prefix(PickedEndpoint endpoint) => endpoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+    internal static string Prefix(PickedEndpoint endpoint) => endpoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
         ? $"http://[{endpoint.Address}]:{endpoint.Port}"
         : $"http://{endpoint.Address}:{endpoint.Port}";
 
