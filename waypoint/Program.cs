@@ -77,6 +77,16 @@ if (cl.Validate)
     return 0;
 }
 
+Ambient.Waypoint.Telemetry.Tracing.TracingOptions tracing;
+try
+{
+    tracing = Ambient.Waypoint.Telemetry.Tracing.TracingOptions.FromEnvironment(Environment.GetEnvironmentVariables());
+}
+catch (FormatException ex)
+{
+    Console.Error.WriteLine($"waypoint: {ex.Message}");
+    return 2;
+}
 var options = new WaypointOptions
 {
     GatewayNamespace = cl.GatewayNamespace!,
@@ -88,6 +98,7 @@ var options = new WaypointOptions
     ControlPlane = controlPlane,
     AccessLog = cl.AccessLog,
     LogLevel = cl.LogLevel,
+    Tracing = tracing,
 };
 await using var app = WaypointHost.Build(options, config);
 var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("waypoint");

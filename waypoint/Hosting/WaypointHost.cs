@@ -12,6 +12,7 @@ using Ambient.Waypoint.Hbone;
 using Ambient.Waypoint.Proxy;
 using Ambient.Waypoint.Routing;
 using Ambient.Waypoint.Telemetry;
+using Ambient.Waypoint.Telemetry.Tracing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
@@ -68,6 +69,7 @@ internal static class WaypointHost
         services.AddSingleton(config);
         services.AddSingleton(identity);
         services.AddSingleton<WaypointMetrics>();
+        services.AddSingleton(sp => new WaypointTracing(options.Tracing ?? new TracingOptions(), identity, sp.GetRequiredService<MeshStore>()));
         services.AddSingleton(new AccessLog(options.AccessLogWriter ?? Console.Out, options.AccessLog ?? config.AccessLog));
         services.AddSingleton(sp => new MeshStore(sp.GetRequiredService<ILogger<MeshStore>>()));
         services.AddSingleton<ICertificateIssuer>(_ => CreateIssuer(options.ControlPlane, identity, config, stateDir));
@@ -120,6 +122,7 @@ internal static class WaypointHost
         var app = builder.Build();
         var proxy = app.Services.GetRequiredService<ProxyHandler>();
         app.Services.GetRequiredService<WaypointMetrics>().AddCollector(app.Services.GetRequiredService<GovernanceState>().Render);
+        app.Services.GetRequiredService<WaypointMetrics>().AddCollector(app.Services.GetRequiredService<WaypointTracing>().Render);
         var admin = new AdminEndpoints(
             app.Services.GetRequiredService<MeshStore>(),
             identity,

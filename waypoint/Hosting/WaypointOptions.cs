@@ -34,5 +34,8 @@ internal sealed record WaypointOptions
 
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
 
+    /// <summary>OTLP export and sampling (the program reads the <c>OTEL_*</c> variables); null: no tracing.</summary>
+    public Telemetry.Tracing.TracingOptions? Tracing { get; init; }
+
     public const string DefaultStateDir = "/var/lib/ambient";
 }

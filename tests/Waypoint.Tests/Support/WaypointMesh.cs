@@ -79,7 +79,8 @@ internal sealed class WaypointMesh : IAsyncDisposable
     /// <param name="grpc">Ports of gRPC servers on the echo pods' addresses (a test starts them first, see
     /// <see cref="NextSlot"/>): the pods get a container port <c>grpc</c>, and the services port 50051.</param>
     /// <param name="istioCa">Istio's CA: every certificate (both agents', the waypoint's) comes from it instead of the built-in CA.</param>
-    public static async Task<WaypointMesh> StartAsync(string extra = "", AccessLogFormat accessLog = AccessLogFormat.Text, GrpcPorts? grpc = null, int? slot = null, Uri? istioCa = null)
+    /// <param name="tracing">The waypoint's OTLP export and sampling; null: no tracing (the program's default without OTEL_* variables).</param>
+    public static async Task<WaypointMesh> StartAsync(string extra = "", AccessLogFormat accessLog = AccessLogFormat.Text, GrpcPorts? grpc = null, int? slot = null, Uri? istioCa = null, Telemetry.Tracing.TracingOptions? tracing = null)
     {
         var mesh = new WaypointMesh(slot ?? NextSlot()) { _istioCa = istioCa };
         mesh.Grpc = grpc;
@@ -108,6 +109,7 @@ internal sealed class WaypointMesh : IAsyncDisposable
                     Manifests = [mesh.ManifestDir],
                     AccessLog = accessLog,
                     AccessLogWriter = TextWriter.Synchronized(mesh.WaypointLog),
+                    Tracing = tracing,
                 },
                 new MeshConfig
                 {
