@@ -12,6 +12,7 @@ using Ambient.Waypoint.Hbone;
 using Ambient.Waypoint.Proxy;
 using Ambient.Waypoint.Routing;
 using Ambient.Waypoint.Telemetry;
+using Ambient.Waypoint.Telemetry.Tracing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
@@ -71,9 +72,10 @@ internal static class WaypointHost
         services.AddSingleton(config);
         services.AddSingleton(identity);
         services.AddSingleton<WaypointMetrics>();
+        services.AddSingleton(sp => new WaypointTracing(options.Tracing ?? new TracingOptions(), identity, sp.GetRequiredService<MeshStore>()));
         services.AddSingleton(new AccessLog(options.AccessLogWriter ?? Console.Out, options.AccessLog ?? config.AccessLog));
         services.AddSingleton(sp => new MeshStore(sp.GetRequiredService<ILogger<MeshStore>>()));
-        services.AddSingleton<ICertificateIssuer>(_ => CertificateAuthority.LoadOrCreate(config.CaCertFile, config.CaKeyFile, stateDir, config.TrustDomain));
+        services.AddSingleton<ICertificateIssuer>(_ => CreateIssuer(options.ControlPlane, identity, config, stateDir));
         services.AddSingleton(sp => new CertificateManager(
             sp.GetRequiredService<ICertificateIssuer>(), config.CertificateLifetime, TimeProvider.System, sp.GetRequiredService<ILoggerFactory>().CreateLogger("identity")));
         services.AddSingleton(sp => new HbonePool(sp.GetRequiredService<CertificateManager>(), new HbonePoolOptions(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("hbone")));
@@ -88,6 +90,12 @@ internal static class WaypointHost
         services.AddSingleton<WaypointEndpoints>();
         services.AddHttpForwarder();
 
+        if (options.ControlPlane?.CaAddress is { } caAddress)
+        {
+            services.AddHostedService(sp => new IstioCaReadiness(
+                caAddress, identity.Id, sp.GetRequiredService<CertificateManager>(), sp.GetRequiredService<MeshStore>(),
+                options.CaRetry ?? Mesh.ControlPlane.Backoff.Istio, sp.GetRequiredService<ILoggerFactory>().CreateLogger("identity")));
+        }
         services.AddSingleton<MeshSourcesService>();
         services.AddHostedService(sp => sp.GetRequiredService<MeshSourcesService>());
         if (options.Kubernetes is { } kube)
@@ -117,6 +125,7 @@ internal static class WaypointHost
         var app = builder.Build();
         var proxy = app.Services.GetRequiredService<ProxyHandler>();
         app.Services.GetRequiredService<WaypointMetrics>().AddCollector(app.Services.GetRequiredService<GovernanceState>().Render);
+        app.Services.GetRequiredService<WaypointMetrics>().AddCollector(app.Services.GetRequiredService<WaypointTracing>().Render);
         var admin = new AdminEndpoints(
             app.Services.GetRequiredService<MeshStore>(),
             identity,
@@ -125,5 +134,18 @@ internal static class WaypointHost
             app.Services.GetRequiredService<IHostApplicationLifetime>());
         app.Run(context => context.Features.Get<TunnelInfo>() is { } tunnel ? proxy.HandleAsync(context, tunnel) : admin.HandleAsync(context));
         return app;
+    }
+
+    /// <summary>
+    /// Istio's CA when a CA address is set (as the agent: no waypoint holds a CA key; the waypoint asks for its own
+    /// identity, so nothing is impersonated); otherwise the built-in CA of the state directory (local mode).
+    /// </summary>
+    private static ICertificateIssuer CreateIssuer(Mesh.ControlPlane.ControlPlaneOptions? cp, WaypointIdentity identity, MeshConfig config, string stateDir)
+    {
+        if (cp?.CaAddress is { } ca)
+        {
+            return new IstioCaClient(new Mesh.ControlPlane.ControlPlaneConnection(ca, cp.CaRootCert, cp.TokenFile, cp.ClusterId), identity.Id.ToString());
+        }
+        return CertificateAuthority.LoadOrCreate(config.CaCertFile, config.CaKeyFile, stateDir, config.TrustDomain);
     }
 }

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Ambient.Mesh.Config;
+using Ambient.Mesh.ControlPlane;
 using Ambient.Mesh.Kubernetes.Api;
 using Microsoft.Extensions.Logging;
 
@@ -18,6 +19,12 @@ internal sealed record WaypointOptions
 
     public KubernetesApiOptions? Kubernetes { get; init; }
 
+    /// <summary>Istio's CA (<see cref="ControlPlaneOptions.CaAddress"/>) for the waypoint's certificate; null = the built-in CA.</summary>
+    public ControlPlaneOptions? ControlPlane { get; init; }
+
+    /// <summary>Delays between attempts at the first certificate from Istio's CA (default <see cref="Backoff.Istio"/>; tests shorten it).</summary>
+    public Backoff? CaRetry { get; init; }
+
     public string? StateDir { get; init; }
 
     public AccessLogFormat? AccessLog { get; init; }
@@ -26,6 +33,9 @@ internal sealed record WaypointOptions
     public TextWriter? AccessLogWriter { get; init; }
 
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
+
+    /// <summary>OTLP export and sampling (the program reads the <c>OTEL_*</c> variables); null: no tracing.</summary>
+    public Telemetry.Tracing.TracingOptions? Tracing { get; init; }
 
     public const string DefaultStateDir = "/var/lib/ambient";
 }

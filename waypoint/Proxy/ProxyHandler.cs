@@ -6,6 +6,7 @@ using Ambient.Waypoint.Governance;
 using Ambient.Waypoint.Hbone;
 using Ambient.Waypoint.Routing;
 using Ambient.Waypoint.Telemetry;
+using Ambient.Waypoint.Telemetry.Tracing;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Forwarder;
@@ -26,11 +27,12 @@ internal sealed partial class ProxyHandler(
     EndpointPicker picker,
     GovernanceState governance,
     WaypointMetrics metrics,
+    WaypointTracing tracing,
     AccessLog accessLog,
     ILogger<ProxyHandler> logger) : IDisposable
 {
     // Retries sit between YARP and the pooled HBONE handler, so each attempt is a fresh send through the pool.
-    private readonly HttpMessageInvoker _invoker = new(new RetryingHandler(governance, static () => Random.Shared) { InnerHandler = upstream.CreateHandler() }, disposeHandler: true);
+    private readonly HttpMessageInvoker _invoker = new(new RetryingHandler(governance, static () => Random.Shared) { InnerHandler = new TracePropagationHandler(tracing) { InnerHandler = upstream.CreateHandler() } }, disposeHandler: true);
     private readonly RequestMirror _mirror = new(picker, logger);
 
     /// <summary>Closes the upstream pool's connections (the host disposes this singleton on shutdown).</summary>
@@ -63,6 +65,7 @@ internal sealed partial class ProxyHandler(
             // Istio's request id: generated at the first proxy, kept by the next ones and by retries.
             request.Headers["x-request-id"] = Guid.NewGuid().ToString();
         }
+        var span = tracing.StartServer(context, tunnel);
         var requestBody = new CountingStream(request.Body);
         request.Body = requestBody;
         var responseBody = new CountingStream(context.Response.Body);
@@ -85,6 +88,7 @@ internal sealed partial class ProxyHandler(
             double ms = Stopwatch.GetElapsedTime(record.StartTicks).TotalMilliseconds;
             metrics.Record(record, ms);
             accessLog.Write(record, ms);
+            tracing.EndServer(span, context, record);
         }
     }
 
@@ -218,6 +222,8 @@ internal sealed partial class ProxyHandler(
             Replay = body is null && replayForRetry ? replay : null,
             CanResend = policy.Retry.Attempts == 0 || Governor.CanResend(context.Request) || (replayForRetry && replay is not null),
         };
+        record.UpstreamCluster = UpstreamCluster(route, endpoint);
+        using var clientSpan = tracing.StartClient(route.Backend?.Service.Hostname ?? endpoint.Address.ToString(), route.Backend?.Port ?? endpoint.Port);
         ForwarderError error;
         try
         {
@@ -256,11 +262,17 @@ internal sealed partial class ProxyHandler(
         {
             Governor.AddFlag(record, "URX");
         }
+        tracing.EndClient(clientSpan, context, record);
         if (error != ForwarderError.None)
         {
             LogForwardError(logger, error.ToString(), record.Upstream, record.Detail);
         }
     }
+
+    /// <summary>Istio's cluster name for a waypoint's upstream: <c>inbound-vip|port|http[/subset]|host</c>, or the pod's address.</summary>
+    private static string UpstreamCluster(RouteDecision route, PickedEndpoint endpoint) => route.Backend is { } b
+        ? $"inbound-vip|{b.Port}|http{(b.Subset is null ? "" : "/" + b.Subset)}|{b.Service.Hostname}"
+        : $"inbound-pod|{endpoint.Port}||{endpoint.Address}";
 
     internal static string Prefix(PickedEndpoint endpoint) => endpoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
         ? $"http://[{endpoint.Address}]:{endpoint.Port}"

@@ -5,6 +5,7 @@ using Ambient.Mesh.Governance;
 using Ambient.Mesh.Model;
 using Ambient.Mesh.Model.L7;
 using Ambient.Mesh.State;
+using Ambient.Waypoint.Hbone;
 using Microsoft.AspNetCore.Http;
 
 namespace Ambient.Waypoint.Routing;
@@ -17,8 +18,10 @@ internal readonly record struct PickedEndpoint(Workload Workload, IPAddress Addr
 /// labels when the route names one), with the DestinationRule's <c>loadBalancer</c>: LEAST_REQUEST by default (two
 /// random choices, the one with fewer requests in flight, as Envoy does), ROUND_ROBIN, RANDOM, or consistentHash on a
 /// header, cookie, query parameter or the source IP (rendezvous hashing, so few keys move when endpoints change).
+/// With outlier detection on, endpoints are first narrowed by locality (<see cref="LocalityPriority"/>).
 /// </summary>
-internal sealed class EndpointPicker
+/// <param name="identity">The waypoint itself: its pod's locality is where "local" is (none in table tests).</param>
+internal sealed class EndpointPicker(WaypointIdentity? identity = null)
 {
     private readonly ConcurrentDictionary<string, Load> _loads = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, StrongCounter> _roundRobin = new(StringComparer.Ordinal);
@@ -41,9 +44,19 @@ internal sealed class EndpointPicker
     public PickedEndpoint? Pick(MeshSnapshot snapshot, Backend backend, HttpRequest request, IPAddress client, OutlierDetector<string>? outliers = null, IReadOnlySet<string>? avoid = null)
     {
         var candidates = Candidates(snapshot, backend);
+        var all = candidates;
         if (outliers is { EjectedCount: > 0 })
         {
             candidates = WithoutEjected(candidates, outliers);
+        }
+        var dr = RouteIndex.For(snapshot).DestinationRuleFor(backend.Service);
+        var policy = Policy(dr, backend.Subset);
+        // Istio turns locality load balancing on by default, and it takes effect only with outlier detection (the
+        // signal that moves traffic away from a failing locality).
+        if (outliers is not null && policy?.LocalityLbSetting?.Enabled != false && candidates.Count > 1
+            && identity?.Self(snapshot)?.Locality is { Region.Length: > 0 } own)
+        {
+            candidates = LocalityPriority.Narrow(all, candidates, own, policy?.LocalityLbSetting, Random.Shared.NextDouble());
         }
         if (avoid is { Count: > 0 })
         {
@@ -57,8 +70,6 @@ internal sealed class EndpointPicker
         {
             return null;
         }
-        var dr = RouteIndex.For(snapshot).DestinationRuleFor(backend.Service);
-        var policy = Policy(dr, backend.Subset);
         int i;
         if (candidates.Count == 1)
         {

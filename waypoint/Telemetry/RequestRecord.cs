@@ -19,6 +19,8 @@ internal sealed class RequestRecord(TunnelInfo tunnel, long startTicks)
     public Service? DestinationService { get; set; }
     public Workload? DestinationWorkload { get; set; }
     public string? Upstream { get; set; }
+    /// <summary>Istio's name for the upstream cluster (<c>inbound-vip|port|http/subset|host</c>), for traces.</summary>
+    public string? UpstreamCluster { get; set; }
     /// <summary>Envoy's response flags ("-" when none): NR, DENY, UH, UF, UT, UC, UR, DC...</summary>
     public string ResponseFlags { get; set; } = "-";
     /// <summary>The route that matched ("HTTPRoute/ns/name#rule"), or null.</summary>

@@ -78,9 +78,11 @@ internal sealed class WaypointMesh : IAsyncDisposable
     /// <param name="extra">More manifests (routes, policies), written before anything starts.</param>
     /// <param name="grpc">Ports of gRPC servers on the echo pods' addresses (a test starts them first, see
     /// <see cref="NextSlot"/>): the pods get a container port <c>grpc</c>, and the services port 50051.</param>
-    public static async Task<WaypointMesh> StartAsync(string extra = "", AccessLogFormat accessLog = AccessLogFormat.Text, GrpcPorts? grpc = null, int? slot = null)
+    /// <param name="istioCa">Istio's CA: every certificate (both agents', the waypoint's) comes from it instead of the built-in CA.</param>
+    /// <param name="tracing">The waypoint's OTLP export and sampling; null: no tracing (the program's default without OTEL_* variables).</param>
+    public static async Task<WaypointMesh> StartAsync(string extra = "", AccessLogFormat accessLog = AccessLogFormat.Text, GrpcPorts? grpc = null, int? slot = null, Uri? istioCa = null, Telemetry.Tracing.TracingOptions? tracing = null)
     {
-        var mesh = new WaypointMesh(slot ?? NextSlot());
+        var mesh = new WaypointMesh(slot ?? NextSlot()) { _istioCa = istioCa };
         mesh.Grpc = grpc;
         try
         {
@@ -101,10 +103,13 @@ internal sealed class WaypointMesh : IAsyncDisposable
                 {
                     GatewayNamespace = "shop",
                     GatewayName = "waypoint",
-                    StateDir = mesh.Dir,
+                    StateDir = mesh.StateDirFor("waypoint"),
+                    ControlPlane = mesh.ControlPlaneFor("waypoint", "waypoint", mesh.WaypointIp),
+                    CaRetry = new Mesh.ControlPlane.Backoff(TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(200)),
                     Manifests = [mesh.ManifestDir],
                     AccessLog = accessLog,
                     AccessLogWriter = TextWriter.Synchronized(mesh.WaypointLog),
+                    Tracing = tracing,
                 },
                 new MeshConfig
                 {
@@ -293,7 +298,14 @@ internal sealed class WaypointMesh : IAsyncDisposable
     private async Task<IHost> StartAgentAsync(string node, IPAddress ip, StringWriter log)
     {
         var host = InProcessAgent.Build(
-            new AgentOptions { NodeName = node, StateDir = Dir, AccessLogWriter = TextWriter.Synchronized(log), Manifests = [ManifestDir] },
+            new AgentOptions
+            {
+                NodeName = node,
+                StateDir = StateDirFor(node),
+                AccessLogWriter = TextWriter.Synchronized(log),
+                Manifests = [ManifestDir],
+                ControlPlane = ControlPlaneFor($"ztunnel-{node}", "ztunnel", ip),
+            },
             ip);
         try
         {
@@ -306,6 +318,33 @@ internal sealed class WaypointMesh : IAsyncDisposable
         }
         _owned.Insert(0, new HostDisposer(host));
         return host;
+    }
+
+    private Uri? _istioCa;
+
+    /// <summary>The token file a process sends to the CA: "token-of-NAME", so a test can tell the callers apart.</summary>
+    public string TokenFile(string name) => Path.Combine(Dir, $"token-{name}");
+
+    /// <summary>With the built-in CA one state dir (one root) for all; with Istio's, one each, so no shared root can make a handshake pass.</summary>
+    private string StateDirFor(string name) =>
+        _istioCa is null ? Dir : Directory.CreateDirectory(Path.Combine(Dir, "state-" + name)).FullName;
+
+    private Mesh.ControlPlane.ControlPlaneOptions? ControlPlaneFor(string pod, string serviceAccount, IPAddress ip)
+    {
+        if (_istioCa is null)
+        {
+            return null;
+        }
+        File.WriteAllText(TokenFile(pod), $"token-of-{pod}");
+        return new Mesh.ControlPlane.ControlPlaneOptions
+        {
+            CaAddress = _istioCa,
+            TokenFile = TokenFile(pod),
+            PodName = pod,
+            PodNamespace = serviceAccount == "ztunnel" ? "istio-system" : "shop",
+            ServiceAccount = serviceAccount,
+            InstanceIp = ip.ToString(),
+        };
     }
 
     /// <summary>curl from the client pod to http://VIP{path} through node-a.</summary>

@@ -1,0 +1,72 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using OpenTelemetry.Trace;
+
+namespace Ambient.Waypoint.Telemetry.Tracing;
+
+/// <summary>
+/// Parent-based sampling as Envoy does it for Istio: a request that arrives with a trace context keeps the caller's
+/// sampled flag; a trace that starts here is sampled with the percentage <paramref name="rootPercentage"/> gives at that
+/// moment (the Telemetry resource in force, else <c>OTEL_TRACES_SAMPLER</c>, else 1%). The decision for a new trace is
+/// a function of its trace id, so every replica decides a trace the same way.
+/// </summary>
+/// <remarks>
+/// OpenTelemetry's listener sees every activity of the source name in the process, and a process may host several
+/// waypoints (the tests do): a span is decided only by the sampler of the waypoint that made it, recognised by the
+/// <c>node_id</c> given at creation; for others this sampler returns Drop, which leaves the owner's decision standing.
+/// </remarks>
+internal sealed class WaypointSampler(string nodeId, Func<(double Percentage, bool IgnoreParent)> rootPercentage) : Sampler
+{
+    public const string NodeIdTag = "node_id";
+
+    private static readonly SamplingResult Sample = new(SamplingDecision.RecordAndSample);
+    private static readonly SamplingResult Drop = new(SamplingDecision.Drop);
+
+    public override SamplingResult ShouldSample(in SamplingParameters samplingParameters)
+    {
+        if (!IsMine(samplingParameters.Tags))
+        {
+            return Drop;
+        }
+        var (percentage, ignoreParent) = rootPercentage();
+        var parent = samplingParameters.ParentContext;
+        if (parent.TraceId != default && (!ignoreParent || !parent.IsRemote))
+        {
+            return (parent.TraceFlags & ActivityTraceFlags.Recorded) != 0 ? Sample : Drop;
+        }
+        return IsSampled(samplingParameters.TraceId, percentage) ? Sample : Drop;
+    }
+
+    /// <summary>Whether a trace id falls in the sampled share: its low 8 bytes against the percentage of 2^64.</summary>
+    internal static bool IsSampled(ActivityTraceId traceId, double percentage)
+    {
+        if (percentage >= 100)
+        {
+            return true;
+        }
+        if (percentage <= 0 || double.IsNaN(percentage))
+        {
+            return false;
+        }
+        Span<byte> bytes = stackalloc byte[16];
+        traceId.CopyTo(bytes);
+        ulong value = BinaryPrimitives.ReadUInt64BigEndian(bytes[8..]);
+        return value < (ulong)(percentage / 100 * ulong.MaxValue);
+    }
+
+    private bool IsMine(IEnumerable<KeyValuePair<string, object?>>? tags)
+    {
+        if (tags is null)
+        {
+            return false;
+        }
+        foreach (var (key, value) in tags)
+        {
+            if (key == NodeIdTag)
+            {
+                return value is string s && s == nodeId;
+            }
+        }
+        return false;
+    }
+}

@@ -1,0 +1,253 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Ambient.Mesh.Sources;
+using Ambient.Waypoint.Hbone;
+using Microsoft.AspNetCore.Http;
+using OpenTelemetry;
+using OpenTelemetry.Context.Propagation;
+using OpenTelemetry.Exporter;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+
+namespace Ambient.Waypoint.Telemetry.Tracing;
+
+/// <summary>
+/// The waypoint's spans, as Envoy makes them for Istio: a server span for each request it receives, continuing the
+/// caller's trace (W3C <c>traceparent</c>/<c>tracestate</c>, else B3 single <c>b3</c>, else B3 multi
+/// <c>X-B3-*</c>), and a client span for the forward to the chosen pod, whose context goes upstream in W3C and in
+/// the B3 form the request came with. Both are named <c>&lt;host&gt;:&lt;port&gt;/*</c> (Istio's route decorator) and carry
+/// Istio's tags. Spans come from one <see cref="ActivitySource"/> and go out through the OpenTelemetry SDK:
+/// <see cref="WaypointSampler"/> decides, <see cref="SpanExportQueue"/> exports over OTLP without ever blocking a
+/// request. Without an OTLP endpoint nothing is made: the trace headers pass through unchanged.
+/// </summary>
+internal sealed class WaypointTracing : IDisposable
+{
+    public const string SourceName = "Ambient.Waypoint";
+
+    private static readonly TraceContextPropagator W3C = new();
+#pragma warning disable CS0618 // OpenTelemetry.Extensions.Propagators (B3's new home) is not on the package feed we use; this is the same code
+    private static readonly B3Propagator B3Single = new(singleHeader: true);
+    private static readonly B3Propagator B3Multi = new(singleHeader: false);
+#pragma warning restore CS0618
+
+    private static readonly Func<IHeaderDictionary, string, IEnumerable<string>?> HeaderGetter =
+        static (headers, name) => headers.TryGetValue(name, out var v) && v.Count > 0 ? (IEnumerable<string>)v : null;
+
+    private static readonly Action<HttpRequestMessage, string, string> HeaderSetter =
+        static (request, name, value) => request.Headers.TryAddWithoutValidation(name, value);
+
+    private static readonly string[] PropagationHeaders =
+        ["traceparent", "tracestate", "b3", "X-B3-TraceId", "X-B3-SpanId", "X-B3-ParentSpanId", "X-B3-Sampled", "X-B3-Flags"];
+
+    private readonly ActivitySource _source;
+    private readonly TracerProvider? _provider;
+    private readonly SpanExportQueue? _queue;
+    private readonly WaypointIdentity _identity;
+    private readonly KeyValuePair<string, object?>[] _creationTags;
+
+    public WaypointTracing(TracingOptions options, WaypointIdentity identity, MeshStore store)
+    {
+        _identity = identity;
+        NodeId = $"waypoint~{identity.Address}~{identity.Name}.{identity.Namespace}~{identity.Namespace}.svc.cluster.local";
+        _creationTags = [new(WaypointSampler.NodeIdTag, NodeId)];
+        // One source per waypoint (same name): spans are told apart by owner when a process hosts several.
+        _source = new ActivitySource(SourceName, typeof(WaypointTracing).Assembly.GetName().Version?.ToString(3));
+        Sampling = new SamplingPolicy(identity);
+        if (options.Endpoint is not { } endpoint)
+        {
+            return;
+        }
+        var exporterOptions = new OtlpExporterOptions
+        {
+            Endpoint = endpoint,
+            Protocol = options.Protocol,
+            TimeoutMilliseconds = (int)options.ExportTimeout.TotalMilliseconds,
+        };
+        double fallback = options.FallbackPercentage ?? DefaultPercentage;
+        bool fallbackIgnoresParent = options.FallbackIgnoresParent;
+        var sampler = new WaypointSampler(NodeId, () => Sampling.For(store.Current) is { Percentage: { } p } ? (p, false) : (fallback, fallbackIgnoresParent));
+#pragma warning disable CA2000 // the provider owns the exporter and the queue, and this owns the provider
+        _queue = new SpanExportQueue(new OtlpTraceExporter(exporterOptions), options, _source);
+        var resource = ResourceBuilder.CreateDefault()
+            .AddAttributes([
+                new("k8s.namespace.name", identity.Namespace),
+                new("istio.canonical_service", identity.Name),
+            ]);
+        if (options.ServiceName is null)
+        {
+            // Istio's service name for a proxy's spans: <canonical service>.<namespace>.
+            resource.AddService($"{identity.Name}.{identity.Namespace}");
+        }
+        _provider = Sdk.CreateTracerProviderBuilder()
+            .AddSource(SourceName)
+            .SetSampler(sampler)
+            .SetResourceBuilder(resource)
+            .AddProcessor(_queue)
+            .Build();
+#pragma warning restore CA2000
+    }
+
+    /// <summary>Istio's default sampling when nothing configures it.</summary>
+    public const double DefaultPercentage = 1.0;
+
+    /// <summary>Istio's node id for this proxy, also the tag that marks this waypoint's spans.</summary>
+    public string NodeId { get; }
+
+    public SamplingPolicy Sampling { get; }
+
+    public bool Enabled => _provider is not null;
+
+    /// <summary>Starts the request's server span: the caller's trace continues, or a new one starts here.</summary>
+    public Activity? StartServer(HttpContext context, TunnelInfo tunnel)
+    {
+        if (_provider is null)
+        {
+            return null;
+        }
+        var headers = context.Request.Headers;
+        var parent = W3C.Extract(default, headers, HeaderGetter);
+        parent = B3Single.Extract(parent, headers, HeaderGetter);
+        parent = B3Multi.Extract(parent, headers, HeaderGetter);
+        // The span's parent is the caller's context or nothing, never an activity that happens to be ambient.
+        Activity.Current = null;
+        string host = tunnel.Service?.Hostname ?? tunnel.Authority.Address.ToString();
+        return _source.StartActivity(SpanName(host, tunnel.Authority.Port), ActivityKind.Server, parent.ActivityContext, _creationTags);
+    }
+
+    /// <summary>Starts the client span for the forward (a child of the server span, now the current activity).</summary>
+    public Activity? StartClient(string host, int port) =>
+        _provider is null || Activity.Current?.Source != _source
+            ? null
+            : _source.StartActivity(SpanName(host, port), ActivityKind.Client, Activity.Current.Context, _creationTags);
+
+    public void EndServer(Activity? span, HttpContext context, RequestRecord record)
+    {
+        if (span is null)
+        {
+            return;
+        }
+        if (span.IsAllDataRequested)
+        {
+            var request = context.Request;
+            AddCommonTags(span, context, record);
+            span.SetTag("http.protocol", record.Protocol);
+            span.SetTag("downstream_cluster", "-");
+            span.SetTag("user_agent", request.Headers.UserAgent.Count > 0 ? request.Headers.UserAgent.ToString() : "-");
+            span.SetTag("peer.address", record.Tunnel.Client.Address.ToString());
+            span.SetTag("request_size", record.RequestBytes.ToString(CultureInfo.InvariantCulture));
+            span.SetTag("response_size", record.ResponseBytes.ToString(CultureInfo.InvariantCulture));
+            span.SetTag("http.status_code", record.Status.ToString(CultureInfo.InvariantCulture));
+            if (record.Upstream is not null)
+            {
+                span.SetTag("upstream_cluster", record.UpstreamCluster);
+                span.SetTag("upstream_cluster.name", record.UpstreamCluster);
+            }
+            MarkError(span, record.Status, record.ResponseFlags);
+        }
+        span.Stop();
+    }
+
+    /// <summary>Ends the client span once the forward is done: the upstream's status (or the waypoint's error status).</summary>
+    public void EndClient(Activity? span, HttpContext context, RequestRecord record)
+    {
+        if (span is null)
+        {
+            return;
+        }
+        if (span.IsAllDataRequested)
+        {
+            AddCommonTags(span, context, record);
+            int status = context.Response.StatusCode;
+            span.SetTag("http.status_code", status.ToString(CultureInfo.InvariantCulture));
+            span.SetTag("upstream_cluster", record.UpstreamCluster);
+            span.SetTag("upstream_cluster.name", record.UpstreamCluster);
+            if (record.Upstream is { } upstream)
+            {
+                span.SetTag("peer.address", upstream);
+            }
+            MarkError(span, status, record.ResponseFlags);
+        }
+        span.Stop();
+    }
+
+    /// <summary>
+    /// Replaces the trace headers of a request going upstream (the forwarder copied the caller's) with the current
+    /// client span's context: W3C always, B3 in whichever form the request carried.
+    /// </summary>
+    public void Inject(HttpRequestMessage request)
+    {
+        if (Activity.Current is not { } span || span.Source != _source)
+        {
+            return;
+        }
+        var h = request.Headers;
+        bool single = h.Contains("b3");
+        bool multi = h.Contains("X-B3-TraceId");
+        foreach (var name in PropagationHeaders)
+        {
+            h.Remove(name);
+        }
+        var context = new PropagationContext(span.Context, Baggage.Current);
+        W3C.Inject(context, request, HeaderSetter);
+        if (single)
+        {
+            B3Single.Inject(context, request, HeaderSetter);
+        }
+        if (multi)
+        {
+            B3Multi.Inject(context, request, HeaderSetter);
+        }
+    }
+
+    /// <summary>Adds the span counters to the waypoint's metrics page.</summary>
+    public void Render(StringBuilder sb)
+    {
+        if (_queue is null)
+        {
+            return;
+        }
+        var (full, failed) = _queue.Dropped;
+        sb.Append("# HELP ambient_waypoint_spans_dropped_total Sampled spans not exported: the export queue was full, or the collector failed or could not be reached.\n")
+          .Append("# TYPE ambient_waypoint_spans_dropped_total counter\n")
+          .Append(CultureInfo.InvariantCulture, $"ambient_waypoint_spans_dropped_total{{reason=\"queue_full\"}} {full}\n")
+          .Append(CultureInfo.InvariantCulture, $"ambient_waypoint_spans_dropped_total{{reason=\"export_failed\"}} {failed}\n")
+          .Append("# HELP ambient_waypoint_spans_exported_total Spans the OTLP collector accepted.\n")
+          .Append("# TYPE ambient_waypoint_spans_exported_total counter\n")
+          .Append(CultureInfo.InvariantCulture, $"ambient_waypoint_spans_exported_total {_queue.Exported}\n");
+    }
+
+    /// <summary>Sends what is queued (tests; shutdown does it too).</summary>
+    public bool Flush(TimeSpan timeout) => _provider?.ForceFlush((int)timeout.TotalMilliseconds) ?? true;
+
+    public void Dispose()
+    {
+        _provider?.Dispose();
+        _source.Dispose();
+    }
+
+    /// <summary>Istio's route decorator: the span name Envoy gives a request for a service port.</summary>
+    internal static string SpanName(string host, int port) => $"{host}:{port.ToString(CultureInfo.InvariantCulture)}/*";
+
+    private void AddCommonTags(Activity span, HttpContext context, RequestRecord record)
+    {
+        span.SetTag("component", "proxy");
+        span.SetTag("istio.canonical_service", _identity.Name);
+        span.SetTag("istio.canonical_revision", "latest");
+        span.SetTag("istio.namespace", _identity.Namespace);
+        span.SetTag("http.method", record.Method);
+        span.SetTag("http.url", $"{(context.Request.IsHttps ? "https" : "http")}://{record.Authority}{record.Path}");
+        span.SetTag("guid:x-request-id", context.Request.Headers["x-request-id"].ToString());
+        span.SetTag("response_flags", record.ResponseFlags);
+    }
+
+    private static void MarkError(Activity span, int status, string flags)
+    {
+        // Envoy marks a span failed on a 5xx or on a response flag that means the proxy could not deliver it.
+        if (status >= 500 || (status == 0 && flags != "-"))
+        {
+            span.SetTag("error", "true");
+            span.SetStatus(ActivityStatusCode.Error);
+        }
+    }
+}
