@@ -11,9 +11,12 @@ usage() {
   cat <<'USAGE'
 Usage: ./local-node.sh [--keep] [--down] [--quiet] [--config FILE] [--manifests PATH] [-h|--help]     (as root)
 
-Builds ztunnel and ambient-cni, creates two nodes and five pods in network namespaces, starts one agent per
-node in in-pod mode, and shows: transparent capture, cross-node HBONE with the SPIFFE identities of both
-ends, a policy denial, a pod outside the mesh, a packet capture with no plaintext, and the metrics.
+Builds ztunnel, waypoint and ambient-cni, creates two nodes and eight pods in network namespaces, starts one
+agent per node in in-pod mode and the namespace's waypoint in its own pod, and shows: transparent capture,
+cross-node HBONE with the SPIFFE identities of both ends, a policy denial, a pod outside the mesh, a packet
+capture with no plaintext, the metrics; then, through the waypoint: a header route to v2, a weighted split, a
+path denied by an L7 policy, istio_requests_total, a rate limit (429), retries hiding a flaky backend, outlier
+ejection and an injected delay (the waypoint scenes need the embedded mesh: not with --config/--manifests).
 The mesh (namespaces, pods, services, an AuthorizationPolicy) is ordinary Kubernetes manifests, written to
 /tmp/ambient-local-node/manifests and read by both agents. Removes everything it created when done, also on Ctrl-C.
 
@@ -92,7 +95,13 @@ cleanup() {
   fi
   step "cleaning up"
   [ -f "$root/agents.pids" ] && xargs -r kill < "$root/agents.pids" 2>/dev/null || true
-  sleep 0.3
+  # The agents and the waypoint drain on SIGTERM; give them a moment before whatever is left is killed.
+  for _ in $(seq 1 30); do
+    alive=0
+    if [ -f "$root/agents.pids" ]; then while read -r p; do kill -0 "$p" 2>/dev/null && alive=1; done < "$root/agents.pids"; fi
+    [ "$alive" = 1 ] || break
+    sleep 0.1
+  done
   "$topo" down "$root" "$prefix" || true
   left=$(ip netns list | grep -c "^$prefix-" || true)
   if [ "$left" = 0 ]; then ok "removed every namespace, veth, bridge, rule and process"; else fail "$left namespaces left behind"; fi
@@ -125,16 +134,25 @@ else
   ok "all present"
 fi
 
+# The waypoint scenes need the embedded mesh (its reviews service, routes and policies); a mesh of your own
+# (--config/--manifests) runs without them.
+l7=0
+[ -z "$config_file" ] && [ ${#user_manifests[@]} = 0 ] && l7=1
+
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 mkdir -p "$root/bin"
 
-step "building ztunnel (JIT: quick to build; README shows the NativeAOT publish for a real node) and ambient-cni (NativeAOT)"
-dotnet build ztunnel -c Release -nologo -v quiet -o "$root/ztunnel" 9>&- 2>&1 | grep -E 'error|Warn' || true
+step "building ztunnel and waypoint (JIT: quick to build; README shows the NativeAOT publish for a real node) and ambient-cni (NativeAOT)"
+dotnet build ztunnel -c Release -nologo -v quiet -o "$root/ztunnel" 9>&- 2>&1 | grep -E '(error|warning) [A-Z]+[0-9]+' || true
 [ -x "$root/ztunnel/ztunnel" ] || { echo "build of ztunnel failed" >&2; exit 1; }
+if [ "$l7" = 1 ]; then
+  dotnet build waypoint -c Release -nologo -v quiet -o "$root/waypoint-bin" 9>&- 2>&1 | grep -E '(error|warning) [A-Z]+[0-9]+' || true
+  [ -x "$root/waypoint-bin/waypoint" ] || { echo "build of waypoint failed" >&2; exit 1; }
+fi
 dotnet publish cni-plugin -c Release -r linux-x64 -nologo -v quiet -o "$root/cni-publish" 9>&- 2>&1 | grep -E 'error' || true
 cp "$root/cni-publish/ambient-cni" "$root/bin/ambient-cni"
-ok "ztunnel and ambient-cni built"
+ok "ztunnel$([ "$l7" = 1 ] && echo ", waypoint") and ambient-cni built"
 
 step "creating a mesh CA (ECDSA P-256, openssl)"
 openssl ecparam -name prime256v1 -genkey -noout -out "$root/ca-key.pem" 2>/dev/null
@@ -261,6 +279,76 @@ spec:
 status:
   podIPs:
   - ip: 10.10.1.12
+---
+# Two versions of reviews (a small Python app answering with its version), one per node.
+apiVersion: v1
+kind: Pod
+metadata:
+  name: reviews-v1
+  namespace: shop
+  labels:
+    app: reviews
+    version: v1
+spec:
+  serviceAccountName: reviews
+  nodeName: node-b
+  containers:
+  - name: reviews
+    image: python:3.12-slim
+    command: [python3, /srv/reviews.py, v1]
+    ports:
+    - name: http
+      containerPort: 9080
+status:
+  podIPs:
+  - ip: 10.10.2.12
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: reviews-v2
+  namespace: shop
+  labels:
+    app: reviews
+    version: v2
+spec:
+  serviceAccountName: reviews
+  nodeName: node-a
+  containers:
+  - name: reviews
+    image: python:3.12-slim
+    command: [python3, /srv/reviews.py, v2]
+    ports:
+    - name: http
+      containerPort: 9080
+status:
+  podIPs:
+  - ip: 10.10.1.13
+---
+# The waypoint pod of Gateway shop/waypoint (what Istio's controller deploys): its service account is the
+# Gateway's name (its identity is spiffe://cluster.local/ns/shop/sa/waypoint) and, like Istio's, it is not
+# captured itself (dataplane-mode none): it terminates HBONE on its own port 15008.
+apiVersion: v1
+kind: Pod
+metadata:
+  name: waypoint
+  namespace: shop
+  labels:
+    gateway.networking.k8s.io/gateway-name: waypoint
+    istio.io/dataplane-mode: none
+spec:
+  serviceAccountName: waypoint
+  nodeName: node-a
+  containers:
+  - name: waypoint
+    image: ambient/waypoint
+    args: [--gateway, shop/waypoint]
+    ports:
+    - name: mesh
+      containerPort: 15008
+status:
+  podIPs:
+  - ip: 10.10.1.20
 YAML
   cat > "$1/20-services.yaml" <<'YAML'
 # Two ClusterIP services. targetPort names the container port, so each pod's own number is used.
@@ -291,6 +379,57 @@ spec:
   - name: http
     port: 80
     targetPort: http-api
+---
+# reviews goes through the namespace's waypoint (istio.io/use-waypoint on the Service): HTTP routing, L7 policy,
+# rate limits, retries and outlier detection per request. reviews-v1 and reviews-v2 are its versions, the
+# backends its HTTPRoute picks; reviews-v2 also uses the waypoint, for its fault-injecting VirtualService.
+apiVersion: v1
+kind: Service
+metadata:
+  name: reviews
+  namespace: shop
+  labels:
+    istio.io/use-waypoint: waypoint
+spec:
+  clusterIP: 10.96.0.12
+  selector:
+    app: reviews
+  ports:
+  - name: http
+    port: 80
+    targetPort: http
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: reviews-v1
+  namespace: shop
+spec:
+  clusterIP: 10.96.0.13
+  selector:
+    app: reviews
+    version: v1
+  ports:
+  - name: http
+    port: 80
+    targetPort: http
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: reviews-v2
+  namespace: shop
+  labels:
+    istio.io/use-waypoint: waypoint
+spec:
+  clusterIP: 10.96.0.14
+  selector:
+    app: reviews
+    version: v2
+  ports:
+  - name: http
+    port: 80
+    targetPort: http
 YAML
   cat > "$1/30-policies.yaml" <<'YAML'
 # Only frontend may call payments: ztunnel enforces it at L4 on payments' node, from the caller's mTLS identity.
@@ -309,6 +448,104 @@ spec:
     - source:
         principals:
         - cluster.local/ns/shop/sa/frontend
+YAML
+  cat > "$1/40-waypoint.yaml" <<'YAML'
+# The waypoint of shop (what `istioctl waypoint generate -n shop` writes); its pod is in 10-pods.yaml. Services
+# labelled istio.io/use-waypoint: waypoint send their traffic through it.
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: waypoint
+  namespace: shop
+  labels:
+    istio.io/waypoint-for: service
+spec:
+  gatewayClassName: istio-waypoint
+  listeners:
+  - name: mesh
+    port: 15008
+    protocol: HBONE
+YAML
+  cat > "$1/50-l7.yaml" <<'YAML'
+# What the waypoint enforces on reviews, per request. Routes: the header x-version: v2 goes to v2; /flaky to v1,
+# retried on 503; /broken to both versions (for outlier detection); everything else is split 75/25 v1/v2.
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: reviews
+  namespace: shop
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: reviews, port: 80}
+  rules:
+  - matches:
+    - headers: [{name: x-version, value: v2}]
+    backendRefs: [{name: reviews-v2, port: 80}]
+  - matches:
+    - path: {type: PathPrefix, value: /flaky}
+    backendRefs: [{name: reviews-v1, port: 80}]
+    retry: {attempts: 2, codes: [503], backoff: 10ms}
+  - matches:
+    - path: {type: PathPrefix, value: /broken}
+    backendRefs: [{name: reviews, port: 80}]
+  - backendRefs:
+    - {name: reviews-v1, port: 80, weight: 75}
+    - {name: reviews-v2, port: 80, weight: 25}
+---
+# L7 authorization at the waypoint: nobody reaches reviews' /admin pages.
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: reviews-deny-admin
+  namespace: shop
+spec:
+  targetRefs:
+  - {group: "", kind: Service, name: reviews}
+  action: DENY
+  rules:
+  - to:
+    - operation:
+        paths: ["/admin*"]
+---
+# A rate limit that knows the caller: the batch job may send 5 requests a second to reviews (its burst is one
+# second's worth); every other client shares the total of 1000.
+apiVersion: policy.linkerd.io/v1alpha1
+kind: HTTPLocalRateLimitPolicy
+metadata:
+  name: reviews-limits
+  namespace: shop
+spec:
+  targetRef: {group: "", kind: Service, name: reviews}
+  total: {requestsPerSecond: 1000}
+  overrides:
+  - requestsPerSecond: 5
+    clientRefs: [{kind: ServiceAccount, name: batch}]
+---
+# Outlier detection: an endpoint of reviews that answers 5xx twice in a row is ejected for a while.
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: reviews
+  namespace: shop
+spec:
+  host: reviews.shop.svc.cluster.local
+  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 5m, maxEjectionPercent: 50}
+---
+# Fault injection: requests to reviews-v2 with the header x-delay: "1" wait 200 ms at the waypoint first.
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews-v2
+  namespace: shop
+spec:
+  hosts: [reviews-v2.shop.svc.cluster.local]
+  http:
+  - match:
+    - headers: {x-delay: {exact: "1"}}
+    fault: {delay: {fixedDelay: 200ms, percentage: {value: 100}}}
+    route: [{destination: {host: reviews-v2.shop.svc.cluster.local}}]
+  - route: [{destination: {host: reviews-v2.shop.svc.cluster.local}}]
 YAML
 }
 
@@ -429,6 +666,11 @@ add_pod node-b payments shop 10.10.2.11
 add_pod node-a frontend shop 10.10.1.10
 add_pod node-a batch shop 10.10.1.11
 add_pod node-a legacy legacy 10.10.1.12
+if [ "$l7" = 1 ]; then
+  add_pod node-b reviews-v1 shop 10.10.2.12
+  add_pod node-a reviews-v2 shop 10.10.1.13
+  add_pod node-a waypoint shop 10.10.1.20
+fi
 in_pod() { local pod=$1; shift; nsenter --net="/var/run/netns/$prefix-pod-$pod" "$@"; }
 grep -h "captured pod\|not enrolled" "$root"/node-*/ztunnel.log | sed -E 's/^[^ ]+ //' | show
 
@@ -473,6 +715,72 @@ in_pod payments node "$root/payments.js" > "$root/payments.log" 2>&1 &
 for _ in $(seq 1 50); do in_pod web bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080' 2>/dev/null && break; sleep 0.1; done
 for _ in $(seq 1 50); do in_pod payments bash -c 'exec 3<>/dev/tcp/127.0.0.1/9090' 2>/dev/null && break; sleep 0.1; done
 ok "web: python3 -m http.server :8080; payments: node :9090"
+if [ "$l7" = 1 ]; then
+  # reviews answers with its version. /flaky fails every other request with 503 (one counter per pod);
+  # /broken fails always on v2 (500) and never on v1.
+  cat > "$root/reviews.py" <<'PY'
+import http.server, sys, threading
+version, count, lock = sys.argv[1], [0], threading.Lock()
+class Reviews(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        status, body = 200, f"reviews {version}"
+        if self.path.startswith("/flaky"):
+            with lock:
+                count[0] += 1
+                n = count[0]
+            if n % 2 == 1:
+                status, body = 503, f"reviews {version}: flaky, request {n} fails"
+        elif self.path.startswith("/broken") and version == "v2":
+            status, body = 500, f"reviews {version}: broken"
+        data = (body + "\n").encode()
+        self.send_response(status)
+        self.send_header("content-type", "text/plain")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("0.0.0.0", 9080), Reviews).serve_forever()
+PY
+  in_pod reviews-v1 python3 "$root/reviews.py" v1 > "$root/reviews-v1.log" 2>&1 &
+  in_pod reviews-v2 python3 "$root/reviews.py" v2 > "$root/reviews-v2.log" 2>&1 &
+  for pod in reviews-v1 reviews-v2; do
+    for _ in $(seq 1 50); do in_pod "$pod" bash -c 'exec 3<>/dev/tcp/127.0.0.1/9080' 2>/dev/null && break; sleep 0.1; done
+  done
+  ok "reviews v1 and v2: python3 reviews.py :9080 (answers with its version)"
+
+  # The waypoint pod: the same binary as in a cluster, in its own network namespace that the node's CNI chain
+  # made (not enrolled, so ztunnel leaves it alone), its certificate signed by the agents' CA.
+  mkdir -p "$root/waypoint"
+  cat > "$root/waypoint/waypoint.yaml.tmp" <<YAML
+# waypoint shop/waypoint: listeners in its own pod, certificate from the mesh CA; the mesh is in the manifests.
+trustDomain: cluster.local
+listeners:
+  hbone: 0.0.0.0:15008
+admin: 127.0.0.1:15000
+metrics: 0.0.0.0:15020
+readiness: 0.0.0.0:15021
+ca:
+  certFile: $root/ca-cert.pem
+  keyFile: $root/ca-key.pem
+manifests:
+  - $root/manifests
+YAML
+  mv -f "$root/waypoint/waypoint.yaml.tmp" "$root/waypoint/waypoint.yaml"
+  in_pod waypoint "$root/waypoint-bin/waypoint" --gateway shop/waypoint --config "$root/waypoint/waypoint.yaml" \
+    --state-dir "$root/waypoint/state" > "$root/waypoint/access.log" 2> "$root/waypoint/waypoint.log" &
+  echo $! >> "$root/agents.pids"
+  for _ in $(seq 1 150); do
+    in_pod waypoint curl -sf -o /dev/null http://127.0.0.1:15021/healthz/ready && break
+    sleep 0.1
+  done
+  if in_pod waypoint curl -sf -o /dev/null http://127.0.0.1:15021/healthz/ready; then
+    ok "waypoint shop/waypoint ready in pod 10.10.1.20 on node-a (HBONE 15008, metrics 15020)"
+  else
+    fail "the waypoint did not become ready"; cat "$root/waypoint/waypoint.log" >&2; exit 1
+  fi
+fi
 
 step "capture is transparent: the apps know nothing of the mesh"
 in_pod frontend iptables-save -t nat | grep -E 'AMBIENT_OUTPUT .*REDIRECT' | show
@@ -532,6 +840,11 @@ if grep -q 'istio_tcp_connections_opened_total{reporter="destination"' <<< "$met
   ok "istio_tcp_* metrics with reporter, workloads and principals"
 else fail "metrics missing"; fi
 
+if [ "$l7" = 1 ]; then
+  # The waypoint's scenes (issues 10 and 11), in their own file to keep this one readable.
+  . "$repo/scripts/waypoint-scenes.sh"
+fi
+
 if [ "$failures" -gt 0 ]; then
   printf '%s%d check(s) failed%s; agent logs: %s/node-*/ztunnel.log\n' "$red" "$failures" "$reset" "$root"
   exit 1
@@ -546,6 +859,9 @@ The node keeps running. Try:
   nsenter --net=/var/run/netns/$prefix-pod-batch curl http://10.96.0.11/           # denied by policy
   nsenter --net=/var/run/netns/$prefix-node-a curl -s localhost:15000/config_dump  # node-a's live state
   nsenter --net=/var/run/netns/$prefix-node-b curl -s localhost:15020/metrics      # node-b's metrics
+  nsenter --net=/var/run/netns/$prefix-pod-frontend curl -H 'x-version: v2' http://10.96.0.12/  # via the waypoint
+  nsenter --net=/var/run/netns/$prefix-pod-waypoint curl -s localhost:15000/config_dump  # the waypoint's routes
+  tail -f $root/waypoint/access.log                                                 # one line per request
   tail -f $root/node-*/access.log                                                   # access logs
   ip netns list | grep $prefix-                                                     # the namespaces
 KEEP

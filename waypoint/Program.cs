@@ -6,6 +6,11 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
+if (args.Length > 0 && args[0] == "generate")
+{
+    return GenerateCommand.Run(args[1..], Console.Out, Console.Error, WaypointVersion());
+}
+
 var cl = CommandLine.Parse(args);
 if (cl.Help)
 {
@@ -19,8 +24,19 @@ if (cl.Error is not null)
 }
 if (cl.Version)
 {
-    Console.WriteLine($"waypoint (Ambient) {typeof(WaypointHost).Assembly.GetName().Version?.ToString(3)}");
+    Console.WriteLine($"waypoint (Ambient) {WaypointVersion()}");
     return 0;
+}
+
+Ambient.Mesh.ControlPlane.ControlPlaneOptions? controlPlane;
+try
+{
+    controlPlane = cl.ControlPlane(Ambient.Mesh.ControlPlane.ControlPlaneOptions.ProcessEnvironment());
+}
+catch (FormatException ex)
+{
+    Console.Error.WriteLine($"waypoint: {ex.Message}\nRun 'waypoint --help' for usage.");
+    return 2;
 }
 
 var loaded = cl.ConfigPath is { } path ? ConfigLoader.LoadFile(path) : ConfigLoader.Parse("{}", "(defaults)");
@@ -34,6 +50,11 @@ if (!loaded.Ok)
     return 1;
 }
 var config = loaded.Config!;
+if (controlPlane?.TrustDomain is { } trustDomain)
+{
+    // TRUST_DOMAIN, as Istio's ztunnel reads it, names the identity the waypoint asks the CA for.
+    config = config with { TrustDomain = trustDomain };
+}
 if (cl.Validate)
 {
     var manifests = config.Manifests.AddRange(cl.Manifests);
@@ -74,6 +95,7 @@ var options = new WaypointOptions
     Manifests = cl.Manifests,
     Kubernetes = cl.Kubernetes ? new Ambient.Mesh.Kubernetes.Api.KubernetesApiOptions { KubeconfigPath = cl.Kubeconfig } : null,
     StateDir = cl.StateDir,
+    ControlPlane = controlPlane,
     AccessLog = cl.AccessLog,
     LogLevel = cl.LogLevel,
     Tracing = tracing,
@@ -95,3 +117,5 @@ WaypointLog.Ready(log,
 // Returns after SIGTERM/SIGINT or POST /quitquitquit, once Kestrel drained.
 await app.WaitForShutdownAsync();
 return 0;
+
+static string WaypointVersion() => typeof(WaypointHost).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";

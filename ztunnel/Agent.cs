@@ -46,7 +46,8 @@ internal sealed class Agent : IAsyncDisposable
         _options = options;
         LogLevel = logLevel;
         _logger = loggers.CreateLogger("ztunnel");
-        Metrics = metrics ?? new MeshMetrics();
+        Store = store ?? new MeshStore(loggers.CreateLogger<MeshStore>());
+        Metrics = metrics ?? new MeshMetrics { Store = Store };
         Settings = config.Settings;
         var stateDir = config.StateDir ?? options.StateDir ?? AgentOptions.DefaultStateDir;
         _stateDir = stateDir;
@@ -59,7 +60,6 @@ internal sealed class Agent : IAsyncDisposable
             AgentLog.RenewalFailed(_logger, id, ex.Message);
         };
         _pool = new HbonePool(_certificates, new HbonePoolOptions(), loggers.CreateLogger("hbone"));
-        Store = store ?? new MeshStore(loggers.CreateLogger<MeshStore>());
         _configSource = Store.AddSource(options.ConfigPath is { } p ? $"config:{p}" : "config:(embedded default)", ConfigSourcePrecedence);
         _configSource.Replace(config.Resources);
         _configSource.MarkSynced();

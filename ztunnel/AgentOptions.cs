@@ -23,6 +23,9 @@ internal sealed record AgentOptions
     /// <summary>Istio's control plane (xDS source, CA): null or no addresses = local mode.</summary>
     public Mesh.ControlPlane.ControlPlaneOptions? ControlPlane { get; init; }
 
+    /// <summary>MCP registries (config file's <c>mcp:</c> list, then --mcp-address), one store source each.</summary>
+    public System.Collections.Immutable.ImmutableArray<Mesh.Sources.Mcp.McpRegistryOptions> Mcp { get; init; } = [];
+
     /// <summary>Control plane reconnect delays; null = Istio's (tests shorten them).</summary>
     public Mesh.ControlPlane.Backoff? ControlPlaneBackoff { get; init; }
 

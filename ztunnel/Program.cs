@@ -92,9 +92,11 @@ if (cl.Validate)
 }
 
 Ambient.Mesh.ControlPlane.ControlPlaneOptions? controlPlane;
+System.Collections.Immutable.ImmutableArray<Ambient.Mesh.Sources.Mcp.McpRegistryOptions> mcp;
 try
 {
     controlPlane = cl.ControlPlane(Ambient.Mesh.ControlPlane.ControlPlaneOptions.ProcessEnvironment());
+    mcp = cl.McpRegistries(loaded.Config!.Mcp);
 }
 catch (FormatException ex)
 {
@@ -116,6 +118,7 @@ var options = new AgentOptions
     StateDir = cl.StateDir,
     Manifests = cl.Manifests,
     ControlPlane = controlPlane,
+    Mcp = mcp,
     Kubernetes = cl.Kubernetes ? new Ambient.Mesh.Kubernetes.Api.KubernetesApiOptions { KubeconfigPath = cl.Kubeconfig } : null,
     AccessLog = cl.AccessLog,
     LogLevel = cl.LogLevel,

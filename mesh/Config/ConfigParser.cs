@@ -21,7 +21,10 @@ internal sealed partial class ConfigParser(YamlConfigReader r, string? baseDir)
         "workloads", "services", "policies",
         "trustDomain", "ca", "mode", "listeners", "admin", "metrics", "readiness", "accessLog",
         "certificateLifetime", "drainTimeout", "hboneIdleTimeout", "stateDir", "inpod", "manifests",
+        "mcp",
     ];
+
+    private static readonly string[] McpKeys = ["name", "address", "precedence", "version", "staleAfter", "rootCert", "tokenFile"];
 
     private static readonly string[] InPodKeys = ["cniSocket", "enrollmentFile", "firewall", "inboundCapture", "namespaces", "all"];
     private static readonly (string, CaptureFirewall)[] Firewalls = [("iptables", CaptureFirewall.Iptables), ("nftables", CaptureFirewall.Nftables)];
@@ -151,6 +154,9 @@ internal sealed partial class ConfigParser(YamlConfigReader r, string? baseDir)
                         config = config with { Manifests = paths.ToImmutable() };
                     }
                     break;
+                case "mcp":
+                    config = config with { Mcp = ParseMcp(value) };
+                    break;
                 case "stateDir":
                     string? dir = r.String(value, name);
                     if (dir is not null)
@@ -214,6 +220,60 @@ internal sealed partial class ConfigParser(YamlConfigReader r, string? baseDir)
             }
         }
         return b.ToImmutable();
+    }
+
+    /// <summary><c>mcp: [{name, address, precedence, version, staleAfter, rootCert, tokenFile}]</c>: one MCP registry each.</summary>
+    private ImmutableArray<Sources.Mcp.McpRegistryOptions> ParseMcp(YamlNode node)
+    {
+        var list = ImmutableArray.CreateBuilder<Sources.Mcp.McpRegistryOptions>();
+        if (r.Sequence(node, "mcp") is not { } seq)
+        {
+            return [];
+        }
+        for (int i = 0; i < seq.Children.Count; i++)
+        {
+            string p = Index("mcp", i);
+            if (r.Mapping(seq.Children[i], p) is not { } map)
+            {
+                continue;
+            }
+            var values = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach ((YamlScalarNode k, string name, YamlNode value) in r.Entries(map, p))
+            {
+                if (Array.IndexOf(McpKeys, name) < 0)
+                {
+                    r.UnknownKey(k, p, McpKeys, strict: true);
+                }
+                else if (r.String(value, Child(p, name)) is { } text)
+                {
+                    values[name] = text;
+                }
+            }
+            if (!values.TryGetValue("address", out string? address))
+            {
+                r.Error(map, Child(p, "address"), "required: the MCP server (http://host:port or https://host:port)");
+                continue;
+            }
+            try
+            {
+                var registry = Sources.Mcp.McpRegistryOptions.Create(
+                    values.GetValueOrDefault("name") ?? (i == 0 ? "mcp" : $"mcp{i + 1}"), address, values.GetValueOrDefault("precedence"),
+                    values.GetValueOrDefault("version"), values.GetValueOrDefault("staleAfter"),
+                    values.GetValueOrDefault("rootCert") is { } root ? ResolvePath(root) : null,
+                    values.GetValueOrDefault("tokenFile") is { } token ? ResolvePath(token) : null, p);
+                if (list.Any(m => m.Name == registry.Name))
+                {
+                    r.Error(map, Child(p, "name"), $"'{registry.Name}' names another registry already");
+                    continue;
+                }
+                list.Add(registry);
+            }
+            catch (FormatException ex)
+            {
+                r.Error(map, p, ex.Message[(p.Length + 2)..]);
+            }
+        }
+        return list.ToImmutable();
     }
 
     private MeshConfig ParseInPod(YamlNode node, MeshConfig config)

@@ -87,6 +87,8 @@ public sealed record AgentSettings
     public string? StateDir { get; init; }
     /// <summary>Manifest files or directories (Kubernetes/Istio YAML) the file source reads, besides --manifests.</summary>
     public System.Collections.Immutable.ImmutableArray<string> Manifests { get; init; } = [];
+    /// <summary>MCP registries listed under <c>mcp:</c>, besides --mcp-address.</summary>
+    public System.Collections.Immutable.ImmutableArray<Sources.Mcp.McpRegistryOptions> Mcp { get; init; } = [];
 
     /// <summary>The names of the settings that differ between two values (for the "needs a restart" message).</summary>
     public IReadOnlyList<string> Differences(AgentSettings other)
@@ -103,6 +105,7 @@ public sealed record AgentSettings
         if (HboneIdleTimeout != other.HboneIdleTimeout) d.Add("hboneIdleTimeout");
         if (StateDir != other.StateDir) d.Add("stateDir");
         if (!Manifests.SequenceEqual(other.Manifests)) d.Add("manifests");
+        if (!Mcp.SequenceEqual(other.Mcp)) d.Add("mcp");
         return d;
     }
 }
@@ -142,6 +145,9 @@ public sealed record MeshConfig
     /// <summary>Manifest paths listed under <c>manifests:</c>.</summary>
     public ImmutableArray<string> Manifests { get; init; } = [];
 
+    /// <summary>MCP registries listed under <c>mcp:</c>.</summary>
+    public ImmutableArray<Sources.Mcp.McpRegistryOptions> Mcp { get; init; } = [];
+
     /// <summary>The file this was loaded from (for messages), or null.</summary>
     public string? SourcePath { get; init; }
 
@@ -159,6 +165,7 @@ public sealed record MeshConfig
         HboneIdleTimeout = HboneIdleTimeout,
         StateDir = StateDir,
         Manifests = Manifests,
+        Mcp = Mcp,
     };
 
     public Sources.MeshResources Resources => new() { Workloads = Workloads, Services = Services, Policies = Policies };

@@ -17,6 +17,12 @@ internal sealed class KindTable<T>(string kind, Func<T, string> keyOf) where T :
 
     public int RefusedCount => _refused.Count;
 
+    /// <summary>
+    /// Keys that a source started to publish while another source already had them, since the store last drained
+    /// the list (it logs each once): (key, the winner, the loser).
+    /// </summary>
+    public List<(string Key, MeshSource Winner, MeshSource Loser)> NewConflicts { get; } = [];
+
     public int CountOf(MeshSource source) => _bySource.TryGetValue(source, out var own) ? own.Count : 0;
 
     /// <summary>Entries of this source that another source's entry overrides.</summary>
@@ -35,6 +41,22 @@ internal sealed class KindTable<T>(string kind, Func<T, string> keyOf) where T :
             }
         }
         return n;
+    }
+
+    /// <summary>This source's entries another source overrides, each naming the winner (for /config_dump).</summary>
+    public IEnumerable<string> ConflictsOf(MeshSource source)
+    {
+        if (!_bySource.TryGetValue(source, out var own))
+        {
+            yield break;
+        }
+        foreach (string key in own.Keys)
+        {
+            if (_candidates.TryGetValue(key, out var list) && Winner(list).Source is var winner && !ReferenceEquals(winner, source))
+            {
+                yield return $"{Kind} {key}: shadowed by {winner.Name} (precedence {winner.Precedence})";
+            }
+        }
     }
 
     public IEnumerable<string> RefusedOf(MeshSource source)
@@ -166,6 +188,12 @@ internal sealed class KindTable<T>(string kind, Func<T, string> keyOf) where T :
             else
             {
                 list.Add((source, value));
+                if (list.Count > 1)
+                {
+                    var winner = Winner(list);
+                    MeshSource loser = ReferenceEquals(winner.Source, source) ? (oldWinner?.Source ?? source) : source;
+                    NewConflicts.Add((key, winner.Source, loser));
+                }
             }
         }
 

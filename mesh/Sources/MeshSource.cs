@@ -17,8 +17,9 @@ public sealed class MeshSource
     private DateTimeOffset? _lastErrorAt;
     private ImmutableArray<string> _errors = [];
 
-    internal MeshSource(MeshStore store, string name, int precedence, int order, bool requiredForReadiness)
+    internal MeshSource(MeshStore store, string name, int precedence, int order, bool requiredForReadiness, bool logConflicts)
     {
+        LogConflicts = logConflicts;
         _store = store;
         Name = name;
         Precedence = precedence;
@@ -35,6 +36,12 @@ public sealed class MeshSource
     internal int Order { get; }
 
     public bool RequiredForReadiness { get; }
+
+    /// <summary>
+    /// Log a line when another source publishes a key this one has too (MCP registries: a host two registries claim).
+    /// Off for sources that shadow on purpose (the CNI source re-publishes every captured pod's workload).
+    /// </summary>
+    public bool LogConflicts { get; }
 
     /// <summary>Completes at the first <see cref="MarkSynced"/>.</summary>
     public Task Synced => _synced.Task;
@@ -92,14 +99,17 @@ public sealed class MeshSource
     /// <summary>Withdraws everything this source published and unregisters it.</summary>
     public void Remove() => _store.RemoveSource(this);
 
-    internal SourceStatus Status(int workloads, int services, int policies, int objects, int shadowed, ImmutableArray<string> refused)
+    internal SourceStatus Status(int workloads, int services, int policies, int objects, ImmutableArray<string> conflicts, ImmutableArray<string> refused)
     {
         lock (_statusLock)
         {
             return new SourceStatus(
                 Name, Precedence, SyncedLocked, RequiredForReadiness, _lastSync, LastChange,
-                workloads, services, policies, objects, shadowed,
-                _lastError, _lastErrorAt, _errors, refused);
+                workloads, services, policies, objects, conflicts.Length,
+                _lastError, _lastErrorAt, _errors, refused)
+            {
+                Conflicts = conflicts.Length <= 100 ? conflicts : [.. conflicts.Take(100)],
+            };
         }
     }
 }
@@ -120,4 +130,8 @@ public sealed record SourceStatus(
     string? LastError,
     DateTimeOffset? LastErrorAt,
     ImmutableArray<string> Errors,
-    ImmutableArray<string> Refused);
+    ImmutableArray<string> Refused)
+{
+    /// <summary>Each entry of this source another source overrides ("service ns/host: shadowed by mcp:b (precedence 40)"), at most 100.</summary>
+    public ImmutableArray<string> Conflicts { get; init; } = [];
+}

@@ -67,7 +67,7 @@ public sealed partial class MeshStore
             {
                 return [.. _sources.Select(s => s.Status(
                     _workloads.CountOf(s), _services.CountOf(s), _policies.CountOf(s), _objects.CountOf(s),
-                    _workloads.ShadowedOf(s) + _services.ShadowedOf(s) + _policies.ShadowedOf(s) + _objects.ShadowedOf(s),
+                    [.. _services.ConflictsOf(s), .. _workloads.ConflictsOf(s), .. _policies.ConflictsOf(s), .. _objects.ConflictsOf(s)],
                     [.. _workloads.RefusedOf(s), .. _services.RefusedOf(s)]))];
             }
         }
@@ -89,7 +89,8 @@ public sealed partial class MeshStore
     /// Registers a source. <paramref name="requiredForReadiness"/>: readiness waits for its first
     /// <see cref="MeshSource.MarkSynced"/> (the CNI source, which has nothing to wait for, passes false).
     /// </summary>
-    public MeshSource AddSource(string name, int precedence, bool requiredForReadiness = true)
+    /// <param name="logConflicts">Log one line when this source and another publish the same key (see <see cref="MeshSource.LogConflicts"/>).</param>
+    public MeshSource AddSource(string name, int precedence, bool requiredForReadiness = true, bool logConflicts = false)
     {
         lock (_lock)
         {
@@ -97,7 +98,7 @@ public sealed partial class MeshStore
             {
                 throw new InvalidOperationException($"a mesh source named '{name}' is already registered");
             }
-            var source = new MeshSource(this, name, precedence, _sources.Count, requiredForReadiness);
+            var source = new MeshSource(this, name, precedence, _sources.Count, requiredForReadiness, logConflicts);
             _sources.Add(source);
             return source;
         }
@@ -152,6 +153,10 @@ public sealed partial class MeshStore
                 _objects.Upsert(source, delta.Upserts.Objects, changes.Objects);
             }
             source.LastChange = _time.GetUtcNow();
+            LogConflicts(_workloads);
+            LogConflicts(_services);
+            LogConflicts(_policies);
+            LogConflicts(_objects);
             if (changes.Count == 0)
             {
                 return;
@@ -274,6 +279,19 @@ public sealed partial class MeshStore
         return all;
     }
 
+    /// <summary>One line per key that two sources started to share, when either asked for it; the winner is by precedence.</summary>
+    private void LogConflicts<T>(KindTable<T> table) where T : class
+    {
+        foreach ((string key, MeshSource winner, MeshSource loser) in table.NewConflicts)
+        {
+            if (!ReferenceEquals(winner, loser) && (winner.LogConflicts || loser.LogConflicts))
+            {
+                Log.Conflict(_logger, table.Kind, key, winner.Name, winner.Precedence, loser.Name, loser.Precedence);
+            }
+        }
+        table.NewConflicts.Clear();
+    }
+
     private static bool Indexed(Workload w) => w.NetworkMode != NetworkMode.HostNetwork;
 
     private static string? IpConflict(MeshSnapshot previous, Workload w, Dictionary<(string, IPAddress), string> claimed, HashSet<(string, IPAddress)> freed)
@@ -314,5 +332,8 @@ public sealed partial class MeshStore
     {
         [LoggerMessage(EventId = 100, Level = LogLevel.Warning, Message = "mesh store refused {Kind} {Name}: {Reason}")]
         public static partial void Refused(ILogger logger, string kind, string name, string reason);
+
+        [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "mesh store: {Kind} {Key} is published by {Winner} (precedence {WinnerPrecedence}) and {Loser} (precedence {LoserPrecedence}): the first wins")]
+        public static partial void Conflict(ILogger logger, string kind, string key, string winner, int winnerPrecedence, string loser, int loserPrecedence);
     }
 }

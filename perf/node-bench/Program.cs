@@ -9,6 +9,7 @@ return args.Length == 0 ? Usage() : args[0] switch
     "connrate" => await ConnectionRate.RunAsync(Args.Parse(args)),
     "idle" => await IdleConnections.RunAsync(Args.Parse(args)),
     "report" => Report.Run(Args.Parse(args)),
+    "report-l7" => L7Report.Run(Args.Parse(args)),
     _ => Usage(),
 };
 
@@ -23,6 +24,7 @@ static int Usage()
                                                                     new connections as fast as possible
           idle     --target IP:PORT --count N --ready FILE          open N connections, one request each, hold them
           report   --raw RAW.jsonl --meta META.json --out-dir DIR   medians, JSON, Markdown, PNG plots
+          report-l7 --raw RAW.jsonl --meta META.json --out-dir DIR  the L7 scenario's JSON and Markdown
         """);
     return 2;
 }

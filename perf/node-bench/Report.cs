@@ -276,7 +276,7 @@ internal static class Report
 
     /// <summary>The raw measurements: lines of {"rep":1,"mode":"ambient","key":"throughput_gbps","value":2.3}
     /// or {"rep":1,"mode":"direct","key":"latency","file":"..."} pointing at the load tool's output.</summary>
-    private sealed class Raw
+    internal sealed class Raw
     {
         private readonly Dictionary<(string, int, string), double> _values = [];
         private readonly Dictionary<(string, int), JsonNode> _latency = [];

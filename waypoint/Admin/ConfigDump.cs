@@ -63,7 +63,8 @@ internal static class ConfigDump
                     w.WriteStartArray("httpRoutes");
                     foreach (var r in httpRoutes)
                     {
-                        WriteObject(w, snapshot, r);
+                        // GRPCRoutes are listed here too: they share the HTTPRoutes' table (Routing/GrpcRoutes).
+                        WriteObject(w, snapshot, index.Original(r));
                     }
                     w.WriteEndArray();
                     // VirtualServices apply only where no HTTPRoute does (HTTPRoute wins for the same service).
@@ -109,6 +110,9 @@ internal static class ConfigDump
         {
             case HttpRoute r:
                 w.WriteNumber("rules", r.Rules.Length);
+                break;
+            case GrpcRoute g:
+                w.WriteNumber("rules", g.Rules.Length);
                 break;
             case VirtualService vs:
                 w.WriteNumber("httpRoutes", vs.Http.Length);

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Ambient.Mesh.Config;
+using Ambient.Mesh.ControlPlane;
 using Microsoft.Extensions.Logging;
 
 namespace Ambient.Waypoint.Cli;
@@ -19,6 +20,10 @@ internal sealed record CommandLine
     public string? Kubeconfig { get; init; }
     public AccessLogFormat? AccessLog { get; init; }
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
+    public string? CaAddress { get; init; }
+    public string? CaRootCert { get; init; }
+    public string? TokenFile { get; init; }
+    public string? ClusterId { get; init; }
     public string? Error { get; init; }
 
     public const string Usage = """
@@ -27,6 +32,7 @@ internal sealed record CommandLine
         Usage:
           waypoint --gateway NS/NAME [--config FILE] [--manifests PATH] [options]
           waypoint --gateway NS/NAME --config FILE --validate
+          waypoint generate --namespace NS [--name NAME] [--image IMAGE]   (see 'waypoint generate --help')
 
         Options:
           --gateway NS/NAME   The waypoint Gateway served (gatewayClassName istio-waypoint). Its identity is
@@ -42,7 +48,18 @@ internal sealed record CommandLine
           --kubernetes        Watch the Kubernetes API for the same kinds (KUBECONFIG, the pod's service account,
                               or ~/.kube/config).
           --kubeconfig FILE   Like --kubernetes, with this kubeconfig file.
-          --state-dir DIR     Where the local CA is kept (default $AMBIENT_STATE_DIR or /var/lib/ambient).
+          --ca-address URL    Istio's CA (CreateCertificate): the waypoint's certificate comes from it instead of the
+                              built-in CA, renewed at half-life (a failed renewal keeps the valid certificate and
+                              retries). host:port or https://host:port verify the CA against --ca-root-cert;
+                              http://host:port is plaintext, for tests and local use only. Default: $CA_ADDRESS,
+                              else $XDS_ADDRESS (as Istio). Readiness waits for the first certificate.
+          --ca-root-cert FILE PEM roots for an https CA (default $CA_ROOT_CA, else $XDS_ROOT_CA, else
+                              /var/run/secrets/istio/root-cert.pem).
+          --token-file FILE   Bearer token sent on every CA call, re-read per call (default $AUTH_TOKEN, else
+                              /var/run/secrets/tokens/istio-token when a CA is set).
+          --cluster-id ID     'clusterid' call metadata (default $ISTIO_META_CLUSTER_ID, else Kubernetes).
+                              TRUST_DOMAIN, when set, names the trust domain the identity is asked for.
+          --state-dir DIR     Where the built-in CA is kept (default $AMBIENT_STATE_DIR or /var/lib/ambient).
           --access-log FMT    text (default), json or off: one line per request.
           --log-level LEVEL   trace, debug, info (default), warn, error.
           --version           Print the version.
@@ -84,6 +101,10 @@ internal sealed record CommandLine
                     var v => cl with { Error = $"--access-log takes text, json or off, not '{v}'" },
                 },
                 "--log-level" => ParseLevel(cl, Next()),
+                "--ca-address" => Next() is { } ca ? cl with { CaAddress = ca } : cl with { Error = "--ca-address needs a URL" },
+                "--ca-root-cert" => Next() is { } root ? cl with { CaRootCert = root } : cl with { Error = "--ca-root-cert needs a file" },
+                "--token-file" => Next() is { } t ? cl with { TokenFile = t } : cl with { Error = "--token-file needs a file" },
+                "--cluster-id" => Next() is { } id ? cl with { ClusterId = id } : cl with { Error = "--cluster-id needs a value" },
                 _ => cl with { Error = $"unknown argument '{a}'" },
             };
         }
@@ -96,6 +117,38 @@ internal sealed record CommandLine
             cl = cl with { Error = "--validate needs --config FILE or --manifests PATH" };
         }
         return cl;
+    }
+
+    /// <summary>
+    /// Where the waypoint's certificate comes from: Istio's variables as ztunnel reads them (CA_ADDRESS, else
+    /// XDS_ADDRESS; CA_ROOT_CA; AUTH_TOKEN; ISTIO_META_CLUSTER_ID; TRUST_DOMAIN), these flags over them. Null = the
+    /// built-in CA. Throws <see cref="FormatException"/> naming the flag or variable when an address is malformed.
+    /// </summary>
+    public ControlPlaneOptions? ControlPlane(IReadOnlyDictionary<string, string> env)
+    {
+        ControlPlaneOptions cp = ControlPlaneOptions.FromEnvironment(env);
+        if (CaAddress is { } c)
+        {
+            cp = cp with { CaAddress = ControlPlaneOptions.ParseAddress(c, "--ca-address") };
+        }
+        if (CaRootCert is { } r)
+        {
+            cp = cp with { CaRootCert = r };
+        }
+        if (TokenFile is { } t)
+        {
+            cp = cp with { TokenFile = t };
+        }
+        else if (cp.TokenFile is null && cp.CaAddress is not null)
+        {
+            cp = cp with { TokenFile = ControlPlaneOptions.DefaultTokenFile };
+        }
+        if (ClusterId is { } id)
+        {
+            cp = cp with { ClusterId = id };
+        }
+        // The waypoint reads the mesh from files or the Kubernetes API, not from xDS: only the CA side is kept.
+        return cp.CaAddress is null ? null : cp with { XdsAddress = null };
     }
 
     private static CommandLine ParseGateway(CommandLine cl, string? value)

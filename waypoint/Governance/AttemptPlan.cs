@@ -37,6 +37,12 @@ internal sealed class AttemptPlan
     /// <summary>False when the body was too large (or of unknown length) to keep: the request is tried once.</summary>
     public bool CanResend { get; init; } = true;
 
+    /// <summary>
+    /// A body without a declared length (chunked, HTTP/2 without content-length: gRPC), kept while it streams; a retry
+    /// replays it unless it outgrew <see cref="MaxBufferedBody"/>. Null when <see cref="Body"/> holds the body.
+    /// </summary>
+    public Proxy.ReplayableBody? Replay { get; init; }
+
     /// <summary>The endpoint of the latest attempt.</summary>
     public PickedEndpoint Current { get; set; }
 

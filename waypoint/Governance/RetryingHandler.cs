@@ -69,9 +69,11 @@ internal sealed class RetryingHandler(GovernanceState state, Func<Random> random
                 {
                     return response ?? throw failure!;
                 }
-                if (plan.Retries >= plan.Retry.Attempts || !plan.CanResend)
+                // A streamed body that went past the kept limit cannot be sent again: the answer stands (not URX).
+                bool resendable = plan.CanResend && plan.Replay is not { CanReplay: false };
+                if (plan.Retries >= plan.Retry.Attempts || !resendable)
                 {
-                    plan.Exhausted = plan.Retry.Attempts > 0 && plan.CanResend;
+                    plan.Exhausted = plan.Retry.Attempts > 0 && resendable;
                     if (plan.Exhausted && destination is not null)
                     {
                         state.Retried(destination.Service, "exhausted");
@@ -103,7 +105,7 @@ internal sealed class RetryingHandler(GovernanceState state, Func<Random> random
                     return response is null ? throw failure! : throw new HttpRequestException(HttpRequestError.ConnectionError, "no healthy upstream left to retry on");
                 }
                 plan.Use(n);
-                attempt = Clone(request, plan.Body, n);
+                attempt = Clone(request, plan, n);
             }
         }
         finally
@@ -146,8 +148,8 @@ internal sealed class RetryingHandler(GovernanceState state, Func<Random> random
     private static int? GrpcStatus(HttpResponseMessage response) =>
         response.Headers.TryGetValues("grpc-status", out var values) && int.TryParse(values.FirstOrDefault(), out int s) ? s : null;
 
-    /// <summary>The same request for another endpoint, with the kept body.</summary>
-    private static HttpRequestMessage Clone(HttpRequestMessage original, byte[]? body, PickedEndpoint endpoint)
+    /// <summary>The same request for another endpoint, with the kept body (or the streamed one, replayed and read on).</summary>
+    private static HttpRequestMessage Clone(HttpRequestMessage original, AttemptPlan plan, PickedEndpoint endpoint)
     {
         var uri = new UriBuilder(original.RequestUri!) { Host = endpoint.Address.ToString(), Port = endpoint.Port }.Uri;
         var clone = new HttpRequestMessage(original.Method, uri) { Version = original.Version, VersionPolicy = original.VersionPolicy };
@@ -157,7 +159,7 @@ internal sealed class RetryingHandler(GovernanceState state, Func<Random> random
         }
         if (original.Content is { } content)
         {
-            clone.Content = new ByteArrayContent(body ?? []);
+            clone.Content = plan.Replay is { } replay ? new StreamContent(replay.OpenReader()) : new ByteArrayContent(plan.Body ?? []);
             foreach (var (name, values) in content.Headers)
             {
                 clone.Content.Headers.TryAddWithoutValidation(name, values);

@@ -49,6 +49,9 @@ internal static class WaypointHost
 {
     public static WebApplication Build(WaypointOptions options, MeshConfig config, Action<ILoggingBuilder>? logging = null)
     {
+        // A bare LF ends a line for Kestrel unless this is set (RFC 9112 2.2 allows either); a proxy that splits lines
+        // differently from the server behind it invites request smuggling, so the waypoint accepts only CRLF (400).
+        AppContext.SetSwitch("Microsoft.AspNetCore.Server.Kestrel.DisableHttp1LineFeedTerminators", true);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "waypoint", Args = [] });
         builder.Logging.ClearProviders();
         builder.Logging.SetMinimumLevel(options.LogLevel);
@@ -72,7 +75,7 @@ internal static class WaypointHost
         services.AddSingleton(sp => new WaypointTracing(options.Tracing ?? new TracingOptions(), identity, sp.GetRequiredService<MeshStore>()));
         services.AddSingleton(new AccessLog(options.AccessLogWriter ?? Console.Out, options.AccessLog ?? config.AccessLog));
         services.AddSingleton(sp => new MeshStore(sp.GetRequiredService<ILogger<MeshStore>>()));
-        services.AddSingleton<ICertificateIssuer>(_ => CertificateAuthority.LoadOrCreate(config.CaCertFile, config.CaKeyFile, stateDir, config.TrustDomain));
+        services.AddSingleton<ICertificateIssuer>(_ => CreateIssuer(options.ControlPlane, identity, config, stateDir));
         services.AddSingleton(sp => new CertificateManager(
             sp.GetRequiredService<ICertificateIssuer>(), config.CertificateLifetime, TimeProvider.System, sp.GetRequiredService<ILoggerFactory>().CreateLogger("identity")));
         services.AddSingleton(sp => new HbonePool(sp.GetRequiredService<CertificateManager>(), new HbonePoolOptions(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("hbone")));
@@ -87,6 +90,12 @@ internal static class WaypointHost
         services.AddSingleton<WaypointEndpoints>();
         services.AddHttpForwarder();
 
+        if (options.ControlPlane?.CaAddress is { } caAddress)
+        {
+            services.AddHostedService(sp => new IstioCaReadiness(
+                caAddress, identity.Id, sp.GetRequiredService<CertificateManager>(), sp.GetRequiredService<MeshStore>(),
+                options.CaRetry ?? Mesh.ControlPlane.Backoff.Istio, sp.GetRequiredService<ILoggerFactory>().CreateLogger("identity")));
+        }
         services.AddSingleton<MeshSourcesService>();
         services.AddHostedService(sp => sp.GetRequiredService<MeshSourcesService>());
         if (options.Kubernetes is { } kube)
@@ -125,5 +134,18 @@ internal static class WaypointHost
             app.Services.GetRequiredService<IHostApplicationLifetime>());
         app.Run(context => context.Features.Get<TunnelInfo>() is { } tunnel ? proxy.HandleAsync(context, tunnel) : admin.HandleAsync(context));
         return app;
+    }
+
+    /// <summary>
+    /// Istio's CA when a CA address is set (as the agent: no waypoint holds a CA key; the waypoint asks for its own
+    /// identity, so nothing is impersonated); otherwise the built-in CA of the state directory (local mode).
+    /// </summary>
+    private static ICertificateIssuer CreateIssuer(Mesh.ControlPlane.ControlPlaneOptions? cp, WaypointIdentity identity, MeshConfig config, string stateDir)
+    {
+        if (cp?.CaAddress is { } ca)
+        {
+            return new IstioCaClient(new Mesh.ControlPlane.ControlPlaneConnection(ca, cp.CaRootCert, cp.TokenFile, cp.ClusterId), identity.Id.ToString());
+        }
+        return CertificateAuthority.LoadOrCreate(config.CaCertFile, config.CaKeyFile, stateDir, config.TrustDomain);
     }
 }

@@ -11,4 +11,7 @@ internal static partial class WaypointLog
 
     [LoggerMessage(EventId = 301, Level = LogLevel.Information, Message = "waypoint {Namespace}/{Name} ready: hbone={Hbone} admin={Admin} metrics={Metrics} readiness={Readiness}")]
     public static partial void Ready(ILogger logger, string @namespace, string name, EndPoint? hbone, EndPoint? admin, EndPoint? metrics, EndPoint? readiness);
+
+    [LoggerMessage(EventId = 302, Level = LogLevel.Warning, Message = "no certificate for {Id} from the Istio CA yet (attempt {Attempt}, next in {Delay}): {Error}")]
+    public static partial void FirstCertificateFailed(ILogger logger, string id, int attempt, TimeSpan delay, string error);
 }

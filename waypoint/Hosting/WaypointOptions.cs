@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Ambient.Mesh.Config;
+using Ambient.Mesh.ControlPlane;
 using Ambient.Mesh.Kubernetes.Api;
 using Microsoft.Extensions.Logging;
 
@@ -17,6 +18,12 @@ internal sealed record WaypointOptions
     public ImmutableArray<string> Manifests { get; init; } = [];
 
     public KubernetesApiOptions? Kubernetes { get; init; }
+
+    /// <summary>Istio's CA (<see cref="ControlPlaneOptions.CaAddress"/>) for the waypoint's certificate; null = the built-in CA.</summary>
+    public ControlPlaneOptions? ControlPlane { get; init; }
+
+    /// <summary>Delays between attempts at the first certificate from Istio's CA (default <see cref="Backoff.Istio"/>; tests shorten it).</summary>
+    public Backoff? CaRetry { get; init; }
 
     public string? StateDir { get; init; }
 

@@ -50,8 +50,14 @@ internal sealed class MeshTransformer(RouteDecision decision, AttemptPlan? attem
     {
         bool proceed = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken).ConfigureAwait(false);
         ApplyResponseEdits(httpContext.Response, decision.ResponseHeaders);
-        return proceed;
+        // A gRPC "Trailers-Only" answer (grpc-status among the headers, no body: PROTOCOL-HTTP2.md) must reach the
+        // client as one HEADERS frame that ends the stream, or clients read the status as initial metadata and then
+        // fail the call with INTERNAL. Skipping the (empty) body lets the response end with its headers.
+        return proceed && !IsTrailersOnly(proxyResponse);
     }
+
+    private static bool IsTrailersOnly(HttpResponseMessage? response) =>
+        response is { Version.Major: 2 } && response.Headers.Contains("grpc-status");
 
     /// <summary>Response header modifiers, also for answers the waypoint makes itself (redirects).</summary>
     public static void ApplyResponseEdits(HttpResponse response, HeaderEdits edits)

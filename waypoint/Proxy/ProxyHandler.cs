@@ -33,6 +33,7 @@ internal sealed partial class ProxyHandler(
 {
     // Retries sit between YARP and the pooled HBONE handler, so each attempt is a fresh send through the pool.
     private readonly HttpMessageInvoker _invoker = new(new RetryingHandler(governance, static () => Random.Shared) { InnerHandler = new TracePropagationHandler(tracing) { InnerHandler = new ConnectionPools(upstream) } }, disposeHandler: true);
+    private readonly RequestMirror _mirror = new(picker, logger);
 
     /// <summary>Closes the upstream pool's connections (the host disposes this singleton on shutdown).</summary>
     public void Dispose() => _invoker.Dispose();
@@ -204,11 +205,22 @@ internal sealed partial class ProxyHandler(
                 return;
             }
         }
+        var mirrors = RequestMirror.Choose(route);
+        // The body streams to the primary; a copy is kept (up to the retry limit) for the mirrors, and for retries of a
+        // body without a declared length (a declared one up to the limit was read into `body` above).
+        bool replayForRetry = policy.Retry.Attempts > 0 && context.Request.ContentLength is null;
+        using var replay = (!mirrors.IsEmpty || replayForRetry) && RequestMirror.HasBody(context.Request) ? new ReplayableBody(context.Request.Body, AttemptPlan.MaxBufferedBody) : null;
+        if (replay is not null)
+        {
+            context.Request.Body = replay.OpenReader();
+        }
+        _mirror.Start(mirrors, snapshot, context.Request, route, replay, record.Grpc, _invoker);
         var plan = new AttemptPlan(policy.Retry, endpoint, avoid => route.Backend is { } b ? picker.Pick(snapshot, b, context.Request, tunnel.Client.Address, governed?.Outliers, avoid) : null)
         {
             Destination = governed,
             Body = body,
-            CanResend = policy.Retry.Attempts == 0 || Governor.CanResend(context.Request),
+            Replay = body is null && replayForRetry ? replay : null,
+            CanResend = policy.Retry.Attempts == 0 || Governor.CanResend(context.Request) || (replayForRetry && replay is not null),
         };
         record.UpstreamCluster = UpstreamCluster(route, endpoint);
         using var clientSpan = tracing.StartClient(route.Backend?.Service.Hostname ?? endpoint.Address.ToString(), route.Backend?.Port ?? endpoint.Port);
@@ -223,6 +235,13 @@ internal sealed partial class ProxyHandler(
         }
         record.DestinationWorkload = plan.Current.Workload;
         record.Upstream = Prefix(plan.Current)[7..];
+        if (error is ForwarderError.RequestBodyClient or ForwarderError.RequestBodyDestination or ForwarderError.RequestBodyCanceled
+            && plan.Retries > 0 && replay is { Completed: true } && context.Response.HasStarted)
+        {
+            // YARP reports the first attempt's body copy, cut when that attempt failed; a retry sent the whole
+            // (replayed) body and its answer went out, so the exchange did not fail.
+            error = ForwarderError.None;
+        }
         bool routeTimedOut = deadline is { IsCancellationRequested: true } && !context.RequestAborted.IsCancellationRequested;
         if (routeTimedOut || plan.TimedOut)
         {
@@ -255,7 +274,7 @@ internal sealed partial class ProxyHandler(
         ? $"inbound-vip|{b.Port}|http{(b.Subset is null ? "" : "/" + b.Subset)}|{b.Service.Hostname}"
         : $"inbound-pod|{endpoint.Port}||{endpoint.Address}";
 
-    private static string Prefix(PickedEndpoint endpoint) => endpoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+    internal static string Prefix(PickedEndpoint endpoint) => endpoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
         ? $"http://[{endpoint.Address}]:{endpoint.Port}"
         : $"http://{endpoint.Address}:{endpoint.Port}";
 

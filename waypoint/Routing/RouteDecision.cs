@@ -19,6 +19,9 @@ internal enum RouteOutcome
 /// <param name="Subset">The subset name (for logs), with <paramref name="SubsetLabels"/> the pods' labels.</param>
 internal sealed record Backend(Service Service, int Port, string? Subset, ImmutableDictionary<string, string>? SubsetLabels);
 
+/// <summary>A mirror of a route: where copies go and the share of requests copied (0..1).</summary>
+internal sealed record MirrorTarget(Backend Backend, double Share);
+
 /// <summary>Header edits in Gateway API / Istio order: set (replace), add (append), remove.</summary>
 internal sealed record HeaderEdits(
     ImmutableArray<KeyValuePair<string, string>> Set,
@@ -71,6 +74,9 @@ internal sealed record RouteDecision
 
     /// <summary>A rewritten path (query string kept separately), or null to keep the request's.</summary>
     public string? Path { get; init; }
+
+    /// <summary>Where copies of the request go (RequestMirror, VirtualService mirror / mirrors); usually empty.</summary>
+    public ImmutableArray<MirrorTarget> Mirrors { get; init; } = [];
 
     /// <summary>Timeouts, retries and fault injection of the rule that matched (issue 11).</summary>
     public RoutePolicy Policy { get; init; } = RoutePolicy.Default;

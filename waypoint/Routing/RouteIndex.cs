@@ -15,6 +15,8 @@ internal sealed class RouteIndex
 
     private readonly Dictionary<(string Ns, string Name), Service> _services = [];
     private readonly Dictionary<(string Ns, string Name), List<HttpRoute>> _httpRoutes = [];
+    // GRPCRoutes are matched as HTTP routes on the call path (GrpcRoutes); these are the converted ones, by identity.
+    private readonly Dictionary<HttpRoute, GrpcRoute> _fromGrpc = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<string, List<VirtualService>> _virtualServices = new(StringComparer.OrdinalIgnoreCase);
     private readonly Dictionary<string, DestinationRule> _destinationRules = new(StringComparer.OrdinalIgnoreCase);
 
@@ -26,7 +28,15 @@ internal sealed class RouteIndex
         }
         // Ordered by namespace/name: Gateway API breaks ties between equally specific matches by age, then by
         // namespace/name; the snapshot has no creation times, so the name order is the tie-break.
-        foreach (var r in snapshot.ObjectsOf<HttpRoute>().OrderBy(r => r.Namespace, StringComparer.Ordinal).ThenBy(r => r.Name, StringComparer.Ordinal))
+        var grpcRoutes = new List<HttpRoute>();
+        foreach (var g in snapshot.ObjectsOf<GrpcRoute>())
+        {
+            var converted = GrpcRoutes.ToHttpRoute(g);
+            _fromGrpc[converted] = g;
+            grpcRoutes.Add(converted);
+        }
+        // One list per Service for both kinds: Istio merges a Service's HTTPRoutes and GRPCRoutes into one route table.
+        foreach (var r in snapshot.ObjectsOf<HttpRoute>().Concat(grpcRoutes).OrderBy(r => r.Namespace, StringComparer.Ordinal).ThenBy(r => r.Name, StringComparer.Ordinal))
         {
             foreach (var p in r.ParentRefs)
             {
@@ -107,6 +117,9 @@ internal sealed class RouteIndex
         }
         return result ?? (IReadOnlyList<HttpRoute>)[];
     }
+
+    /// <summary>The object a route of <see cref="HttpRoutesFor"/> came from: itself, or the GRPCRoute it was converted from.</summary>
+    public MeshObject Original(HttpRoute route) => _fromGrpc.TryGetValue(route, out var g) ? g : route;
 
     public IReadOnlyList<VirtualService> VirtualServicesFor(Service service) =>
         _virtualServices.TryGetValue(service.Hostname, out var list) ? list : [];

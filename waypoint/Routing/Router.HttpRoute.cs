@@ -38,9 +38,9 @@ internal static partial class Router
         }
         if (bestRoute is null)
         {
-            return new RouteDecision { Outcome = RouteOutcome.NoRoute, Status = 404, Detail = $"no HTTPRoute rule matched {request.Method} {path}" };
+            return new RouteDecision { Outcome = RouteOutcome.NoRoute, Status = 404, Detail = $"no HTTPRoute or GRPCRoute rule matched {request.Method} {path}" };
         }
-        string name = $"HTTPRoute/{bestRoute.Namespace}/{bestRoute.Name}#{bestRule!.Name ?? bestRuleIndex.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+        string name = $"{index.Original(bestRoute).Kind}/{bestRoute.Namespace}/{bestRoute.Name}#{bestRule!.Name ?? bestRuleIndex.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
         return Apply(index, bestRoute, bestRule, bestMatch!, name, path, request, port);
     }
 
@@ -163,6 +163,7 @@ internal static partial class Router
         var responseEdits = HeaderEdits.None;
         string? host = null;
         string? newPath = null;
+        var mirrors = ImmutableArray.CreateBuilder<MirrorTarget>();
         foreach (var f in rule.Filters)
         {
             switch (f)
@@ -189,8 +190,12 @@ internal static partial class Router
                         newPath = ModifyPath(pm, match, path);
                     }
                     break;
-                case RequestMirrorFilter:
-                    // Mirroring is not implemented yet: the request is routed, no copy is sent (README says so).
+                case RequestMirrorFilter mirror:
+                    // A mirror whose Service does not exist is left out: copies must never affect the request itself.
+                    if (index.Service(mirror.Backend.Namespace ?? route.Namespace, mirror.Backend.Name) is { } shadow && mirror.Backend.IsService)
+                    {
+                        mirrors.Add(new MirrorTarget(new Backend(shadow, mirror.Backend.Port ?? port, null, null), mirror.Share));
+                    }
                     break;
                 default:
                     return RouteDecision.Error(500, name, $"filter {f.Type} is not supported by this waypoint");
@@ -235,6 +240,7 @@ internal static partial class Router
             ResponseHeaders = responseEdits,
             Host = host,
             Path = newPath,
+            Mirrors = mirrors.ToImmutable(),
             Policy = Governance.RoutePolicy.From(rule),
         };
     }

@@ -195,8 +195,47 @@ internal static partial class Router
             ResponseHeaders = responseEdits,
             Host = route.Rewrite?.Authority,
             Path = newPath,
+            Mirrors = Mirrors(index, vs, route, port),
             Policy = Governance.RoutePolicy.From(route),
         };
+    }
+
+    /// <summary><c>mirror</c> with <c>mirrorPercentage</c> (all requests when unset), and each of <c>mirrors</c>.</summary>
+    private static System.Collections.Immutable.ImmutableArray<MirrorTarget> Mirrors(RouteIndex index, VirtualService vs, VirtualServiceHttpRoute route, int port)
+    {
+        if (route.Mirror is null && route.Mirrors.IsDefaultOrEmpty)
+        {
+            return [];
+        }
+        var result = System.Collections.Immutable.ImmutableArray.CreateBuilder<MirrorTarget>();
+        if (route.Mirror is { } single && MirrorBackend(index, vs, single, port) is { } b)
+        {
+            result.Add(new MirrorTarget(b, (route.MirrorPercentage ?? 100) / 100));
+        }
+        foreach (var m in route.Mirrors.IsDefault ? [] : route.Mirrors)
+        {
+            if (MirrorBackend(index, vs, m.Destination, port) is { } mb)
+            {
+                result.Add(new MirrorTarget(mb, (m.Percentage ?? 100) / 100));
+            }
+        }
+        return result.ToImmutable();
+    }
+
+    /// <summary>A mirror destination, or null when its host or subset is unknown (the copy is skipped, never the request).</summary>
+    private static Backend? MirrorBackend(RouteIndex index, VirtualService vs, Destination d, int port)
+    {
+        if (index.ServiceByHost(d.Host, vs.Namespace) is not { } target)
+        {
+            return null;
+        }
+        int targetPort = d.Port ?? (target.Ports.ContainsKey(port) ? port : target.Ports.Count == 1 ? target.Ports.Keys.First() : port);
+        if (d.Subset is not { } subsetName)
+        {
+            return new Backend(target, targetPort, null, null);
+        }
+        var subset = index.DestinationRuleFor(target)?.Subsets.FirstOrDefault(s => s.Name == subsetName);
+        return subset is null ? null : new Backend(target, targetPort, subsetName, subset.Labels);
     }
 
     private static string RedirectLocation(HttpRedirect r, HttpMatchRequest? match, string path, int port, HttpRequest request)

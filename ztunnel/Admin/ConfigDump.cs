@@ -182,6 +182,16 @@ internal static class ConfigDump
                 }
                 w.WriteEndArray();
             }
+            if (!s.Conflicts.IsEmpty)
+            {
+                // Keys another source (higher precedence, or added first on a tie) also publishes: this source's entry is not used.
+                w.WriteStartArray("conflicts");
+                foreach (var c in s.Conflicts)
+                {
+                    w.WriteStringValue(c);
+                }
+                w.WriteEndArray();
+            }
             if (!s.Refused.IsEmpty)
             {
                 w.WriteStartArray("refused");

@@ -24,6 +24,8 @@ internal sealed record CommandLine
     public string? XdsRootCert { get; init; }
     public string? TokenFile { get; init; }
     public string? ClusterId { get; init; }
+    /// <summary>--mcp-address values (repeatable), parsed by <see cref="McpRegistries"/>.</summary>
+    public System.Collections.Immutable.ImmutableArray<string> McpAddresses { get; init; } = [];
     public AccessLogFormat? AccessLog { get; init; }
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
     public string? Error { get; init; }
@@ -63,6 +65,17 @@ internal sealed record CommandLine
           --cluster-id ID     'clusterid' call metadata and node CLUSTER_ID (default $ISTIO_META_CLUSTER_ID, else
                               Kubernetes). POD_NAME, POD_NAMESPACE, INSTANCE_IP, NODE_NAME, SERVICE_ACCOUNT,
                               TRUST_DOMAIN and ISTIO_META_* are read as Istio's ztunnel reads them.
+          --mcp-address SPEC  An MCP registry (Nacos, a Consul bridge, ...): ServiceEntry and WorkloadEntry over
+                              state-of-the-world ADS, type URLs networking.istio.io/v1/ServiceEntry and
+                              .../WorkloadEntry. Repeatable, one store source 'mcp:NAME' each; also the config
+                              key 'mcp:'. SPEC is a URL, or comma-separated key=value pairs:
+                                name=nacos,url=http://127.0.0.1:18848,precedence=25,version=v1alpha3,staleAfter=5m
+                              precedence (default 20, below the Kubernetes API and istiod at 30): a host, workload
+                              or object two sources publish is taken from the higher one, on a tie from the
+                              registry listed first (config file's list, then the flags); every such conflict is
+                              logged and shown in /config_dump and ambient_mesh_source_shadowed. version: v1
+                              (default), v1beta1 or v1alpha3 (Nacos). staleAfter (default 5m): a registry away
+                              that long has its objects withdrawn. Also rootCert=FILE (https), tokenFile=FILE.
           --node NAME         This node's name: workloads whose 'node' is NAME are served here. Default: $NODE_NAME,
                               or empty = every workload in the config is local.
           --state-dir DIR     Where the generated CA is kept (default $AMBIENT_STATE_DIR or /var/lib/ambient).
@@ -134,6 +147,9 @@ internal sealed record CommandLine
                 case "--cluster-id":
                     cl = Next() is { } id ? cl with { ClusterId = id } : cl with { Error = "--cluster-id needs an id" };
                     break;
+                case "--mcp-address":
+                    cl = Next() is { } mcp ? cl with { McpAddresses = cl.McpAddresses.Add(mcp) } : cl with { Error = "--mcp-address needs a URL or name=...,url=...,precedence=..." };
+                    break;
                 case "--access-log":
                     cl = Next() switch
                     {
@@ -163,6 +179,25 @@ internal sealed record CommandLine
             cl = cl with { Error = "--validate needs --config FILE" };
         }
         return cl;
+    }
+
+    /// <summary>
+    /// The registries of the config file's <c>mcp:</c> list, then those of --mcp-address. Throws
+    /// <see cref="FormatException"/> naming the flag when a value is malformed or a name is used twice.
+    /// </summary>
+    public System.Collections.Immutable.ImmutableArray<Mesh.Sources.Mcp.McpRegistryOptions> McpRegistries(System.Collections.Immutable.ImmutableArray<Mesh.Sources.Mcp.McpRegistryOptions> fromConfig)
+    {
+        var all = fromConfig.ToBuilder();
+        for (int i = 0; i < McpAddresses.Length; i++)
+        {
+            var registry = Mesh.Sources.Mcp.McpRegistryOptions.Parse(McpAddresses[i], fromConfig.Length + i);
+            if (all.Any(r => r.Name == registry.Name))
+            {
+                throw new FormatException($"--mcp-address: the name '{registry.Name}' is used by another registry; give each one name=...");
+            }
+            all.Add(registry);
+        }
+        return all.ToImmutable();
     }
 
     /// <summary>

@@ -4,6 +4,7 @@ using Ambient.Mesh.Kubernetes;
 using Ambient.Mesh.Kubernetes.Api;
 using Ambient.Mesh.Logging;
 using Ambient.Mesh.Sources;
+using Ambient.Mesh.Sources.Mcp;
 using Ambient.Mesh.Sources.Xds;
 using Ambient.Ztunnel.Admin;
 using Ambient.Ztunnel.Telemetry;
@@ -44,8 +45,8 @@ internal static class AgentHost
         services.AddSingleton(config);
         services.AddSingleton(settings);
         services.AddSingleton(logLevel);
-        services.AddSingleton<MeshMetrics>();
         services.AddSingleton(sp => new MeshStore(sp.GetRequiredService<ILogger<MeshStore>>()));
+        services.AddSingleton(sp => new MeshMetrics { Store = sp.GetRequiredService<MeshStore>() });
         services.AddSingleton<AgentLifetime>();
         services.AddSingleton<IHostLifetime>(sp => sp.GetRequiredService<AgentLifetime>());
 
@@ -78,6 +79,22 @@ internal static class AgentHost
                 Backoff = options.ControlPlaneBackoff ?? Backoff.Istio,
             });
             services.AddHostedService(sp => sp.GetRequiredService<XdsSource>());
+        }
+
+        // One source per MCP registry. Registered as IHostedService one by one: AddHostedService keeps one per type.
+        foreach (var registry in options.Mcp)
+        {
+            var identity = options.ControlPlane;
+            services.AddSingleton<IHostedService>(sp => new McpSource(
+                sp.GetRequiredService<MeshStore>(),
+                registry,
+                new ControlPlaneConnection(registry.Address, registry.RootCert, registry.TokenFile, identity?.ClusterId ?? ControlPlaneOptions.DefaultClusterId),
+                new KubeTranslator(new KubeTranslatorOptions { TrustDomain = settings.TrustDomain, ClusterId = identity?.ClusterId ?? ControlPlaneOptions.DefaultClusterId }),
+                sp.GetRequiredService<ILoggerFactory>().CreateLogger("mcp"),
+                identity)
+            {
+                Backoff = options.ControlPlaneBackoff ?? Backoff.Istio,
+            });
         }
 
         services.AddSingleton<AgentService>();

@@ -32,6 +32,9 @@ internal sealed class MeshMetrics
     private long _hboneIdleClosed;
     private long _activeConnections;
 
+    /// <summary>The mesh store, for the per-source conflict gauges; null renders none.</summary>
+    public Mesh.Sources.MeshStore? Store { get; init; }
+
     public string Version { get; init; } = typeof(MeshMetrics).Assembly.GetName().Version?.ToString(3) ?? "dev";
 
     public TcpCounters For(TcpLabels labels) => _tcp.GetOrAdd(labels.Render(), static l => new TcpCounters(l));
@@ -152,6 +155,20 @@ internal sealed class MeshMetrics
         }
         Family(w, "ambient_certificate_renewal_failures_total", "counter", "Failed workload certificate renewals (the old certificate stays in use).");
         Sample(w, "ambient_certificate_renewal_failures_total", null, Interlocked.Read(ref _certRenewalFailures));
+        if (Store is { } store)
+        {
+            var sources = store.Sources;
+            Family(w, "ambient_mesh_source_shadowed", "gauge", "Entries of a mesh source that another source also publishes and wins (higher precedence), by source.");
+            foreach (var s in sources)
+            {
+                Sample(w, "ambient_mesh_source_shadowed", $"source=\"{LabelValue(s.Name)}\"", s.Shadowed);
+            }
+            Family(w, "ambient_mesh_source_refused", "gauge", "Entries of a mesh source refused because their IP or VIP belongs to another entry, by source.");
+            foreach (var s in sources)
+            {
+                Sample(w, "ambient_mesh_source_refused", $"source=\"{LabelValue(s.Name)}\"", s.Refused.Length);
+            }
+        }
         Family(w, "ambient_hbone_idle_closed_total", "counter", "Server-side HBONE connections closed because they carried no stream for hboneIdleTimeout.");
         Sample(w, "ambient_hbone_idle_closed_total", null, Interlocked.Read(ref _hboneIdleClosed));
     }
@@ -171,6 +188,8 @@ internal sealed class MeshMetrics
             w.Write("\n"u8);
         }
     }
+
+    private static string LabelValue(string value) => value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal);
 
     private static void Family(IBufferWriter<byte> w, string name, string type, string help)
     {

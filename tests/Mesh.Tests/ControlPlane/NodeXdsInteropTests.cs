@@ -5,6 +5,7 @@ using System.Runtime.CompilerServices;
 using System.Text.Json.Nodes;
 using Ambient.Mesh.ControlPlane;
 using Ambient.Mesh.Sources;
+using Ambient.Mesh.Sources.Mcp;
 using Ambient.Mesh.Sources.Xds;
 using Ambient.Mesh.Tests.Http2;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -28,7 +29,7 @@ public sealed class NodeGrpcFactAttribute : FactAttribute
 }
 
 /// <summary>
-/// The xDS source against a control plane on Node's gRPC stack (@grpc/grpc-js, @grpc/proto-loader and protobufjs loading
+/// The xDS and MCP sources against servers on Node's gRPC stack (@grpc/grpc-js, @grpc/proto-loader and protobufjs loading
 /// mesh/Protos), so the wire format is checked against an implementation that is not ours.
 /// </summary>
 public sealed class NodeXdsInteropTests
@@ -40,56 +41,96 @@ public sealed class NodeXdsInteropTests
     private static string ProtoDir([CallerFilePath] string thisFile = "") =>
         Path.GetFullPath(Path.Combine(Path.GetDirectoryName(thisFile)!, "..", "..", "..", "mesh", "Protos"));
 
+    /// <summary>A node script started with the proto directory and an address prefix; its JSON lines, after the port line.</summary>
+    private sealed class NodeScript : IDisposable
+    {
+        private readonly Process _node;
+        private readonly ConcurrentQueue<string> _stderr = new();
+        private readonly TaskCompletionSource<int> _port = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public NodeScript(string script, string prefix)
+        {
+            var psi = new ProcessStartInfo(NodeInteropTests.FindNode()!)
+            {
+                WorkingDirectory = InteropDir(),
+                RedirectStandardInput = true,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+            };
+            psi.ArgumentList.Add(Path.Combine(InteropDir(), script));
+            psi.ArgumentList.Add(ProtoDir());
+            psi.ArgumentList.Add(prefix);
+            _node = Process.Start(psi)!;
+            _node.OutputDataReceived += (_, e) =>
+            {
+                if (e.Data is { Length: > 0 } line && JsonNode.Parse(line) is JsonObject o)
+                {
+                    if (o["port"] is { } p)
+                    {
+                        _port.TrySetResult((int)p);
+                    }
+                    else
+                    {
+                        Lines.Enqueue(o);
+                    }
+                }
+            };
+            _node.ErrorDataReceived += (_, e) => { if (e.Data is not null) { _stderr.Enqueue(e.Data); } };
+            _node.BeginOutputReadLine();
+            _node.BeginErrorReadLine();
+        }
+
+        public ConcurrentQueue<JsonObject> Lines { get; } = new();
+
+        /// <summary>The port it listens on, once it does.</summary>
+        public async Task<int> PortAsync()
+        {
+            Task exited = _node.WaitForExitAsync();
+            if (await Task.WhenAny(_port.Task, exited, Task.Delay(Timeout)) != _port.Task)
+            {
+                Assert.Fail($"the node server did not start: {string.Join('\n', _stderr)}");
+            }
+            return _port.Task.Result;
+        }
+
+        public async Task WaitForLinesAsync(Func<JsonObject, bool> which, int count)
+        {
+            long deadline = Environment.TickCount64 + (long)Timeout.TotalMilliseconds;
+            while (Lines.Count(which) < count)
+            {
+                Assert.True(Environment.TickCount64 < deadline, "timed out waiting for the agent's answers");
+                await Task.Delay(20);
+            }
+        }
+
+        public void Dispose()
+        {
+            _node.StandardInput.Close();
+            if (!_node.WaitForExit(10_000))
+            {
+                _node.Kill(entireProcessTree: true);
+            }
+            _node.Dispose();
+        }
+    }
+
     [NodeGrpcFact]
     public async Task A_grpc_js_control_plane_feeds_the_agent_and_reads_its_acks_and_nacks()
     {
         string prefix = $"127.63.{Random.Shared.Next(1, 250)}";
-        var psi = new ProcessStartInfo(NodeInteropTests.FindNode()!)
-        {
-            WorkingDirectory = InteropDir(),
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        psi.ArgumentList.Add(Path.Combine(InteropDir(), "xds-server.js"));
-        psi.ArgumentList.Add(ProtoDir());
-        psi.ArgumentList.Add(prefix);
-        using var node = Process.Start(psi)!;
-        var lines = new ConcurrentQueue<JsonObject>();
-        var stderr = new ConcurrentQueue<string>();
-        var port = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
-        node.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is { Length: > 0 } line && JsonNode.Parse(line) is JsonObject o)
-            {
-                if (o["port"] is { } p)
-                {
-                    port.TrySetResult((int)p);
-                }
-                else
-                {
-                    lines.Enqueue(o);
-                }
-            }
-        };
-        node.ErrorDataReceived += (_, e) => { if (e.Data is not null) { stderr.Enqueue(e.Data); } };
-        node.BeginOutputReadLine();
-        node.BeginErrorReadLine();
+        using var node = new NodeScript("xds-server.js", prefix);
+        var lines = node.Lines;
         string dir = Directory.CreateTempSubdirectory("ambient-node-xds-").FullName;
         XdsSource? source = null;
         try
         {
-            Task exited = node.WaitForExitAsync();
-            if (await Task.WhenAny(port.Task, exited, Task.Delay(Timeout)) != port.Task)
-            {
-                Assert.Fail($"the node control plane did not start: {string.Join('\n', stderr)}");
-            }
+            int port = await node.PortAsync();
             string token = Path.Combine(dir, "token");
             await File.WriteAllTextAsync(token, "node-token");
             var options = new ControlPlaneOptions
             {
-                XdsAddress = new Uri($"http://127.0.0.1:{port.Task.Result}"),
+                XdsAddress = new Uri($"http://127.0.0.1:{port}"),
                 TokenFile = token,
                 ClusterId = "east",
                 PodName = "ztunnel-x",
@@ -119,12 +160,7 @@ public sealed class NodeXdsInteropTests
             Assert.Null(snapshot.FindWorkloadByUid("Kubernetes//Pod/shop/broken"));
 
             // What grpc-js decoded from the agent: the node, the call metadata, an ACK and a NACK naming the bad resource.
-            long deadline = Environment.TickCount64 + (long)Timeout.TotalMilliseconds;
-            while (lines.Count(l => ((string?)l["response_nonce"])?.Length > 0) < 2)
-            {
-                Assert.True(Environment.TickCount64 < deadline, "timed out waiting for the agent's answers");
-                await Task.Delay(20);
-            }
+            await node.WaitForLinesAsync(l => ((string?)l["response_nonce"])?.Length > 0, 2);
             var initial = lines.Where(l => (string?)l["response_nonce"] == "").ToList();
             Assert.Equal(2, initial.Count);
             Assert.All(initial, l => Assert.Equal("ztunnel~127.0.0.1~ztunnel-x.istio-system~istio-system.svc.cluster.local", (string?)l["node_id"]));
@@ -144,12 +180,47 @@ public sealed class NodeXdsInteropTests
                 await source.StopAsync(CancellationToken.None).WaitAsync(Timeout);
                 await source.DisposeAsync();
             }
-            node.StandardInput.Close();
-            if (!node.WaitForExit(10_000))
-            {
-                node.Kill(entireProcessTree: true);
-            }
             Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [NodeGrpcFact]
+    public async Task A_grpc_js_mcp_registry_serves_a_service_entry_and_reads_the_acks_and_nacks()
+    {
+        string prefix = $"127.65.{Random.Shared.Next(1, 250)}";
+        using var node = new NodeScript("mcp-server.js", prefix);
+        int port = await node.PortAsync();
+        var store = new MeshStore(NullLogger<MeshStore>.Instance);
+        var address = new Uri($"http://127.0.0.1:{port}");
+        var source = new McpSource(store, new McpRegistryOptions { Name = "node", Address = address, Precedence = 25 },
+            new ControlPlaneConnection(address, null, null, "Kubernetes"), new Ambient.Mesh.Kubernetes.KubeTranslator(), NullLogger.Instance);
+        await using (source)
+        {
+            await source.StartAsync(CancellationToken.None);
+            await source.Source.Synced.WaitAsync(Timeout);
+
+            // What protobufjs encoded, as the agent decoded and translated it.
+            var service = store.Current.FindServiceByVip(IPAddress.Parse($"{prefix}.100"));
+            Assert.NotNull(service);
+            Assert.Equal("shop/node-echo.shop.registry", service.Key);
+            var endpoint = store.Current.FindWorkloadByIp(IPAddress.Parse($"{prefix}.20"));
+            Assert.NotNull(endpoint);
+            Assert.Equal("echo", endpoint.ServiceAccount);
+            Assert.Equal(9090, endpoint.Services["shop/node-echo.shop.registry"][80]); // the endpoint's named port wins over targetPort
+
+            // What grpc-js decoded from the agent: the GVK subscriptions, an ACK, and a NACK naming the bad resource.
+            await node.WaitForLinesAsync(l => ((string?)l["response_nonce"])?.Length > 0, 2);
+            var lines = node.Lines.ToList();
+            Assert.Contains(lines, l => (string?)l["type_url"] == "networking.istio.io/v1/ServiceEntry" && (string?)l["response_nonce"] == "");
+            Assert.Contains(lines, l => (string?)l["type_url"] == "networking.istio.io/v1/WorkloadEntry" && (string?)l["response_nonce"] == "");
+            var answers = lines.Where(l => ((string?)l["response_nonce"])?.Length > 0).ToDictionary(l => (string)l["type_url"]!);
+            var workloadAck = answers["networking.istio.io/v1/WorkloadEntry"];
+            Assert.Null((string?)workloadAck["error"]);
+            Assert.Equal("node-v1", (string?)workloadAck["version_info"]);
+            var nack = answers["networking.istio.io/v1/ServiceEntry"];
+            Assert.Equal("ServiceEntry no-namespace: metadata.name 'no-namespace' is not 'namespace/name'", (string?)nack["error"]);
+            Assert.Equal("", (string?)nack["version_info"]); // nothing of that type accepted whole before
+            await source.StopAsync(CancellationToken.None).WaitAsync(Timeout);
         }
     }
 }

@@ -53,4 +53,35 @@ public sealed class MalformedRequestTests
         }
         Assert.Equal(200, (await mesh.CurlAsync("/after")).Status);
     }
+
+    [Fact]
+    public async Task BareLineFeedsAreRefusedWith400AndTheWaypointKeepsServing()
+    {
+        await using var mesh = await WaypointMesh.StartAsync();
+        await using var raw = new RawTunnel(mesh);
+
+        // RFC 9112 section 2.2 lets a recipient accept a bare LF; a proxy that does while the server behind it does
+        // not (or the reverse) disagrees about where a header ends. Kestrel refuses.
+        string lf = await raw.SendAsync("GET /lf HTTP/1.1\nHost: echo\n\n");
+        Assert.StartsWith("HTTP/1.1 400", lf, StringComparison.Ordinal);
+        string mixed = await raw.SendAsync("GET /lf2 HTTP/1.1\r\nHost: echo\nX-Smuggle: 1\r\n\r\n");
+        Assert.StartsWith("HTTP/1.1 400", mixed, StringComparison.Ordinal);
+        Assert.DoesNotContain("/lf", mesh.WaypointLog.ToString(), StringComparison.Ordinal);
+        Assert.Equal(200, (await mesh.CurlAsync("/after")).Status);
+    }
+
+    [GrpcJsFact]
+    public async Task Http2RapidResetEndsTheAbusiveConnectionAndOthersAreServed()
+    {
+        await using var mesh = await WaypointMesh.StartAsync();
+        // Node's http2 (nghttp2) opens 5,000 streams on one h2c connection and cancels each at once.
+        string output = await GrpcJs.RunAsync("rapid-reset.js", mesh.Client.ToString(), mesh.AgentA.EndPoints["socks5"].ToString(), $"{mesh.Vip}:80", "5000");
+        var result = System.Text.Json.Nodes.JsonNode.Parse(output)!;
+        // Kestrel's limit on streams a client opens and cancels (its rapid-reset mitigation) cuts the connection
+        // before the client is through: a GOAWAY (ENHANCE_YOUR_CALM) or the tunnel closing, never the client's timeout.
+        Assert.True((string?)result["ended"] != "timeout" && ((int)result["sent"]! < 5000 || (int?)result["goaway"] == 11), output);
+
+        var r = await mesh.CurlAsync("/after-reset", "--http2-prior-knowledge");
+        Assert.True(r.Status == 200, $"{r.Status} {r.Stderr}");
+    }
 }

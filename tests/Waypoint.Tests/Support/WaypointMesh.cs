@@ -36,6 +36,7 @@ internal sealed class WaypointMesh : IAsyncDisposable
         WaypointVip = IPAddress.Parse($"127.{s_octet}.{n}.2");
         OtherVip = IPAddress.Parse($"127.{s_octet}.{n}.3");
         EchoV2Vip = IPAddress.Parse($"127.{s_octet}.{n}.4");
+        GrpcVip = IPAddress.Parse($"127.{s_octet}.{n}.5");
         Dir = Directory.CreateTempSubdirectory("ambient-waypoint-").FullName;
         ManifestDir = Path.Combine(Dir, "mesh");
         Directory.CreateDirectory(ManifestDir);
@@ -51,6 +52,10 @@ internal sealed class WaypointMesh : IAsyncDisposable
     public IPAddress OtherVip { get; }
     /// <summary>Service <c>echo-v2</c> (echo v2 only; no waypoint).</summary>
     public IPAddress EchoV2Vip { get; }
+    /// <summary>Service <c>grpc</c> (port 50051 to the echo pods' <c>grpc</c> port; uses the waypoint), when started with gRPC ports.</summary>
+    public IPAddress GrpcVip { get; }
+    /// <summary>The echo pods' gRPC servers (their container port <c>grpc</c>), or null: no gRPC port in the manifests.</summary>
+    public GrpcPorts? Grpc { get; private set; }
     public string Dir { get; }
     public string ManifestDir { get; }
     public EchoApp V1 { get; private set; } = null!;
@@ -71,10 +76,14 @@ internal sealed class WaypointMesh : IAsyncDisposable
     public WaypointEndpoints WaypointEndpoints => Waypoint.Services.GetRequiredService<WaypointEndpoints>();
 
     /// <param name="extra">More manifests (routes, policies), written before anything starts.</param>
+    /// <param name="grpc">Ports of gRPC servers on the echo pods' addresses (a test starts them first, see
+    /// <see cref="NextSlot"/>): the pods get a container port <c>grpc</c>, and the services port 50051.</param>
+    /// <param name="istioCa">Istio's CA: every certificate (both agents', the waypoint's) comes from it instead of the built-in CA.</param>
     /// <param name="tracing">The waypoint's OTLP export and sampling; null: no tracing (the program's default without OTEL_* variables).</param>
-    public static async Task<WaypointMesh> StartAsync(string extra = "", AccessLogFormat accessLog = AccessLogFormat.Text, Telemetry.Tracing.TracingOptions? tracing = null)
+    public static async Task<WaypointMesh> StartAsync(string extra = "", AccessLogFormat accessLog = AccessLogFormat.Text, GrpcPorts? grpc = null, int? slot = null, Uri? istioCa = null, Telemetry.Tracing.TracingOptions? tracing = null)
     {
-        var mesh = new WaypointMesh(Interlocked.Increment(ref s_next) % 250 + 1);
+        var mesh = new WaypointMesh(slot ?? NextSlot()) { _istioCa = istioCa };
+        mesh.Grpc = grpc;
         try
         {
             mesh.V1 = await EchoApp.StartAsync("echo-v1", mesh.EchoV1);
@@ -94,7 +103,9 @@ internal sealed class WaypointMesh : IAsyncDisposable
                 {
                     GatewayNamespace = "shop",
                     GatewayName = "waypoint",
-                    StateDir = mesh.Dir,
+                    StateDir = mesh.StateDirFor("waypoint"),
+                    ControlPlane = mesh.ControlPlaneFor("waypoint", "waypoint", mesh.WaypointIp),
+                    CaRetry = new Mesh.ControlPlane.Backoff(TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(200)),
                     Manifests = [mesh.ManifestDir],
                     AccessLog = accessLog,
                     AccessLogWriter = TextWriter.Synchronized(mesh.WaypointLog),
@@ -121,6 +132,15 @@ internal sealed class WaypointMesh : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>The address block of the next mesh, for a test that must know the pod addresses before it starts.</summary>
+    public static int NextSlot() => Interlocked.Increment(ref s_next) % 250 + 1;
+
+    /// <summary>The echo pods' addresses in the mesh of <paramref name="slot"/>.</summary>
+    public static (IPAddress V1, IPAddress V2) EchoAddresses(int slot) => (AddressIn(slot, 20), AddressIn(slot, 21));
+
+    /// <summary>An address of the mesh of <paramref name="slot"/> (1-9 are service VIPs; 1-5 are taken by the base manifests).</summary>
+    public static IPAddress AddressIn(int slot, int host) => IPAddress.Parse($"127.{s_octet}.{slot}.{host}");
 
     /// <summary>Replaces the extra manifests and waits until the waypoint has loaded the change.</summary>
     public async Task ApplyAsync(string extra)
@@ -204,7 +224,7 @@ internal sealed class WaypointMesh : IAsyncDisposable
           containers:
           - name: echo
             image: echo
-            ports: [{name: http, containerPort: {{V1.EndPoint.Port}}}]
+            ports: [{name: http, containerPort: {{V1.EndPoint.Port}}}{{(Grpc is { } g1 ? $", {{name: grpc, containerPort: {g1.V1}}}" : "")}}]
         status:
           podIP: {{EchoV1}}
           podIPs: [{ip: {{EchoV1}}}]
@@ -221,7 +241,7 @@ internal sealed class WaypointMesh : IAsyncDisposable
           containers:
           - name: echo
             image: echo
-            ports: [{name: http, containerPort: {{V2.EndPoint.Port}}}]
+            ports: [{name: http, containerPort: {{V2.EndPoint.Port}}}{{(Grpc is { } g2 ? $", {{name: grpc, containerPort: {g2.V2}}}" : "")}}]
         status:
           podIP: {{EchoV2}}
           podIPs: [{ip: {{EchoV2}}}]
@@ -245,7 +265,7 @@ internal sealed class WaypointMesh : IAsyncDisposable
         spec:
           clusterIP: {{OtherVip}}
           selector: {app: echo, version: v1}
-          ports: [{name: http, port: 80, targetPort: http}]
+          ports: [{name: http, port: 80, targetPort: http}{{GrpcServicePort}}]
         ---
         apiVersion: v1
         kind: Service
@@ -255,13 +275,37 @@ internal sealed class WaypointMesh : IAsyncDisposable
         spec:
           clusterIP: {{EchoV2Vip}}
           selector: {app: echo, version: v2}
-          ports: [{name: http, port: 80, targetPort: http}]
+          ports: [{name: http, port: 80, targetPort: http}{{GrpcServicePort}}]
+        {{(Grpc is null ? "" : GrpcService)}}
+        """;
+
+    private string GrpcServicePort => Grpc is null ? "" : ", {name: grpc, port: 50051, targetPort: grpc}";
+
+    private string GrpcService => $$$"""
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata:
+          name: grpc
+          namespace: shop
+          labels: {istio.io/use-waypoint: waypoint}
+        spec:
+          clusterIP: {{{GrpcVip}}}
+          selector: {app: echo}
+          ports: [{name: grpc, port: 50051, targetPort: grpc}]
         """;
 
     private async Task<IHost> StartAgentAsync(string node, IPAddress ip, StringWriter log)
     {
         var host = InProcessAgent.Build(
-            new AgentOptions { NodeName = node, StateDir = Dir, AccessLogWriter = TextWriter.Synchronized(log), Manifests = [ManifestDir] },
+            new AgentOptions
+            {
+                NodeName = node,
+                StateDir = StateDirFor(node),
+                AccessLogWriter = TextWriter.Synchronized(log),
+                Manifests = [ManifestDir],
+                ControlPlane = ControlPlaneFor($"ztunnel-{node}", "ztunnel", ip),
+            },
             ip);
         try
         {
@@ -274,6 +318,33 @@ internal sealed class WaypointMesh : IAsyncDisposable
         }
         _owned.Insert(0, new HostDisposer(host));
         return host;
+    }
+
+    private Uri? _istioCa;
+
+    /// <summary>The token file a process sends to the CA: "token-of-NAME", so a test can tell the callers apart.</summary>
+    public string TokenFile(string name) => Path.Combine(Dir, $"token-{name}");
+
+    /// <summary>With the built-in CA one state dir (one root) for all; with Istio's, one each, so no shared root can make a handshake pass.</summary>
+    private string StateDirFor(string name) =>
+        _istioCa is null ? Dir : Directory.CreateDirectory(Path.Combine(Dir, "state-" + name)).FullName;
+
+    private Mesh.ControlPlane.ControlPlaneOptions? ControlPlaneFor(string pod, string serviceAccount, IPAddress ip)
+    {
+        if (_istioCa is null)
+        {
+            return null;
+        }
+        File.WriteAllText(TokenFile(pod), $"token-of-{pod}");
+        return new Mesh.ControlPlane.ControlPlaneOptions
+        {
+            CaAddress = _istioCa,
+            TokenFile = TokenFile(pod),
+            PodName = pod,
+            PodNamespace = serviceAccount == "ztunnel" ? "istio-system" : "shop",
+            ServiceAccount = serviceAccount,
+            InstanceIp = ip.ToString(),
+        };
     }
 
     /// <summary>curl from the client pod to http://VIP{path} through node-a.</summary>
@@ -320,6 +391,9 @@ internal sealed class WaypointMesh : IAsyncDisposable
         {
         }
     }
+
+    /// <summary>The gRPC servers' ports on echo v1's and echo v2's addresses.</summary>
+    public sealed record GrpcPorts(int V1, int V2);
 
     private sealed class HostDisposer(IHost host) : IAsyncDisposable
     {
