@@ -71,7 +71,8 @@ internal sealed class WaypointMesh : IAsyncDisposable
     public WaypointEndpoints WaypointEndpoints => Waypoint.Services.GetRequiredService<WaypointEndpoints>();
 
     /// <param name="extra">More manifests (routes, policies), written before anything starts.</param>
-    public static async Task<WaypointMesh> StartAsync(string extra = "", AccessLogFormat accessLog = AccessLogFormat.Text)
+    /// <param name="logging">The waypoint's log providers (default: none).</param>
+    public static async Task<WaypointMesh> StartAsync(string extra = "", AccessLogFormat accessLog = AccessLogFormat.Text, Action<ILoggingBuilder>? logging = null)
     {
         var mesh = new WaypointMesh(Interlocked.Increment(ref s_next) % 250 + 1);
         try
@@ -109,7 +110,7 @@ internal sealed class WaypointMesh : IAsyncDisposable
                     },
                     DrainTimeout = TimeSpan.FromSeconds(2),
                 },
-                logging: _ => { });
+                logging: logging ?? (_ => { }));
             await mesh.Waypoint.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
             return mesh;
         }
