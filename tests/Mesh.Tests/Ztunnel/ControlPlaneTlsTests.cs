@@ -24,16 +24,6 @@ public sealed class ControlPlaneTlsTests
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
     private static readonly SpiffeId Echo = new("cluster.local", "shop", "echo");
 
-    private static async Task EventuallyAsync(Func<bool> condition, string what)
-    {
-        long deadline = Environment.TickCount64 + (long)Timeout.TotalMilliseconds;
-        while (!condition())
-        {
-            Assert.True(Environment.TickCount64 < deadline, $"timed out waiting for: {what}");
-            await Task.Delay(20);
-        }
-    }
-
     private static AgentOptions Options(FakeIstiod istiod, string dir, string root, IPAddress ip) => new()
     {
         StateDir = Directory.CreateDirectory(Path.Combine(dir, "state")).FullName,
@@ -71,7 +61,7 @@ public sealed class ControlPlaneTlsTests
         {
             host = await InProcessAgent.StartAsync(Options(istiod, dir, root, ip), ip);
             Agent a = host.Services.GetRequiredService<AgentService>().Agent;
-            await EventuallyAsync(() => a.Ready, "ready after the first push over https");
+            await ControlPlaneAgentTests.EventuallyAsync(() => a.Ready, "ready after the first push over https");
             Assert.NotNull(a.State.Current.FindWorkloadByIp(IPAddress.Parse("127.66.0.20")));
             IssuedCertificate issued = await a.Issuer.IssueAsync(Echo, TimeSpan.FromHours(1), CancellationToken.None).AsTask().WaitAsync(Timeout);
             Assert.Equal(istiod.Root.Thumbprint, Assert.Single(a.Issuer.TrustBundle).Thumbprint);
@@ -80,7 +70,7 @@ public sealed class ControlPlaneTlsTests
             // The root file now holds an unrelated root (read per handshake): istiod restarts, the reconnect is refused.
             await File.WriteAllTextAsync(root, other.Ca.ExportCertificatePem());
             istiod.DropStreams(closeConnections: true);
-            await EventuallyAsync(() => XdsStatus(a).LastError?.Contains("does not chain to a root in", StringComparison.Ordinal) == true, "the TLS refusal reported");
+            await ControlPlaneAgentTests.EventuallyAsync(() => XdsStatus(a).LastError?.Contains("does not chain to a root in", StringComparison.Ordinal) == true, "the TLS refusal reported");
             Assert.Contains(root, XdsStatus(a).LastError, StringComparison.Ordinal);
             // (The CA's own connection is still the one verified before; a CA refused at its handshake is the next test.)
             // Fails closed, loses nothing: the agent runs, stays ready, and keeps what istiod said before.
@@ -90,7 +80,7 @@ public sealed class ControlPlaneTlsTests
             // The right root back: the agent reconnects by itself.
             int streams = istiod.StreamCount;
             await File.WriteAllTextAsync(root, pki.Ca.ExportCertificatePem());
-            await EventuallyAsync(() => istiod.StreamCount > streams && XdsStatus(a).LastError is null, "reconnected with the right root");
+            await ControlPlaneAgentTests.EventuallyAsync(() => istiod.StreamCount > streams && XdsStatus(a).LastError is null, "reconnected with the right root");
         }
         finally
         {
@@ -118,7 +108,7 @@ public sealed class ControlPlaneTlsTests
         {
             host = await InProcessAgent.StartAsync(Options(istiod, dir, root, ip), ip);
             Agent a = host.Services.GetRequiredService<AgentService>().Agent;
-            await EventuallyAsync(() => XdsStatus(a).LastError is not null, "the xDS refusal reported");
+            await ControlPlaneAgentTests.EventuallyAsync(() => XdsStatus(a).LastError is not null, "the xDS refusal reported");
             string error = XdsStatus(a).LastError!;
             Assert.True(error.Contains($"the control plane's certificate does not chain to a root in '{root}'", StringComparison.Ordinal), error);
             var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => a.Issuer.IssueAsync(Echo, TimeSpan.FromHours(1), CancellationToken.None).AsTask().WaitAsync(Timeout));
