@@ -18,7 +18,7 @@ namespace Ambient.Waypoint.Governance;
 /// </summary>
 internal sealed class GovernanceState
 {
-    private static readonly ConditionalWeakTable<MeshSnapshot, Dictionary<string, List<HttpLocalRateLimitPolicy>>> s_policies = [];
+    private static readonly ConditionalWeakTable<MeshSnapshot, PolicyIndex> s_policies = [];
 
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<string, LocalRateLimiter> _limiters = new(StringComparer.Ordinal);
@@ -37,41 +37,89 @@ internal sealed class GovernanceState
 
     public TimeProvider Time => _time;
 
+    /// <summary>A snapshot's rate-limit policies by target: Services by "ns/name", Servers by namespace.</summary>
+    private sealed class PolicyIndex
+    {
+        public readonly Dictionary<string, List<HttpLocalRateLimitPolicy>> ByService = new(StringComparer.Ordinal);
+        public readonly Dictionary<string, List<HttpLocalRateLimitPolicy>> ServerTargetsByNamespace = new(StringComparer.Ordinal);
+        /// <summary>The policies in force for "ns/name:port", worked out once per snapshot.</summary>
+        public readonly ConcurrentDictionary<string, HttpLocalRateLimitPolicy[]> ForServicePort = new(StringComparer.Ordinal);
+    }
+
     /// <summary>
-    /// The HTTPLocalRateLimitPolicies that apply to requests for <paramref name="service"/>: those whose
-    /// <c>targetRef</c> is that Service (group "", kind Service) in the policy's namespace.
+    /// The HTTPLocalRateLimitPolicies that apply to requests for <paramref name="service"/> on <paramref name="port"/>:
+    /// those whose <c>targetRef</c> is that Service (group "", kind Service), and those whose <c>targetRef</c> is a
+    /// Linkerd Server (policy.linkerd.io) selecting an endpoint of the service on the container port that service port
+    /// leads to. Policy and target are in the same namespace. A Server policy limits the traffic this waypoint
+    /// forwards to the Server's pods; its bucket is the policy's, whichever service the requests came through.
     /// </summary>
-    public IReadOnlyList<LocalRateLimiter> LimitersFor(MeshSnapshot snapshot, Service service)
+    public IReadOnlyList<LocalRateLimiter> LimitersFor(MeshSnapshot snapshot, Service service, int port)
     {
         var index = s_policies.GetValue(snapshot, static s =>
         {
-            var byService = new Dictionary<string, List<HttpLocalRateLimitPolicy>>(StringComparer.Ordinal);
+            var built = new PolicyIndex();
             foreach (var p in s.ObjectsOf<HttpLocalRateLimitPolicy>().OrderBy(p => p.Namespace, StringComparer.Ordinal).ThenBy(p => p.Name, StringComparer.Ordinal))
             {
-                // A Linkerd Server target selects pods by a podSelector the mesh model does not hold; the waypoint
-                // enforces Service targets (what it serves) and leaves Server targets to a Linkerd proxy.
-                if (p.TargetRef.IsService)
+                var (map, key) = p.TargetRef.IsService ? (built.ByService, $"{p.Namespace}/{p.TargetRef.Name}") : (built.ServerTargetsByNamespace, p.Namespace);
+                if (!map.TryGetValue(key, out var list))
                 {
-                    string key = $"{p.Namespace}/{p.TargetRef.Name}";
-                    if (!byService.TryGetValue(key, out var list))
-                    {
-                        byService[key] = list = [];
-                    }
-                    list.Add(p);
+                    map[key] = list = [];
                 }
+                list.Add(p);
             }
-            return byService;
+            return built;
         });
-        if (!index.TryGetValue($"{service.Namespace}/{service.Name}", out var policies))
+        var policies = index.ForServicePort.GetOrAdd($"{service.Namespace}/{service.Name}:{port}", _ => InForce(snapshot, index, service, port));
+        if (policies.Length == 0)
         {
             return [];
         }
-        var result = new LocalRateLimiter[policies.Count];
-        for (int i = 0; i < policies.Count; i++)
+        var result = new LocalRateLimiter[policies.Length];
+        for (int i = 0; i < policies.Length; i++)
         {
             result[i] = Limiter(policies[i]);
         }
         return result;
+    }
+
+    private static HttpLocalRateLimitPolicy[] InForce(MeshSnapshot snapshot, PolicyIndex index, Service service, int port)
+    {
+        var result = new List<HttpLocalRateLimitPolicy>();
+        if (index.ByService.TryGetValue($"{service.Namespace}/{service.Name}", out var direct))
+        {
+            result.AddRange(direct);
+        }
+        if (index.ServerTargetsByNamespace.TryGetValue(service.Namespace, out var viaServer))
+        {
+            foreach (var p in viaServer)
+            {
+                if (snapshot.FindObject($"Server/{p.Namespace}/{p.TargetRef.Name}") is LinkerdServer server && ServesPort(snapshot, server, service, port))
+                {
+                    result.Add(p);
+                }
+            }
+        }
+        return [.. result];
+    }
+
+    /// <summary>Whether an endpoint of the service is one of the Server's pods, reached on the Server's port.</summary>
+    private static bool ServesPort(MeshSnapshot snapshot, LinkerdServer server, Service service, int port)
+    {
+        service.Ports.TryGetValue(port, out int serviceTarget);
+        foreach (var w in snapshot.EndpointsOf(service))
+        {
+            if (!server.Selects(w))
+            {
+                continue;
+            }
+            int target = w.Services.TryGetValue(service.Key, out var map) && map.TryGetValue(port, out int t) && t != 0 ? t
+                : serviceTarget != 0 ? serviceTarget : port;
+            if (target == server.PortNumber)
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     /// <summary>The limiter for a policy, built again only when its limits changed (a new object with equal limits keeps its buckets).</summary>

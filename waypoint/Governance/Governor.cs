@@ -28,7 +28,7 @@ internal static class Governor
     /// </summary>
     public static async ValueTask<bool> RateLimitAsync(GovernanceState state, MeshSnapshot snapshot, Service service, HttpContext context, RequestRecord record)
     {
-        var limiters = state.LimitersFor(snapshot, service);
+        var limiters = state.LimitersFor(snapshot, service, record.Tunnel.Authority.Port);
         for (int i = 0; i < limiters.Count; i++)
         {
             var verdict = limiters[i].TryAcquire(record.Tunnel.Peer);

@@ -32,7 +32,7 @@ internal sealed partial class ProxyHandler(
     ILogger<ProxyHandler> logger) : IDisposable
 {
     // Retries sit between YARP and the pooled HBONE handler, so each attempt is a fresh send through the pool.
-    private readonly HttpMessageInvoker _invoker = new(new RetryingHandler(governance, static () => Random.Shared) { InnerHandler = new TracePropagationHandler(tracing) { InnerHandler = upstream.CreateHandler() } }, disposeHandler: true);
+    private readonly HttpMessageInvoker _invoker = new(new RetryingHandler(governance, static () => Random.Shared) { InnerHandler = new TracePropagationHandler(tracing) { InnerHandler = new ConnectionPools(upstream) } }, disposeHandler: true);
     private readonly RequestMirror _mirror = new(picker, logger);
 
     /// <summary>Closes the upstream pool's connections (the host disposes this singleton on shutdown).</summary>

@@ -18,7 +18,9 @@ internal sealed class UpstreamConnector(MeshStore store, HbonePool pool, Waypoin
     public HttpMessageInvoker CreateInvoker() => new(CreateHandler(), disposeHandler: true);
 
     /// <summary>The pooled HBONE handler alone, for a caller that puts its own handler (retries) in front.</summary>
-    public SocketsHttpHandler CreateHandler() => new()
+    /// <param name="connectTimeout">DestinationRule <c>tcp.connectTimeout</c> (the whole tunnel set-up); null: 10 s.</param>
+    /// <param name="idleTimeout">DestinationRule <c>http.idleTimeout</c>; null: 1 min; infinite: never closed for idleness.</param>
+    public SocketsHttpHandler CreateHandler(TimeSpan? connectTimeout = null, TimeSpan? idleTimeout = null) => new()
     {
         UseProxy = false,
         AllowAutoRedirect = false,
@@ -26,8 +28,8 @@ internal sealed class UpstreamConnector(MeshStore store, HbonePool pool, Waypoin
         UseCookies = false,
         EnableMultipleHttp2Connections = true,
         ActivityHeadersPropagator = null,
-        ConnectTimeout = TimeSpan.FromSeconds(10),
-        PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1),
+        ConnectTimeout = connectTimeout ?? TimeSpan.FromSeconds(10),
+        PooledConnectionIdleTimeout = idleTimeout ?? TimeSpan.FromMinutes(1),
         ConnectCallback = ConnectAsync,
     };
 

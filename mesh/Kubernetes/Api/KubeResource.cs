@@ -40,6 +40,7 @@ public sealed record KubeResource(string Group, string Version, string Kind, str
     public static readonly KubeResource HttpRoute = new("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", true);
     public static readonly KubeResource GrpcRoute = new("gateway.networking.k8s.io", "v1", "GRPCRoute", "grpcroutes", true);
     public static readonly KubeResource HttpLocalRateLimitPolicy = new("policy.linkerd.io", "v1alpha1", "HTTPLocalRateLimitPolicy", "httplocalratelimitpolicies", true);
+    public static readonly KubeResource LinkerdServer = new("policy.linkerd.io", "v1beta3", "Server", "servers", true);
 
     /// <summary>Every kind the mesh reads from the API server (issue 8 sections 2 and 3).</summary>
     public static readonly ImmutableArray<KubeResource> MeshKinds =
@@ -47,7 +48,7 @@ public sealed record KubeResource(string Group, string Version, string Kind, str
         Namespace, Pod, Service, EndpointSlice,
         ServiceEntry, WorkloadEntry, VirtualService, DestinationRule,
         AuthorizationPolicy, PeerAuthentication, Telemetry,
-        Gateway, HttpRoute, GrpcRoute, HttpLocalRateLimitPolicy,
+        Gateway, HttpRoute, GrpcRoute, HttpLocalRateLimitPolicy, LinkerdServer,
     ];
 }
 

@@ -36,6 +36,9 @@ internal static class L7Kinds
                 (s, spec, path, ns, name) => new IstioParser(s).Telemetry(spec, path, ns, name)),
             [("policy.linkerd.io", "HTTPLocalRateLimitPolicy")] = new(["v1alpha1"], true,
                 (s, spec, path, ns, name) => new RateLimitPolicyParser(s).Parse(spec, path, ns, name)),
+            // The Server a rate-limit policy may target (v1beta3 is current; the older versions share these fields).
+            [("policy.linkerd.io", "Server")] = new(["v1beta3", "v1beta2", "v1beta1"], true,
+                (s, spec, path, ns, name) => new LinkerdServerParser(s).Parse(spec, path, ns, name)),
         }.ToFrozenDictionary();
 
     /// <summary>True for a group/kind this class parses.</summary>

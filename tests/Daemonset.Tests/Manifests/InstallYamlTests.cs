@@ -27,7 +27,7 @@ public sealed partial class InstallYamlTests
         "namespaces",
         "networking.istio.io/destinationrules", "networking.istio.io/serviceentries", "networking.istio.io/virtualservices", "networking.istio.io/workloadentries",
         "pods",
-        "policy.linkerd.io/httplocalratelimitpolicies",
+        "policy.linkerd.io/httplocalratelimitpolicies", "policy.linkerd.io/servers",
         "security.istio.io/authorizationpolicies", "security.istio.io/peerauthentications",
         "services",
         "telemetry.istio.io/telemetries"

@@ -71,6 +71,12 @@ public sealed class TracingEndToEndTests
         Assert.Equal(mesh.Client.ToString(), server.Attribute("peer.address"));
         Assert.Contains(client.Attribute("peer.address"), new[] { $"{mesh.EchoV1}:{mesh.V1.EndPoint.Port}", $"{mesh.EchoV2}:{mesh.V2.EndPoint.Port}" });
         Assert.True(long.Parse(server.Attribute("response_size")!, System.Globalization.CultureInfo.InvariantCulture) > 0);
+
+        // What the demo prints (perf/otlp-receiver): the client span indented under the server span.
+        string tree = SpanTree.Render([.. spans.Where(s => s.TraceId == traceId)]);
+        Assert.StartsWith($"trace {traceId}\n  {Host}:80/* [server] waypoint.shop ", tree, StringComparison.Ordinal);
+        Assert.Contains($"parent={parent} (not received)", tree, StringComparison.Ordinal);
+        Assert.Contains($"\n    {Host}:80/* [client] waypoint.shop ", tree, StringComparison.Ordinal);
     }
 
     [Fact]
