@@ -95,8 +95,9 @@ cleanup() {
   fi
   step "cleaning up"
   [ -f "$root/agents.pids" ] && xargs -r kill < "$root/agents.pids" 2>/dev/null || true
-  # The agents and the waypoint drain on SIGTERM; give them a moment before whatever is left is killed.
-  for _ in $(seq 1 30); do
+  # The agents and the waypoint drain on SIGTERM (drainTimeout, 5 s by default): wait that long before whatever
+  # is left is killed.
+  for _ in $(seq 1 60); do
     alive=0
     if [ -f "$root/agents.pids" ]; then while read -r p; do kill -0 "$p" 2>/dev/null && alive=1; done < "$root/agents.pids"; fi
     [ "$alive" = 1 ] || break

@@ -15,13 +15,16 @@ Builds, FROM scratch with buildah:
                                            namespaces: nsenter, sh, iptables/iptables-restore (nftables backend),
                                            nft, ip, grep, with their libraries; libssl/libcrypto for TLS
   localhost/ambient/install-cni:<version>  the CNI installer and ambient-cni (both NativeAOT)
+  localhost/ambient/waypoint:<version>     the waypoint (L7 proxy; NativeAOT), not root
 
 then checks them with podman (read-only root filesystem, capabilities dropped as install.yaml drops them):
   - ztunnel --version / --help, install-cni --help, ambient-cni VERSION;
   - install-cni install / check / uninstall on a scratch CNI config dir (the dir is given back byte for byte),
     and install-cni run --on-exit auto against a TLS stand-in for the API server (keep, then uninstall);
   - the agent captures a pod: the ztunnel container, given an ADD by the ambient-cni of the install-cni image,
-    installs its iptables rules and listeners in a scratch network namespace, and removes them on DEL.
+    installs its iptables rules and listeners in a scratch network namespace, and removes them on DEL;
+  - waypoint --version / --help / generate, and the waypoint becoming ready in its own network namespace as uid
+    1337 with a read-only root filesystem.
 Prints each image's size (target for ztunnel: <= 40 MB).
 
   --version V   image tag and version label (default: daemonset/VERSION)
@@ -54,7 +57,7 @@ if [ "$(id -u)" != 0 ]; then
   echo "build-images.sh: run as root (buildah and podman are used rootful; sudo daemonset/build-images.sh)" >&2; exit 1
 fi
 
-images=(ztunnel install-cni)
+images=(ztunnel install-cni waypoint)
 failures=0
 step() { printf '==> %s\n' "$*"; }
 ok() { printf '    \xe2\x9c\x93 %s\n' "$*"; }
@@ -101,10 +104,15 @@ publish() {  # project output [msbuild properties...]
     echo "build-images.sh: dotnet publish $project failed (log above)" >&2; exit 1
   fi
   ok "$project -> $(find "$out" -maxdepth 1 -type f -perm -u+x ! -name '*.dbg' -printf '%f (%s bytes) ')"
+  # Trim and AOT analysis warnings (IL2xxx/IL3xxx) name code that may break once compiled: shown, not hidden in the log.
+  if grep -qE 'warning IL[23][0-9]{3}' "$out.log"; then
+    echo "    trim/AOT warnings for $project:"; grep -oE 'warning IL[23][0-9]{3}:.*' "$out.log" | sort -u | head -n 20 | sed 's/^/      /'
+  fi
 }
 publish ztunnel "$work/publish-ztunnel" -p:PublishAot=true
 publish daemonset/install-cni "$work/publish-install-cni"
 publish cni-plugin "$work/publish-ambient-cni"
+publish waypoint "$work/publish-waypoint" -p:PublishAot=true
 
 # --- staging: a root filesystem per image, holding exactly the files the binaries need ---------------------
 
@@ -186,6 +194,15 @@ stage_install-cni() {
   add_libs "$root" "$work/publish-install-cni/install-cni" "$work/publish-ambient-cni/ambient-cni"
   add_openssl "$root"
   mkdir -p "$root/host/opt/cni/bin" "$root/host/etc/cni/net.d"
+}
+
+stage_waypoint() {
+  local root; root=$(new_root waypoint)
+  install -m 0755 "$work/publish-waypoint/waypoint" "$root/usr/local/bin/waypoint"
+  add_libs "$root" "$work/publish-waypoint/waypoint"
+  add_openssl "$root"
+  printf 'waypoint:x:1337:1337:waypoint:/tmp:/sbin/nologin\n' >> "$root/etc/passwd"
+  printf 'waypoint:x:1337:\n' >> "$root/etc/group"
 }
 
 step "building the images FROM scratch (buildah)"
@@ -390,6 +407,59 @@ JSON
   step "checking the agent captures a pod from inside its image (iptables, then nftables)"
   check_capture iptables
   check_capture nftables
+
+  step "checking the waypoint image (uid 1337, read-only root filesystem, no capability)"
+  wp=${image_ref[waypoint]}
+  out=$(podman image inspect --format '{{.Config.User}}' "$wp")
+  if [ "$out" = 1337:1337 ]; then ok "runs as $out"; else fail "the waypoint image's user is '$out', not 1337:1337"; fi
+  out=$(run_locked "$wp" --version 2>&1) || true
+  if [ "$out" = "waypoint (Ambient) ${version%%[-+]*}" ]; then ok "waypoint --version: $out"; else fail "waypoint --version printed: $out"; fi
+  out=$(run_locked "$wp" --help 2>&1 | head -n 1) || true
+  if [[ "$out" == "waypoint: the Ambient L7 proxy"* ]]; then ok "waypoint --help"; else fail "waypoint --help printed: $out"; fi
+  out=$(run_locked "$wp" generate --namespace selfcheck 2>&1) || true
+  if [[ "$out" == *"gatewayClassName: istio-waypoint"* && "$out" == *"image: localhost/ambient/waypoint:${version%%[-+]*}"* ]]; then
+    ok "waypoint generate --namespace selfcheck prints the Gateway and the Deployment of this image"
+  else
+    fail "waypoint generate printed: $(echo "$out" | head -n 5)"
+  fi
+  # The waypoint serving a Gateway from a manifest file, in a network namespace of its own (only lo): ready on
+  # 15021 once its mesh source synced and its certificate (built-in CA, kept in the /tmp emptyDir) is made.
+  wpdir=$work/waypoint; mkdir -p "$wpdir"
+  cat > "$wpdir/mesh.yaml" <<'YAML'
+apiVersion: v1
+kind: Namespace
+metadata: {name: selfcheck}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: waypoint, namespace: selfcheck}
+spec:
+  gatewayClassName: istio-waypoint
+  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
+YAML
+  chmod 0755 "$wpdir"; chmod 0644 "$wpdir/mesh.yaml"
+  container=ambient-img-waypoint-$$
+  cleanup_cmds+=("podman rm -f $container")
+  podman run -d --name "$container" --read-only --cap-drop ALL --network none --tmpfs /tmp -v "$wpdir:/etc/waypoint:ro" \
+    "$wp" --gateway selfcheck/waypoint --manifests /etc/waypoint/mesh.yaml --state-dir /tmp > /dev/null
+  pid=$(podman inspect --format '{{.State.Pid}}' "$container")
+  ready=""
+  for _ in $(seq 1 300); do
+    ready=$(nsenter -t "$pid" -n curl -s --max-time 2 http://127.0.0.1:15021/healthz/ready 2>/dev/null || true)
+    [ "$ready" = ready ] && break; sleep 0.1
+  done
+  if [ "$ready" = ready ]; then
+    ok "the waypoint is ready in its own network namespace (uid $(ps -o uid= -p "$pid" | tr -d ' '))"
+  else
+    fail "the waypoint did not become ready within 30 s; its log:"; podman logs "$container" 2>&1 | tail -n 20 | sed 's/^/      /'
+  fi
+  listening=$(nsenter -t "$pid" -n ss -Htln | awk '{print $4}' | sort | tr '\n' ' ')
+  if [[ "$listening" == *":15008 "* && "$listening" == *":15020 "* && "$listening" == *":15021 "* ]]; then
+    ok "it listens on $listening"
+  else
+    fail "the waypoint's listeners: $listening"
+  fi
+  podman rm -f "$container" > /dev/null
 fi
 
 step "image sizes"

@@ -54,6 +54,22 @@ public sealed class ControlPlaneConnection : IDisposable
     /// <summary>Why the last TLS handshake was refused (for the error the caller reports), or null.</summary>
     public string? LastTlsError { get; private set; }
 
+    /// <summary>
+    /// Why a call failed, for logs and /config_dump: the reason a TLS handshake was refused when that is what happened
+    /// (gRPC reports it as Internal or Unavailable with a generic message), else the status code and detail.
+    /// </summary>
+    public string Describe(RpcException rpc)
+    {
+        for (Exception? e = rpc.Status.DebugException; e is not null; e = e.InnerException)
+        {
+            if (e is System.Security.Authentication.AuthenticationException && LastTlsError is { } tls)
+            {
+                return tls;
+            }
+        }
+        return rpc.StatusCode == StatusCode.Unavailable && LastTlsError is { } last ? last : $"{rpc.StatusCode}: {rpc.Status.Detail}";
+    }
+
     /// <summary>The metadata for one call. Throws <see cref="InvalidOperationException"/> naming the token file when it cannot be read.</summary>
     public Metadata Headers(Metadata? extra = null)
     {

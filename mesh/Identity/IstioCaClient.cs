@@ -63,7 +63,7 @@ public sealed class IstioCaClient : ICertificateIssuer, IDisposable
         }
         catch (RpcException ex)
         {
-            string reason = ex.StatusCode == StatusCode.Unavailable && _connection.LastTlsError is { } tls ? tls : $"{ex.StatusCode}: {ex.Status.Detail}";
+            string reason = _connection.Describe(ex);
             throw new InvalidOperationException($"the Istio CA at {_connection.Address} refused or failed the request for {id}: {reason}", ex);
         }
         return Accept(id, key, response);

@@ -43,6 +43,8 @@ public sealed partial class McpSource : IHostedService, IAsyncDisposable
     private readonly HashSet<string> _syncedKinds = new(StringComparer.Ordinal);
     private ITimer? _staleTimer;
     private bool _withdrawn;
+    // A stream is up and the registry has answered on it.
+    private bool _connected;
     private CancellationTokenSource? _stopping;
     private Task _run = Task.CompletedTask;
     private long _acks;
@@ -104,11 +106,15 @@ public sealed partial class McpSource : IHostedService, IAsyncDisposable
             }
             catch (Exception ex)
             {
-                string reason = ex is RpcException rpc ? Describe(rpc) : ex.Message;
+                string reason = ex is RpcException rpc ? _connection.Describe(rpc) : ex.Message;
                 _source.ReportError(Withdrawn
                     ? $"MCP stream to {_connection.Address} failed; unreachable for longer than {_options.StaleAfter}, its objects are withdrawn until it answers again: {reason}"
                     : $"MCP stream to {_connection.Address} failed, keeping the last state for {_options.StaleAfter}: {reason}");
                 Log.StreamFailed(_logger, _options.Name, _connection.Address.ToString(), reason);
+            }
+            lock (_gate)
+            {
+                _connected = false;
             }
             ArmStaleTimer();
             failures = answered ? 1 : failures + 1;
@@ -123,8 +129,6 @@ public sealed partial class McpSource : IHostedService, IAsyncDisposable
         }
     }
 
-    private string Describe(RpcException rpc) =>
-        rpc.StatusCode == StatusCode.Unavailable && _connection.LastTlsError is { } tls ? tls : $"{rpc.StatusCode}: {rpc.Status.Detail}";
 
     private async Task StreamAsync(Action answered, CancellationToken ct)
     {
@@ -201,7 +205,7 @@ public sealed partial class McpSource : IHostedService, IAsyncDisposable
                 _refused[e] = e;
             }
             _withdrawn = false;
-            DisarmStaleTimer();
+            _connected = true;
             _source.Replace(result.Resources);
         }
         if (errors.Count == 0)
@@ -213,6 +217,14 @@ public sealed partial class McpSource : IHostedService, IAsyncDisposable
             _source.ReportError($"{errors.Count} registry resources refused (NACKed; the rest applied)", errors);
         }
         MarkKindSynced(kind);
+        lock (_gate)
+        {
+            // Until every kind has answered, the timer still bounds how long readiness waits (see Withdraw).
+            if (_syncedKinds.Count == McpObjects.Kinds.Length)
+            {
+                DisarmStaleTimer();
+            }
+        }
         Log.Applied(_logger, _options.Name, response.TypeUrl, response.Resources.Count - errors.Count, response.VersionInfo, response.Nonce);
         if (errors.Count == 0)
         {
@@ -328,6 +340,16 @@ public sealed partial class McpSource : IHostedService, IAsyncDisposable
             {
                 return;
             }
+            if (_connected)
+            {
+                // Connected, but some kind never answered (a registry that serves only ServiceEntry): ready with what it sent.
+                if (!_source.Synced.IsCompleted)
+                {
+                    _source.MarkSynced();
+                    Log.SyncedPartly(_logger, _options.Name, string.Join(", ", McpObjects.Kinds.Except(_syncedKinds)), _options.StaleAfter);
+                }
+                return;
+            }
             _withdrawn = true;
             foreach (string kind in McpObjects.Kinds)
             {
@@ -403,6 +425,9 @@ public sealed partial class McpSource : IHostedService, IAsyncDisposable
 
         [LoggerMessage(EventId = 151, Level = LogLevel.Information, Message = "mcp source {Registry}: first snapshot of every kind applied")]
         public static partial void Synced(ILogger logger, string registry);
+
+        [LoggerMessage(EventId = 156, Level = LogLevel.Warning, Message = "mcp source {Registry}: no {Kinds} snapshot within {StaleAfter}; ready with what the registry sent")]
+        public static partial void SyncedPartly(ILogger logger, string registry, string kinds, TimeSpan staleAfter);
 
         [LoggerMessage(EventId = 152, Level = LogLevel.Debug, Message = "mcp source {Registry}: {Type}: {Applied} resources applied (version {Version}, nonce {Nonce})")]
         public static partial void Applied(ILogger logger, string registry, string type, int applied, string version, string nonce);

@@ -103,7 +103,7 @@ public sealed partial class XdsSource : IHostedService, IAsyncDisposable
             }
             catch (Exception ex)
             {
-                string reason = ex is RpcException rpc ? Describe(rpc) : ex.Message;
+                string reason = ex is RpcException rpc ? _connection.Describe(rpc) : ex.Message;
                 _source.ReportError($"control plane stream to {_connection.Address} failed, keeping the last state: {reason}");
                 Log.StreamFailed(_logger, _connection.Address.ToString(), reason);
             }
@@ -119,8 +119,6 @@ public sealed partial class XdsSource : IHostedService, IAsyncDisposable
         }
     }
 
-    private string Describe(RpcException rpc) =>
-        rpc.StatusCode == StatusCode.Unavailable && _connection.LastTlsError is { } tls ? tls : $"{rpc.StatusCode}: {rpc.Status.Detail}";
 
     private async Task StreamAsync(Action answered, CancellationToken ct)
     {

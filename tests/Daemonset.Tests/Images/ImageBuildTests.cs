@@ -24,6 +24,7 @@ public sealed partial class ImageBuildTests
         var help = await ChildProcess.RunAsync("bash", [Script, "--help"]);
         Assert.Equal(0, help.ExitCode);
         Assert.Contains("localhost/ambient/ztunnel:<version>", help.Stdout, StringComparison.Ordinal);
+        Assert.Contains("localhost/ambient/waypoint:<version>", help.Stdout, StringComparison.Ordinal);
         Assert.Contains("--save DIR", help.Stdout, StringComparison.Ordinal);
 
         var bad = await ChildProcess.RunAsync("bash", [Script, "--push"]);
@@ -38,7 +39,7 @@ public sealed partial class ImageBuildTests
     [Fact]
     public void Every_image_is_built_from_scratch_and_starts_what_install_yaml_runs()
     {
-        foreach (string name in new[] { "ztunnel", "install-cni" })
+        foreach (string name in new[] { "ztunnel", "install-cni", "waypoint" })
         {
             string file = Containerfile(name);
             Assert.Matches(new Regex(@"^FROM scratch$", RegexOptions.Multiline), file);
@@ -51,6 +52,8 @@ public sealed partial class ImageBuildTests
         // The installer's readiness probe runs "install-cni" by name: the image's PATH must find it.
         Assert.Equal("install-cni", Install.Container(Install.Installer).ReadinessProbe.Exec.Command[0]);
         Assert.Matches(@"(?m)^ENV PATH=(.*:)?/usr/local/bin(:|$)", Containerfile("install-cni"));
+        // The waypoint is not root, as 'waypoint generate' runs it (uid 1337, runAsNonRoot).
+        Assert.Matches(@"(?m)^USER 1337:1337$", Containerfile("waypoint"));
     }
 
     [GeneratedRegex(@"(?m)^ENTRYPOINT \[.*\]$")]

@@ -21,6 +21,17 @@ internal static class Repo
         }
     }
 
+    /// <summary>The waypoint as built next to these tests (same configuration), run with <c>dotnet</c>.</summary>
+    public static string WaypointDll
+    {
+        get
+        {
+            string configuration = new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory)).Parent!.Name;
+            string dll = Path.Combine(Root, "waypoint", "bin", configuration, "net10.0", "waypoint.dll");
+            return File.Exists(dll) ? dll : throw new FileNotFoundException("the waypoint is not built; the project reference to waypoint builds it first", dll);
+        }
+    }
+
     /// <summary>The image version every manifest and image tag uses (daemonset/VERSION).</summary>
     public static string Version => File.ReadAllText(Daemonset("VERSION")).Trim();
 

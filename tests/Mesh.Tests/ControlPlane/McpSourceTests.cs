@@ -263,6 +263,27 @@ public sealed class McpSourceTests
     }
 
     [Fact]
+    public async Task A_registry_that_never_answers_one_kind_is_ready_with_the_other_after_stale_after_and_nothing_is_withdrawn()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var server = await FakeMcpServer.StartAsync();
+        server.Unserved.Add(WorkloadEntryType);
+        server.Set(ServiceEntryType, "shop/echo", Entry("echo.shop.registry", Ip(6, 100), 8080, Ip(6, 20)));
+        var (source, store) = Start(null, server, "se-only", 20, time, staleAfter: TimeSpan.FromMinutes(5));
+        await using (source)
+        {
+            await source.StartAsync(CancellationToken.None);
+            await EventuallyAsync(() => store.Current.FindServiceByVip(Ip(6, 100)) is not null, "the ServiceEntry snapshot applied");
+            Assert.False(source.Source.Synced.IsCompleted);
+            time.Advance(TimeSpan.FromMinutes(5));
+            await source.Source.Synced.WaitAsync(Timeout);
+            Assert.NotNull(store.Current.FindServiceByVip(Ip(6, 100)));
+            Assert.False(source.Withdrawn);
+            await source.StopAsync(CancellationToken.None).WaitAsync(Timeout);
+        }
+    }
+
+    [Fact]
     public async Task A_registry_on_v1alpha3_is_asked_in_that_spelling()
     {
         const string alpha = "networking.istio.io/v1alpha3/ServiceEntry";

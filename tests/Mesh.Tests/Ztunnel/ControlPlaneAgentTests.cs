@@ -55,7 +55,8 @@ public sealed class ControlPlaneAgentTests
 
     private static Agent AgentOf(IHost host) => host.Services.GetRequiredService<AgentService>().Agent;
 
-    private static async Task<string?> EchoAsync(Agent a, IPAddress source, IPEndPoint target, string text)
+    /// <summary>Sends <paramref name="text"/> through the agent's SOCKS5 listener from <paramref name="source"/>; the echo, or null when refused.</summary>
+    internal static async Task<string?> EchoAsync(Agent a, IPAddress source, IPEndPoint target, string text)
     {
         var (socket, reply) = await Socks5Client.ConnectAsync(a.EndPoints["socks5"], source, target);
         using (socket)
@@ -71,7 +72,7 @@ public sealed class ControlPlaneAgentTests
         }
     }
 
-    private static async Task EventuallyAsync(Func<bool> condition, string what, int timeoutMs = 20_000)
+    internal static async Task EventuallyAsync(Func<bool> condition, string what, int timeoutMs = 20_000)
     {
         long deadline = Environment.TickCount64 + timeoutMs;
         while (!condition())

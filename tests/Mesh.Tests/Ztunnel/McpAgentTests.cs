@@ -1,5 +1,4 @@
 using System.Net;
-using System.Text;
 using Ambient.Mesh.Sources.Mcp;
 using Ambient.Mesh.Tests.ControlPlane;
 using Ambient.Mesh.Tests.ControlPlane.Support;
@@ -28,35 +27,6 @@ public sealed class McpAgentTests
         var se = McpSourceTests.Entry(host, vip, target, endpoint);
         se.Endpoints[0].Labels.Clear();
         return se;
-    }
-
-    private static async Task<string?> EchoAsync(Agent a, IPAddress source, IPEndPoint target, string text)
-    {
-        var (socket, reply) = await Socks5Client.ConnectAsync(a.EndPoints["socks5"], source, target);
-        using (socket)
-        {
-            if (reply != 0)
-            {
-                return null;
-            }
-            await socket.SendAsync(Encoding.ASCII.GetBytes(text));
-            socket.Shutdown(System.Net.Sockets.SocketShutdown.Send);
-            byte[] got = await Socks5Client.ReadToEndAsync(socket).WaitAsync(TimeSpan.FromSeconds(5)).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : []);
-            return got.Length == 0 ? null : Encoding.ASCII.GetString(got);
-        }
-    }
-
-    private static async Task EventuallyAsync(Func<bool> condition, string what, int timeoutMs = 20_000)
-    {
-        long deadline = Environment.TickCount64 + timeoutMs;
-        while (!condition())
-        {
-            if (Environment.TickCount64 > deadline)
-            {
-                Assert.Fail($"timed out waiting for: {what}");
-            }
-            await Task.Delay(20);
-        }
     }
 
     [Fact]
@@ -104,17 +74,17 @@ public sealed class McpAgentTests
                 },
                 client);
             Agent a = host.Services.GetRequiredService<AgentService>().Agent;
-            await EventuallyAsync(() => a.Ready, "the agent ready after both registries' first snapshots");
+            await ControlPlaneAgentTests.EventuallyAsync(() => a.Ready, "the agent ready after both registries' first snapshots");
             Assert.Equal(2, host.Services.GetServices<IHostedService>().OfType<McpSource>().Count());
 
             // Real traffic to a service of each registry.
-            Assert.Equal("to east", await EchoAsync(a, client, new IPEndPoint(Ip(100), 80), "to east"));
+            Assert.Equal("to east", await ControlPlaneAgentTests.EchoAsync(a, client, new IPEndPoint(Ip(100), 80), "to east"));
             Assert.Equal(1, echoEast.Accepted);
-            Assert.Equal("to west", await EchoAsync(a, client, new IPEndPoint(Ip(101), 80), "to west"));
+            Assert.Equal("to west", await ControlPlaneAgentTests.EchoAsync(a, client, new IPEndPoint(Ip(101), 80), "to west"));
             Assert.Equal(1, echoWest.Accepted);
 
             // The shared host: west's entry (precedence 30) carries the connection; the conflict is reported.
-            Assert.Equal("shared", await EchoAsync(a, client, new IPEndPoint(Ip(102), 80), "shared"));
+            Assert.Equal("shared", await ControlPlaneAgentTests.EchoAsync(a, client, new IPEndPoint(Ip(102), 80), "shared"));
             Assert.Equal(1, echoShared.Accepted);
             using (var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) })
             {
@@ -127,11 +97,11 @@ public sealed class McpAgentTests
 
             // East goes away: after its staleAfter (1 s) its objects leave the mesh; west's keep carrying traffic.
             await east.DisposeAsync();
-            await EventuallyAsync(() => a.State.Current.FindServiceByVip(Ip(100)) is null, "east's service withdrawn after staleAfter");
+            await ControlPlaneAgentTests.EventuallyAsync(() => a.State.Current.FindServiceByVip(Ip(100)) is null, "east's service withdrawn after staleAfter");
             Assert.Null(a.State.Current.FindWorkloadByIp(Ip(20)));
             Assert.NotNull(a.State.Current.FindWorkloadByIp(client));
             Assert.NotNull(a.State.Current.FindServiceByVip(Ip(101)));
-            Assert.Equal("still west", await EchoAsync(a, client, new IPEndPoint(Ip(101), 80), "still west"));
+            Assert.Equal("still west", await ControlPlaneAgentTests.EchoAsync(a, client, new IPEndPoint(Ip(101), 80), "still west"));
             Assert.True(a.Ready);
         }
         finally

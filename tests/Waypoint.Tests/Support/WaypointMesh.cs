@@ -80,7 +80,8 @@ internal sealed class WaypointMesh : IAsyncDisposable
     /// <see cref="NextSlot"/>): the pods get a container port <c>grpc</c>, and the services port 50051.</param>
     /// <param name="istioCa">Istio's CA: every certificate (both agents', the waypoint's) comes from it instead of the built-in CA.</param>
     /// <param name="tracing">The waypoint's OTLP export and sampling; null: no tracing (the program's default without OTEL_* variables).</param>
-    public static async Task<WaypointMesh> StartAsync(string extra = "", AccessLogFormat accessLog = AccessLogFormat.Text, GrpcPorts? grpc = null, int? slot = null, Uri? istioCa = null, Telemetry.Tracing.TracingOptions? tracing = null)
+    /// <param name="logging">The waypoint's log providers (default: none).</param>
+    public static async Task<WaypointMesh> StartAsync(string extra = "", AccessLogFormat accessLog = AccessLogFormat.Text, GrpcPorts? grpc = null, int? slot = null, Uri? istioCa = null, Telemetry.Tracing.TracingOptions? tracing = null, Action<ILoggingBuilder>? logging = null)
     {
         var mesh = new WaypointMesh(slot ?? NextSlot()) { _istioCa = istioCa };
         mesh.Grpc = grpc;
@@ -122,7 +123,7 @@ internal sealed class WaypointMesh : IAsyncDisposable
                     },
                     DrainTimeout = TimeSpan.FromSeconds(2),
                 },
-                logging: _ => { });
+                logging: logging ?? (_ => { }));
             await mesh.Waypoint.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
             return mesh;
         }

@@ -55,11 +55,19 @@ internal sealed class FakeIstiod : IAsyncDisposable
     /// <summary>When set, the CA signs this SAN instead of the one requested (a CA the client must not trust blindly).</summary>
     public volatile string? ForceSan;
 
-    public static async Task<FakeIstiod> StartAsync()
+    /// <param name="serverCertificate">Serve https (HTTP/2 over TLS) with this certificate; null = HTTP/2 cleartext.</param>
+    public static async Task<FakeIstiod> StartAsync(X509Certificate2? serverCertificate = null)
     {
         var server = new FakeIstiod();
         WebApplicationBuilder builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l =>
+        {
+            l.Protocols = HttpProtocols.Http2;
+            if (serverCertificate is not null)
+            {
+                l.UseHttps(serverCertificate);
+            }
+        }));
         builder.WebHost.UseShutdownTimeout(TimeSpan.FromSeconds(1));
         builder.Logging.ClearProviders();
         builder.Services.AddGrpc();
@@ -71,7 +79,7 @@ internal sealed class FakeIstiod : IAsyncDisposable
         app.MapGrpcService<CaService>();
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
         server._app = app;
-        server.Url = new Uri($"http://127.0.0.1:{new Uri(app.Urls.First()).Port}");
+        server.Url = new Uri($"{(serverCertificate is null ? "http" : "https")}://127.0.0.1:{new Uri(app.Urls.First()).Port}");
         return server;
     }
 
@@ -116,13 +124,20 @@ internal sealed class FakeIstiod : IAsyncDisposable
         }
     }
 
-    /// <summary>Ends every open stream with UNAVAILABLE (istiod restarting); the state stays.</summary>
-    public void DropStreams()
+    /// <summary>
+    /// Ends every open stream with UNAVAILABLE (istiod restarting); the state stays. With <paramref name="closeConnections"/>
+    /// their HTTP/2 connections are closed too (GOAWAY), so the client must connect, and for https handshake, again.
+    /// </summary>
+    public void DropStreams(bool closeConnections = false)
     {
         lock (_gate)
         {
             foreach (XdsStream s in _streams)
             {
+                if (closeConnections)
+                {
+                    s.Connection?.RequestClose();
+                }
                 s.Abort.Cancel();
             }
             _streams.Clear();
@@ -197,11 +212,15 @@ internal sealed class FakeIstiod : IAsyncDisposable
         public HashSet<string> Types { get; } = new(StringComparer.Ordinal);
         public Channel<DeltaDiscoveryResponse> Outbox { get; } = Channel.CreateUnbounded<DeltaDiscoveryResponse>();
         public CancellationTokenSource Abort { get; } = new();
+        public Microsoft.AspNetCore.Connections.Features.IConnectionLifetimeNotificationFeature? Connection { get; init; }
     }
 
     private async Task ServeDeltaAsync(IAsyncStreamReader<DeltaDiscoveryRequest> requests, IServerStreamWriter<DeltaDiscoveryResponse> responses, ServerCallContext context)
     {
-        var stream = new XdsStream(Interlocked.Increment(ref _streamCount));
+        var stream = new XdsStream(Interlocked.Increment(ref _streamCount))
+        {
+            Connection = context.GetHttpContext().Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionLifetimeNotificationFeature>(),
+        };
         lock (_gate)
         {
             _streams.Add(stream);

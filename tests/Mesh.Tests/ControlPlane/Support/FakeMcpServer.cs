@@ -31,6 +31,9 @@ internal sealed class FakeMcpServer : IAsyncDisposable
 
     public Uri Url { get; private set; } = null!;
 
+    /// <summary>Type URLs this server never answers (a registry that serves only some kinds).</summary>
+    public HashSet<string> Unserved { get; } = new(StringComparer.Ordinal);
+
     public static async Task<FakeMcpServer> StartAsync()
     {
         var server = new FakeMcpServer();
@@ -150,7 +153,7 @@ internal sealed class FakeMcpServer : IAsyncDisposable
                 {
                     _requests.Add((request.Clone(), stream.Id));
                     // The first request of a type subscribes; ACKs and NACKs only answer a push.
-                    if (request.ResponseNonce.Length == 0 && stream.Types.Add(request.TypeUrl))
+                    if (request.ResponseNonce.Length == 0 && !Unserved.Contains(request.TypeUrl) && stream.Types.Add(request.TypeUrl))
                     {
                         stream.Outbox.Writer.TryWrite(Snapshot(request.TypeUrl));
                     }
