@@ -69,10 +69,10 @@ internal sealed partial class TcpProxy(MeshStore store, WaypointIdentity identit
         metrics.TcpOpened(labels);
         long received = 0, sent = 0;
         string? error = null;
+        using var client = new StreamEnd(inbound);
         try
         {
             await inbound.SendResponseHeadersAsync(200, null, endStream: false, CancellationToken.None).ConfigureAwait(false);
-            var client = new StreamEnd(inbound);
             var toServer = CopyAsync(client, upstream, n => Interlocked.Add(ref received, n));
             var toClient = CopyAsync(upstream, client, n => Interlocked.Add(ref sent, n));
             // The first failure resets both sides: the other direction must not wait for an end that never comes.
