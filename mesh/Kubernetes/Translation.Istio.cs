@@ -162,7 +162,9 @@ internal sealed partial class Translation
             int target = KubeYaml.Port(r, map, "targetPort", p) ?? number.Value;
             if (!ports.Exists(x => x.Port == number.Value))
             {
-                ports.Add(new ServicePort(KubeYaml.Str(r, map, "name", p) ?? "", number.Value, target, null));
+                string name = KubeYaml.Str(r, map, "name", p) ?? "";
+                // A ServiceEntry port states its protocol outright; the name is the fallback as for a Service.
+                ports.Add(new ServicePort(name, number.Value, target, null, DeclaredProtocol(KubeYaml.Str(r, map, "protocol", p), name)));
             }
         }
         ServicePort[] portArray = [.. ports];
@@ -203,6 +205,7 @@ internal sealed partial class Translation
                 Hostname = host,
                 Vips = vips.ToImmutable(),
                 Ports = modelPorts,
+                PortProtocols = PortProtocols(portArray),
                 SubjectAltNames = sans,
                 Waypoint = waypoint,
             };

@@ -14,7 +14,8 @@ internal sealed partial class Translation
         [LoadBalancingScope.Network, LoadBalancingScope.Region, LoadBalancingScope.Zone, LoadBalancingScope.Subzone];
 
     /// <summary>A service port: the target is a number, or a container port name resolved per workload.</summary>
-    private readonly record struct ServicePort(string Name, int Port, int TargetPort, string? TargetName);
+    /// <param name="Protocol">What the port declares (appProtocol, else the name), lower case; empty: nothing.</param>
+    private readonly record struct ServicePort(string Name, int Port, int TargetPort, string? TargetName, string Protocol = "");
 
     /// <summary>A container port with a name (what a named targetPort refers to).</summary>
     private readonly record struct NamedPort(string Name, int Port)
@@ -185,6 +186,7 @@ internal sealed partial class Translation
             Hostname = ServiceHostname(o.Name, ns),
             Vips = ImmutableCollectionsMarshal.AsImmutableArray(vips),
             Ports = spec.ModelPorts,
+            PortProtocols = PortProtocols(spec.Ports),
             Waypoint = waypoint,
             LoadBalancing = spec.LoadBalancing,
         };
@@ -251,9 +253,28 @@ internal sealed partial class Translation
             {
                 continue; // the same port for TCP and UDP (DNS): ztunnel carries TCP, one entry is enough
             }
-            ports.Add(new ServicePort(name, port.Value, target.Number, target.Name));
+            string? appProtocol = KubeYaml.Str(r, map, "appProtocol", p);
+            ports.Add(new ServicePort(name, port.Value, target.Number, target.Name, DeclaredProtocol(appProtocol, name)));
         }
         return [.. ports];
+    }
+
+    /// <summary>Istio's order: <c>appProtocol</c> first, then the port name (its <c>protocol[-suffix]</c> prefix is read later).</summary>
+    internal static string DeclaredProtocol(string? appProtocol, string? name) =>
+        (!string.IsNullOrWhiteSpace(appProtocol) ? appProtocol.Trim() : name ?? "").ToLowerInvariant();
+
+    /// <summary>Service port -> declared protocol, for the ports that declare one.</summary>
+    private static ImmutableDictionary<int, string> PortProtocols(ServicePort[] ports)
+    {
+        var b = ImmutableDictionary.CreateBuilder<int, string>();
+        foreach (ServicePort p in ports)
+        {
+            if (p.Protocol.Length > 0)
+            {
+                b[p.Port] = p.Protocol;
+            }
+        }
+        return b.ToImmutable();
     }
 
     /// <summary>The Service's own port map: a named target port is 0 there (each workload has its own number).</summary>

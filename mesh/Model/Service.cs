@@ -55,13 +55,19 @@ public sealed record Service
     public ImmutableArray<NetworkAddress> Vips { get; init; } = [];
     /// <summary>Service port -> target port (0 = same as service port, or resolved per workload).</summary>
     public ImmutableDictionary<int, int> Ports { get; init; } = ImmutableDictionary<int, int>.Empty;
+    /// <summary>
+    /// Service port -> the protocol it declares, lower case: the port's <c>appProtocol</c> when set, else its name
+    /// (Istio reads the name as <c>protocol[-suffix]</c>), else a ServiceEntry port's <c>protocol</c>. A port that
+    /// declares nothing is absent. Waypoints proxy a port as HTTP or as TCP by it.
+    /// </summary>
+    public ImmutableDictionary<int, string> PortProtocols { get; init; } = ImmutableDictionary<int, string>.Empty;
     public ImmutableArray<string> SubjectAltNames { get; init; } = [];
     public GatewayAddress? Waypoint { get; init; }
     public LoadBalancing? LoadBalancing { get; init; }
 
     public bool Equals(Service? other) => other is not null && (ReferenceEquals(this, other) || (
         Name == other.Name && Namespace == other.Namespace && Hostname == other.Hostname && ValueEquality.Same(Vips, other.Vips)
-        && ValueEquality.Same(Ports, other.Ports) && ValueEquality.Same(SubjectAltNames, other.SubjectAltNames)
+        && ValueEquality.Same(Ports, other.Ports) && ValueEquality.Same(PortProtocols, other.PortProtocols) && ValueEquality.Same(SubjectAltNames, other.SubjectAltNames)
         && Equals(Waypoint, other.Waypoint) && Equals(LoadBalancing, other.LoadBalancing)));
 
     public override int GetHashCode() => HashCode.Combine(Name, Namespace, Hostname);

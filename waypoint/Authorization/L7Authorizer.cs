@@ -20,9 +20,12 @@ internal readonly record struct L7Decision(bool Allowed, string? Policy, string 
 /// </summary>
 internal static class L7Authorizer
 {
-    public static L7Decision Evaluate(MeshSnapshot snapshot, WaypointIdentity me, TunnelInfo tunnel, Service? destination, HttpRequest request)
+    public static L7Decision Evaluate(MeshSnapshot snapshot, WaypointIdentity me, TunnelInfo tunnel, Service? destination, HttpRequest request) =>
+        Evaluate(Applicable(snapshot, me, destination), tunnel, destination, request);
+
+    /// <summary>The evaluation over given policies (the TCP proxy passes them with their HTTP-only parts taken out).</summary>
+    internal static L7Decision Evaluate(List<IstioAuthorizationPolicy> policies, TunnelInfo tunnel, Service? destination, HttpRequest request)
     {
-        var policies = Applicable(snapshot, me, destination);
         if (policies.Count == 0)
         {
             return new L7Decision(true, null, "no policy applies", [], []);

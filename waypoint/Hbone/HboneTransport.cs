@@ -18,6 +18,7 @@ internal sealed partial class HboneTransport(
     CertificateManager certificates,
     WaypointIdentity identity,
     TunnelAdmission admission,
+    Proxy.TcpProxy tcp,
     ILoggerFactory loggers) : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
@@ -25,6 +26,7 @@ internal sealed partial class HboneTransport(
     private readonly CertificateManager _certificates = certificates;
     private readonly WaypointIdentity _identity = identity;
     private readonly TunnelAdmission _admission = admission;
+    private readonly Proxy.TcpProxy _tcp = tcp;
 
     private readonly Dictionary<IPEndPoint, Acceptor> _acceptors = [];
 
@@ -169,6 +171,12 @@ internal sealed partial class HboneTransport(
                 {
                 }
                 stream.Reset(Http2ErrorCode.NoError);
+                return;
+            }
+            if (Proxy.PortProtocol.IsTcp(tunnel.Service, tunnel.Authority.Port))
+            {
+                // A port declared non-HTTP is relayed as bytes with L4 policy, never parsed.
+                await transport._tcp.ServeAsync(stream, tunnel).ConfigureAwait(false);
                 return;
             }
             bool http2;

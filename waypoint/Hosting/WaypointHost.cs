@@ -87,6 +87,7 @@ internal static class WaypointHost
         services.AddSingleton<HboneTransport>();
         services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<HboneTransport>());
         services.AddSingleton<UpstreamConnector>();
+        services.AddSingleton<TcpProxy>();
         services.AddSingleton<EndpointPicker>();
         services.AddSingleton(sp => new GovernanceState(TimeProvider.System));
         services.AddHostedService<OutlierSweeper>();

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Ambient.Mesh.Hbone;
 using Ambient.Mesh.Model;
 using Ambient.Mesh.Sources;
+using Ambient.Mesh.State;
 using Ambient.Waypoint.Hbone;
 
 namespace Ambient.Waypoint.Proxy;
@@ -41,19 +42,43 @@ internal sealed class UpstreamConnector(MeshStore store, HbonePool pool, Waypoin
         if (workload is null || workload.Protocol != InboundProtocol.Hbone)
         {
             // Not in the mesh: Istio's waypoint sends plaintext to such endpoints too.
-            var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            try
-            {
-                BindSource(socket, endpoint.AddressFamily);
-                await socket.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false);
-                return new NetworkStream(socket, ownsSocket: true);
-            }
-            catch
-            {
-                socket.Dispose();
-                throw;
-            }
+            return new NetworkStream(await ConnectPlainAsync(endpoint, cancellationToken).ConfigureAwait(false), ownsSocket: true);
         }
+        try
+        {
+            var tunnel = await OpenTunnelAsync(snapshot, workload, endpoint, cancellationToken).ConfigureAwait(false);
+            return new TunnelStream(tunnel.Stream);
+        }
+        catch (HboneException ex)
+        {
+            // The forwarder reports it as a connect failure (502, flag UF); the message says which step failed.
+            throw new HttpRequestException(HttpRequestError.ConnectionError, ex.Message, ex);
+        }
+    }
+
+    /// <summary>A plain TCP connection from the waypoint's address to an endpoint outside the mesh.</summary>
+    internal async ValueTask<Socket> ConnectPlainAsync(IPEndPoint endpoint, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            BindSource(socket, endpoint.AddressFamily);
+            await socket.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A pooled HBONE CONNECT to <paramref name="endpoint"/> (<c>podIP:targetPort</c>) via the pod's 15008, presenting
+    /// the waypoint's identity and requiring <paramref name="workload"/>'s. Throws <see cref="HboneException"/>.
+    /// </summary>
+    internal async ValueTask<HboneTunnel> OpenTunnelAsync(MeshSnapshot snapshot, Workload workload, IPEndPoint endpoint, CancellationToken cancellationToken)
+    {
         string authority = HboneHeaders.FormatEndpoint(endpoint);
         var source = identity.Address.Equals(IPAddress.Any) ? new IPEndPoint(IPAddress.Loopback, 0) : new IPEndPoint(identity.Address, 0);
         var target = new HboneTarget(
@@ -63,16 +88,7 @@ internal sealed class UpstreamConnector(MeshStore store, HbonePool pool, Waypoin
             [workload.SpiffeId(identity.TrustDomain)],
             identity.Address.Equals(IPAddress.Any) ? null : identity.Address);
         var headers = HboneHeaders.ForConnect(authority, source, identity.Self(snapshot));
-        try
-        {
-            var tunnel = await pool.ConnectAsync(target, headers, cancellationToken).ConfigureAwait(false);
-            return new TunnelStream(tunnel.Stream);
-        }
-        catch (HboneException ex)
-        {
-            // The forwarder reports it as a connect failure (502, flag UF); the message says which step failed.
-            throw new HttpRequestException(HttpRequestError.ConnectionError, ex.Message, ex);
-        }
+        return await pool.ConnectAsync(target, headers, cancellationToken).ConfigureAwait(false);
     }
 
     private void BindSource(Socket socket, AddressFamily family)

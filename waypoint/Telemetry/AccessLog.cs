@@ -29,6 +29,60 @@ internal sealed class AccessLog(TextWriter writer, AccessLogFormat format)
         }
     }
 
+    /// <summary>One line per TCP connection relayed or refused (<c>"TCP"</c> where a request line would be).</summary>
+    public void WriteTcp(Hbone.TunnelInfo tunnel, string flags, long received, long sent, double durationMs, string? upstream, string? detail)
+    {
+        if (format == AccessLogFormat.Off)
+        {
+            return;
+        }
+        string line;
+        if (format == AccessLogFormat.Json)
+        {
+            using var ms = new MemoryStream();
+            using (var w = new Utf8JsonWriter(ms))
+            {
+                w.WriteStartObject();
+                w.WriteString("start_time", DateTimeOffset.UtcNow);
+                w.WriteString("protocol", "TCP");
+                w.WriteString("response_flags", flags);
+                w.WriteNumber("bytes_received", received);
+                w.WriteNumber("bytes_sent", sent);
+                w.WriteNumber("duration_ms", Math.Round(durationMs, 3));
+                w.WriteString("authority", tunnel.Authority.ToString());
+                w.WriteString("downstream_remote_address", tunnel.Client.ToString());
+                w.WriteString("source_principal", tunnel.Peer.ToString());
+                w.WriteString("destination_service", tunnel.Service?.Hostname);
+                w.WriteString("upstream_host", upstream);
+                if (detail is not null)
+                {
+                    w.WriteString("detail", detail);
+                }
+                w.WriteEndObject();
+            }
+            line = Encoding.UTF8.GetString(ms.ToArray());
+        }
+        else
+        {
+            var sb = new StringBuilder(256);
+            sb.Append('[').Append(DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture)).Append("] \"TCP\" ");
+            sb.Append(flags).Append(' ').Append(received.ToString(CultureInfo.InvariantCulture)).Append(' ').Append(sent.ToString(CultureInfo.InvariantCulture)).Append(' ');
+            sb.Append(durationMs.ToString("0.###", CultureInfo.InvariantCulture)).Append("ms ");
+            sb.Append('"').Append(tunnel.Authority).Append("\" src=").Append(tunnel.Client).Append(" src_principal=").Append(tunnel.Peer);
+            sb.Append(" dst_service=").Append(tunnel.Service?.Hostname ?? "-").Append(" upstream=").Append(upstream ?? "-");
+            if (detail is not null)
+            {
+                sb.Append(" detail=\"").Append(detail.Replace('"', '\'')).Append('"');
+            }
+            line = sb.ToString();
+        }
+        lock (_lock)
+        {
+            writer.WriteLine(line);
+            writer.Flush();
+        }
+    }
+
     private static string Text(RequestRecord r, double durationMs)
     {
         var sb = new StringBuilder(256);

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
 using Ambient.Mesh.Model;
+using Ambient.Waypoint.Hbone;
 
 namespace Ambient.Waypoint.Telemetry;
 
@@ -18,6 +19,7 @@ internal sealed class WaypointMetrics
     public static readonly double[] Buckets = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
 
     private readonly ConcurrentDictionary<string, Series> _series = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, TcpSeries> _tcp = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _refused = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _reloads = new(StringComparer.Ordinal);
 
@@ -55,21 +57,48 @@ internal sealed class WaypointMetrics
     internal static string Labels(RequestRecord r)
     {
         var sb = new StringBuilder(640);
-        var src = r.Tunnel.SourceWorkload;
-        var dst = r.DestinationWorkload;
-        var svc = r.DestinationService;
+        PeerLabels(sb, r.Tunnel, r.DestinationWorkload, r.DestinationService);
+        Add(sb, "request_protocol", r.Grpc ? "grpc" : "http");
+        Add(sb, "response_code", r.Status.ToString(CultureInfo.InvariantCulture));
+        Add(sb, "grpc_response_status", r.GrpcStatus ?? "");
+        Add(sb, "response_flags", r.ResponseFlags);
+        Add(sb, "connection_security_policy", "mutual_tls");
+        return sb.ToString(0, sb.Length - 1);
+    }
+
+    /// <summary>The labels of Istio's TCP metrics: the same peers, <c>request_protocol="tcp"</c>, no response code.</summary>
+    internal static string TcpLabels(TunnelInfo tunnel, Workload? destination, Service? service, string responseFlags)
+    {
+        var sb = new StringBuilder(600);
+        PeerLabels(sb, tunnel, destination, service);
+        Add(sb, "request_protocol", "tcp");
+        Add(sb, "response_flags", responseFlags);
+        Add(sb, "connection_security_policy", "mutual_tls");
+        return sb.ToString(0, sb.Length - 1);
+    }
+
+    /// <summary>A TCP connection relayed (or refused): opened, then closed with the bytes each way.</summary>
+    public void TcpOpened(string labels) => _tcp.GetOrAdd(labels, static l => new TcpSeries(l)).Opened();
+
+    /// <param name="received">Bytes from the client (Istio's <c>istio_tcp_received_bytes_total</c>).</param>
+    /// <param name="sent">Bytes to the client (<c>istio_tcp_sent_bytes_total</c>).</param>
+    public void TcpClosed(string labels, long received, long sent) => _tcp.GetOrAdd(labels, static l => new TcpSeries(l)).Closed(received, sent);
+
+    private static void PeerLabels(StringBuilder sb, TunnelInfo tunnel, Workload? dst, Service? svc)
+    {
+        var src = tunnel.SourceWorkload;
         Add(sb, "reporter", "waypoint");
         Add(sb, "source_workload", WorkloadName(src));
         Add(sb, "source_canonical_service", CanonicalService(src));
         Add(sb, "source_canonical_revision", CanonicalRevision(src));
-        Add(sb, "source_workload_namespace", src?.Namespace ?? r.Tunnel.Peer.Namespace);
-        Add(sb, "source_principal", r.Tunnel.Peer.ToString());
+        Add(sb, "source_workload_namespace", src?.Namespace ?? tunnel.Peer.Namespace);
+        Add(sb, "source_principal", tunnel.Peer.ToString());
         Add(sb, "source_app", Label(src, "app") ?? CanonicalService(src));
         Add(sb, "source_version", Label(src, "version") ?? CanonicalRevision(src));
         Add(sb, "source_cluster", Cluster(src));
         Add(sb, "destination_workload", WorkloadName(dst));
         Add(sb, "destination_workload_namespace", dst?.Namespace ?? svc?.Namespace ?? "unknown");
-        Add(sb, "destination_principal", dst is null ? "unknown" : dst.SpiffeId(r.Tunnel.Peer.TrustDomain));
+        Add(sb, "destination_principal", dst is null ? "unknown" : dst.SpiffeId(tunnel.Peer.TrustDomain));
         Add(sb, "destination_app", Label(dst, "app") ?? CanonicalService(dst));
         Add(sb, "destination_version", Label(dst, "version") ?? CanonicalRevision(dst));
         Add(sb, "destination_service", svc?.Hostname ?? "unknown");
@@ -78,12 +107,6 @@ internal sealed class WaypointMetrics
         Add(sb, "destination_canonical_service", CanonicalService(dst));
         Add(sb, "destination_canonical_revision", CanonicalRevision(dst));
         Add(sb, "destination_cluster", Cluster(dst));
-        Add(sb, "request_protocol", r.Grpc ? "grpc" : "http");
-        Add(sb, "response_code", r.Status.ToString(CultureInfo.InvariantCulture));
-        Add(sb, "grpc_response_status", r.GrpcStatus ?? "");
-        Add(sb, "response_flags", r.ResponseFlags);
-        Add(sb, "connection_security_policy", "mutual_tls");
-        return sb.ToString(0, sb.Length - 1);
     }
 
     private static string WorkloadName(Workload? w) => w is null ? "unknown" : w.WorkloadName.Length > 0 ? w.WorkloadName : w.Name;
@@ -130,6 +153,7 @@ internal sealed class WaypointMetrics
         RenderHistogram(sb, all, "istio_request_duration_milliseconds", "Request duration in milliseconds.", static s => s.Duration);
         RenderHistogram(sb, all, "istio_request_bytes", "Request size in bytes (headers and body).", static s => s.RequestBytes);
         RenderHistogram(sb, all, "istio_response_bytes", "Response size in bytes (headers and body).", static s => s.ResponseBytes);
+        RenderTcp(sb);
         sb.Append("# HELP istio_build Istio component build info.\n# TYPE istio_build gauge\n");
         sb.Append("istio_build{component=\"waypoint\",tag=\"").Append(Version).Append("\"} 1\n");
         sb.Append("# HELP ambient_waypoint_refused_total HBONE connections and tunnels refused before any request.\n# TYPE ambient_waypoint_refused_total counter\n");
@@ -170,6 +194,41 @@ internal sealed class WaypointMetrics
                 sb.Append(name).Append("_sum{").Append(s.Labels).Append("} ").Append(h.Sum.ToString(CultureInfo.InvariantCulture)).Append('\n');
                 sb.Append(name).Append("_count{").Append(s.Labels).Append("} ").Append(h.Count).Append('\n');
             }
+        }
+    }
+
+    private void RenderTcp(StringBuilder sb)
+    {
+        var all = _tcp.Values.OrderBy(s => s.Labels, StringComparer.Ordinal).ToArray();
+        void Counter(string name, string help, Func<TcpSeries, long> value)
+        {
+            sb.Append("# HELP ").Append(name).Append(' ').Append(help).Append("\n# TYPE ").Append(name).Append(" counter\n");
+            foreach (var s in all)
+            {
+                sb.Append(name).Append('{').Append(s.Labels).Append("} ").Append(value(s)).Append('\n');
+            }
+        }
+        Counter("istio_tcp_connections_opened_total", "TCP connections opened through the waypoint.", static s => Interlocked.Read(ref s.OpenedCount));
+        Counter("istio_tcp_connections_closed_total", "TCP connections closed through the waypoint.", static s => Interlocked.Read(ref s.ClosedCount));
+        Counter("istio_tcp_received_bytes_total", "Bytes received from TCP clients.", static s => Interlocked.Read(ref s.Received));
+        Counter("istio_tcp_sent_bytes_total", "Bytes sent to TCP clients.", static s => Interlocked.Read(ref s.Sent));
+    }
+
+    private sealed class TcpSeries(string labels)
+    {
+        public readonly string Labels = labels;
+        public long OpenedCount;
+        public long ClosedCount;
+        public long Received;
+        public long Sent;
+
+        public void Opened() => Interlocked.Increment(ref OpenedCount);
+
+        public void Closed(long received, long sent)
+        {
+            Interlocked.Add(ref Received, received);
+            Interlocked.Add(ref Sent, sent);
+            Interlocked.Increment(ref ClosedCount);
         }
     }
 

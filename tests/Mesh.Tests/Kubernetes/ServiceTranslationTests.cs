@@ -41,6 +41,45 @@ public sealed class ServiceTranslationTests
     }
 
     [Fact]
+    public void EachPortRecordsItsDeclaredProtocolAppProtocolFirst()
+    {
+        const string manifest = """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: db, namespace: shop}
+            spec:
+              clusterIP: 10.96.10.30
+              ports:
+              - {name: http-api, port: 80}
+              - {name: web, port: 81, appProtocol: MySQL}
+              - {name: tcp-metrics, port: 9100, appProtocol: kubernetes.io/h2c}
+              - {port: 7000}
+            """;
+        Service s = TranslateOk(manifest).Service("shop", "db.shop.svc.cluster.local");
+        // appProtocol wins over the name (lower-cased); a port with neither declares nothing.
+        Assert.Equal(new Dictionary<int, string> { [80] = "http-api", [81] = "mysql", [9100] = "kubernetes.io/h2c" }, s.PortProtocols);
+    }
+
+    [Fact]
+    public void ServiceEntryPortsDeclareTheirProtocolField()
+    {
+        const string manifest = """
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: ext, namespace: shop}
+            spec:
+              hosts: [db.example.com]
+              addresses: [10.96.10.40]
+              ports:
+              - {number: 5432, name: pg, protocol: TCP}
+              - {number: 80, name: http-web}
+              resolution: STATIC
+            """;
+        Service s = TranslateOk(manifest).Service("shop", "db.example.com");
+        Assert.Equal(new Dictionary<int, string> { [5432] = "tcp", [80] = "http-web" }, s.PortProtocols);
+    }
+
+    [Fact]
     public void DomainSuffixOptionChangesHostnames()
     {
         var options = new KubeTranslatorOptions { DomainSuffix = "corp.internal" };
