@@ -24,7 +24,7 @@ public sealed class ControlPlaneAgentTests
 {
     private static int s_next;
 
-    private static IHost BuildAgent(FakeIstiod istiod, string dir, string node, IPAddress ip, bool onDemand = false)
+    private static IHost BuildAgent(FakeIstiod istiod, string dir, string node, IPAddress ip, bool onDemand = false, TextWriter? accessLog = null)
     {
         string token = Path.Combine(dir, $"token-{node}");
         File.WriteAllText(token, $"token-of-{node}");
@@ -34,7 +34,7 @@ public sealed class ControlPlaneAgentTests
                 NodeName = node,
                 // A fresh state dir per agent: no shared built-in CA could make the handshake succeed by accident.
                 StateDir = Directory.CreateDirectory(Path.Combine(dir, node)).FullName,
-                AccessLogWriter = TextWriter.Synchronized(new StringWriter()),
+                AccessLogWriter = accessLog ?? TextWriter.Synchronized(new StringWriter()),
                 ControlPlane = new ControlPlaneOptions
                 {
                     XdsAddress = istiod.Url,
@@ -201,7 +201,8 @@ public sealed class ControlPlaneAgentTests
                 XdsSourceTests.Workload("echo", server, node: "node-b", sa: "echo"), XdsSource.AddressName(server, ""));
             var hostB = BuildAgent(istiod, dir, "node-b", server);
             hosts.Add(hostB);
-            var hostA = BuildAgent(istiod, dir, "node-a", client, onDemand: true);
+            var logA = new StringWriter();
+            var hostA = BuildAgent(istiod, dir, "node-a", client, onDemand: true, TextWriter.Synchronized(logA));
             hosts.Add(hostA);
             await hostB.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
             await hostA.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
@@ -214,6 +215,8 @@ public sealed class ControlPlaneAgentTests
             // The first connection: node-a subscribes to exactly "/<server ip>", gets the pod, and carries HBONE to it.
             var target = new IPEndPoint(server, echo.EndPoint.Port);
             Assert.Equal("on demand", await EchoAsync(a, client, target, "on demand"));
+            // Over HBONE to the pod's identity, not passed through as to an unknown address.
+            await EventuallyAsync(() => logA.ToString().Contains("spiffe://cluster.local/ns/shop/sa/echo", StringComparison.Ordinal), "node-a's access log names the echo identity");
             string name = XdsSource.AddressName(server, "");
             var subscriptions = istiod.Requests.Select(r => r.Request)
                 .Where(r => r.TypeUrl == XdsSource.AddressType && r.Node is null && r.ResponseNonce.Length == 0 && r.ResourceNamesSubscribe.Contains(name)).ToList();
