@@ -54,6 +54,30 @@ public sealed class ControlPlaneAgentTests
         return host;
     }
 
+    /// <summary>Loopback addresses in a subnet of their own per test run (<c>127.x.k.last</c>), one per last octet.</summary>
+    private static IPAddress[] Addresses(params int[] lastOctets)
+    {
+        int k = Interlocked.Increment(ref s_next) % 200 + 1;
+        int octet = 62 + Random.Shared.Next(8);
+        return [.. lastOctets.Select(last => IPAddress.Parse($"127.{octet}.{k}.{last}"))];
+    }
+
+    private static async Task StopAllAsync(List<IHost> hosts, string dir)
+    {
+        foreach (IHost h in hosts)
+        {
+            try
+            {
+                await h.StopAsync().WaitAsync(TimeSpan.FromSeconds(15));
+            }
+            catch (Exception)
+            {
+            }
+            h.Dispose();
+        }
+        Directory.Delete(dir, recursive: true);
+    }
+
     private static Agent AgentOf(IHost host) => host.Services.GetRequiredService<AgentService>().Agent;
 
     /// <summary>Sends <paramref name="text"/> through the agent's SOCKS5 listener from <paramref name="source"/>; the echo, or null when refused.</summary>
@@ -116,11 +140,8 @@ public sealed class ControlPlaneAgentTests
     [Fact]
     public async Task Two_agents_fed_by_istio_xds_with_istio_ca_certificates_carry_hbone_traffic()
     {
-        int k = Interlocked.Increment(ref s_next) % 200 + 1;
-        int octet = 62 + Random.Shared.Next(8);
-        IPAddress client = IPAddress.Parse($"127.{octet}.{k}.10");
-        IPAddress server = IPAddress.Parse($"127.{octet}.{k}.20");
-        IPAddress vip = IPAddress.Parse($"127.{octet}.{k}.100");
+        IPAddress[] ips = Addresses(10, 20, 100);
+        IPAddress client = ips[0], server = ips[1], vip = ips[2];
         string dir = Directory.CreateTempSubdirectory("ambient-cp-").FullName;
         await using var istiod = await FakeIstiod.StartAsync();
         await using var echo = new EchoServer(server);
@@ -164,29 +185,15 @@ public sealed class ControlPlaneAgentTests
         }
         finally
         {
-            foreach (IHost h in hosts)
-            {
-                try
-                {
-                    await h.StopAsync().WaitAsync(TimeSpan.FromSeconds(15));
-                }
-                catch (Exception)
-                {
-                }
-                h.Dispose();
-            }
-            Directory.Delete(dir, recursive: true);
+            await StopAllAsync(hosts, dir);
         }
     }
 
     [Fact]
     public async Task An_on_demand_agent_asks_for_the_address_of_its_first_connection_and_carries_it()
     {
-        int k = Interlocked.Increment(ref s_next) % 200 + 1;
-        int octet = 62 + Random.Shared.Next(8);
-        IPAddress client = IPAddress.Parse($"127.{octet}.{k}.11");
-        IPAddress server = IPAddress.Parse($"127.{octet}.{k}.21");
-        IPAddress nowhere = IPAddress.Parse($"127.{octet}.{k}.31");
+        IPAddress[] ips = Addresses(11, 21, 31);
+        IPAddress client = ips[0], server = ips[1], nowhere = ips[2];
         string dir = Directory.CreateTempSubdirectory("ambient-od-").FullName;
         await using var istiod = await FakeIstiod.StartAsync();
         await using var echo = new EchoServer(server);
@@ -246,18 +253,7 @@ public sealed class ControlPlaneAgentTests
         }
         finally
         {
-            foreach (IHost h in hosts)
-            {
-                try
-                {
-                    await h.StopAsync().WaitAsync(TimeSpan.FromSeconds(15));
-                }
-                catch (Exception)
-                {
-                }
-                h.Dispose();
-            }
-            Directory.Delete(dir, recursive: true);
+            await StopAllAsync(hosts, dir);
         }
     }
 }
