@@ -53,7 +53,14 @@ internal sealed class ProxyContext
         {
             return snapshot;
         }
-        await xds.DemandAddressAsync(address, network, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await xds.DemandAddressAsync(address, network, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The connection is going away; it ends on what the store holds, like any other.
+        }
         return State.Current;
     }
 

@@ -76,7 +76,8 @@ public sealed partial class XdsSource
             {
                 await WriteAsync(writer, new DeltaDiscoveryRequest { TypeUrl = AddressType, ResourceNamesSubscribe = { name } }, cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is RpcException or InvalidOperationException or IOException or ObjectDisposedException)
+            catch (Exception ex) when (ex is RpcException or InvalidOperationException or IOException or ObjectDisposedException
+                || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
             {
                 // The stream is going away; its successor re-subscribes (the name is in _demanded) and the wait goes on.
             }

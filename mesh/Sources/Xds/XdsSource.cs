@@ -133,24 +133,24 @@ public sealed partial class XdsSource : IHostedService, IAsyncDisposable
         Interlocked.Increment(ref _connects);
         // On-demand subscriptions write to this stream from connection handlers: one writer at a time. The stream is
         // published before the initial requests are built, so a name demanded meanwhile is either in them or sent after.
-        await _writeLock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            lock (_gate)
+            await _writeLock.WaitAsync(ct).ConfigureAwait(false);
+            try
             {
-                _writer = call.RequestStream;
+                lock (_gate)
+                {
+                    _writer = call.RequestStream;
+                }
+                foreach (string type in Types)
+                {
+                    await call.RequestStream.WriteAsync(InitialRequest(type), ct).ConfigureAwait(false);
+                }
             }
-            foreach (string type in Types)
+            finally
             {
-                await call.RequestStream.WriteAsync(InitialRequest(type), ct).ConfigureAwait(false);
+                _writeLock.Release();
             }
-        }
-        finally
-        {
-            _writeLock.Release();
-        }
-        try
-        {
             await foreach (DeltaDiscoveryResponse response in call.ResponseStream.ReadAllAsync(ct).ConfigureAwait(false))
             {
                 DeltaDiscoveryRequest reply = Handle(response);
