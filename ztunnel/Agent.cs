@@ -41,7 +41,7 @@ internal sealed class Agent : IAsyncDisposable
     private volatile bool _ready;
     private int _stopped;
 
-    private Agent(AgentOptions options, MeshConfig config, ILoggerFactory loggers, LogLevelSwitch logLevel, MeshStore? store, MeshMetrics? metrics)
+    private Agent(AgentOptions options, MeshConfig config, ILoggerFactory loggers, LogLevelSwitch logLevel, MeshStore? store, MeshMetrics? metrics, Mesh.Sources.Xds.XdsSource? onDemand)
     {
         _options = options;
         LogLevel = logLevel;
@@ -80,6 +80,7 @@ internal sealed class Agent : IAsyncDisposable
             Refusals = new RefusalLog(Metrics, loggers.CreateLogger("proxy")),
             IdleHbone = new IdleHboneReaper(() => Settings.HboneIdleTimeout, Metrics),
             ResolveHost = options.ResolveHost ?? System.Net.Dns.GetHostAddressesAsync,
+            OnDemand = onDemand is { OnDemand: true } ? onDemand : null,
         };
         State.Changed += OnConfigChanged;
         _memory = new Memory.MemoryTrimmer(
@@ -133,10 +134,12 @@ internal sealed class Agent : IAsyncDisposable
 
     /// <param name="store">The mesh store other sources (manifests, Kubernetes) feed; null = a store of the config file's own.</param>
     /// <param name="metrics">The process's metrics (the host's); null = the agent's own.</param>
+    /// <param name="xds">The Istio xDS source feeding <paramref name="store"/>, if any: with XDS_ON_DEMAND, connections ask it for unknown addresses.</param>
     public static async Task<Agent> StartAsync(
-        AgentOptions options, MeshConfig config, ILoggerFactory loggers, LogLevelSwitch logLevel, MeshStore? store = null, MeshMetrics? metrics = null)
+        AgentOptions options, MeshConfig config, ILoggerFactory loggers, LogLevelSwitch logLevel, MeshStore? store = null, MeshMetrics? metrics = null,
+        Mesh.Sources.Xds.XdsSource? xds = null)
     {
-        var agent = new Agent(options, config, loggers, logLevel, store, metrics);
+        var agent = new Agent(options, config, loggers, logLevel, store, metrics, xds);
         try
         {
             await agent.StartListenersAsync(config).ConfigureAwait(false);

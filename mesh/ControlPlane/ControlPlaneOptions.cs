@@ -51,8 +51,14 @@ public sealed record ControlPlaneOptions
     /// <summary>TRUST_DOMAIN when set: overrides the config file's trustDomain.</summary>
     public string? TrustDomain { get; init; }
 
-    /// <summary>XDS_ON_DEMAND: accepted, not implemented (the agent subscribes to every address; see README).</summary>
+    /// <summary>
+    /// XDS_ON_DEMAND: addresses are not pushed wholesale; the agent subscribes to one the first time a connection needs
+    /// it (see README, "Under istiod"). Authorization policies stay a wildcard subscription, as in Istio's ztunnel.
+    /// </summary>
     public bool OnDemand { get; init; }
+
+    /// <summary>How long a connection waits for the control plane to answer an on-demand address (then it proceeds with what the store holds).</summary>
+    public TimeSpan OnDemandTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Every <c>ISTIO_META_*</c> variable without its prefix: sent in the node metadata.</summary>
     public ImmutableSortedDictionary<string, string> IstioMeta { get; init; } = ImmutableSortedDictionary<string, string>.Empty;

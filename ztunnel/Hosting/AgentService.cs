@@ -17,7 +17,8 @@ internal sealed class AgentService(
     ILoggerFactory loggers,
     LogLevelSwitch logLevel,
     Telemetry.MeshMetrics metrics,
-    AgentLifetime lifetime) : IHostedService, IAsyncDisposable
+    AgentLifetime lifetime,
+    IEnumerable<Mesh.Sources.Xds.XdsSource> xds) : IHostedService, IAsyncDisposable
 {
     private Agent? _agent;
 
@@ -26,7 +27,8 @@ internal sealed class AgentService(
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        _agent = await Agent.StartAsync(options, config, loggers, logLevel, store, metrics).ConfigureAwait(false);
+        // The xDS source (when istiod feeds the store) also answers on-demand address lookups; DI gives none without it.
+        _agent = await Agent.StartAsync(options, config, loggers, logLevel, store, metrics, xds.FirstOrDefault()).ConfigureAwait(false);
         // POST /quitquitquit stops the host like a signal does, so every hosted service stops in order.
         _ = _agent.ShutdownRequested.ContinueWith(
             t => lifetime.RequestStop(t.Result),

@@ -26,6 +26,11 @@ internal sealed class Inbound(ProxyContext ctx)
         var local = SocketOptions.Normalize((IPEndPoint)accepted.LocalEndPoint!);
         var snapshot = ctx.State.Current;
         var server = scope.Pod(snapshot) ?? snapshot.FindWorkloadByIp(local.Address);
+        if (server is null && ctx.OnDemand is not null)
+        {
+            snapshot = await ctx.DemandAsync(snapshot, local.Address, "", CancellationToken.None).ConfigureAwait(false);
+            server = scope.Pod(snapshot) ?? snapshot.FindWorkloadByIp(local.Address);
+        }
         if (server is null || !ctx.State.IsLocal(server))
         {
             Refuse(accepted, "hbone", "unknown_destination", $"no local workload has address {local.Address}");

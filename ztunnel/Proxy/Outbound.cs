@@ -56,6 +56,11 @@ internal sealed class Outbound(ProxyContext ctx)
         var snapshot = ctx.State.Current;
         record.Destination = original;
         var source = scope.Pod(snapshot) ?? snapshot.FindWorkloadByIp(record.Source.Address);
+        if (source is null && ctx.OnDemand is not null)
+        {
+            snapshot = await ctx.DemandAsync(snapshot, record.Source.Address, "", cancellationToken).ConfigureAwait(false);
+            source = scope.Pod(snapshot) ?? snapshot.FindWorkloadByIp(record.Source.Address);
+        }
         if (source is null || !ctx.State.IsLocal(source))
         {
             Fail(record, "NR", source is null
@@ -66,6 +71,14 @@ internal sealed class Outbound(ProxyContext ctx)
         record.SourceWorkload = source;
         var sourceId = new SpiffeId(source.EffectiveTrustDomain(ctx.TrustDomain), source.Namespace, source.ServiceAccount);
         record.SourceIdentity = sourceId.ToString();
+
+        if (ctx.OnDemand is not null && snapshot.FindServiceByVip(original.Address, source.Network) is null
+            && snapshot.FindWorkloadByIp(original.Address, source.Network) is null)
+        {
+            // An address this agent has not been told about (on-demand xDS): ask, wait a bounded time, then resolve
+            // with what the store holds; still unknown = passthrough, as without on-demand.
+            snapshot = await ctx.DemandAsync(snapshot, original.Address, source.Network, cancellationToken).ConfigureAwait(false);
+        }
 
         Route route;
         try

@@ -40,6 +40,30 @@ internal sealed class ProxyContext
     /// <summary>DNS for SOCKS5 names that are not mesh services (a seam for tests: a lookup must not leave the machine).</summary>
     public Func<string, CancellationToken, Task<IPAddress[]>> ResolveHost { get; init; } = Dns.GetHostAddressesAsync;
 
+    /// <summary>The xDS source when it serves addresses on demand (XDS_ON_DEMAND); null otherwise.</summary>
+    public Mesh.Sources.Xds.XdsSource? OnDemand { get; init; }
+
+    /// <summary>
+    /// For an address <paramref name="snapshot"/> lacks: asks the control plane for it (on-demand xDS; a bounded wait)
+    /// and returns the store's view after the answer. Without on-demand, <paramref name="snapshot"/> unchanged.
+    /// </summary>
+    public async ValueTask<Mesh.State.MeshSnapshot> DemandAsync(Mesh.State.MeshSnapshot snapshot, IPAddress address, string network, CancellationToken cancellationToken)
+    {
+        if (OnDemand is not { OnDemand: true } xds)
+        {
+            return snapshot;
+        }
+        try
+        {
+            await xds.DemandAddressAsync(address, network, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The connection is going away; it ends on what the store holds, like any other.
+        }
+        return State.Current;
+    }
+
     public string TrustDomain => Settings.TrustDomain;
 
     public X509TrustBundle Trust => new(Certificates.Issuer.TrustBundle, TrustDomain);

@@ -17,7 +17,9 @@ namespace Ambient.Mesh.Sources.Xds;
 /// its nonce: an ACK, or a NACK whose error_detail names each resource refused and why while the valid ones of the same
 /// response still apply (a refused resource keeps its last good version). A broken stream is re-opened after a jittered
 /// back-off, sending the versions held in <c>initial_resource_versions</c>; the state stays meanwhile, so the agent keeps
-/// serving. Readiness waits until the first response of each type has been applied and answered.
+/// serving. Readiness waits until the first response of each type has been applied and answered. With
+/// <see cref="ControlPlaneOptions.OnDemand"/> addresses are not pushed wholesale but asked for one by one
+/// (<see cref="DemandAddressAsync"/>, in XdsSource.OnDemand.cs).
 /// </summary>
 public sealed partial class XdsSource : IHostedService, IAsyncDisposable
 {
@@ -43,6 +45,9 @@ public sealed partial class XdsSource : IHostedService, IAsyncDisposable
     };
     private readonly Dictionary<string, string> _refused = new(StringComparer.Ordinal);
     private readonly HashSet<string> _syncedTypes = new(StringComparer.Ordinal);
+    // The types whose first response readiness waits for: an on-demand type has no "first push" (Istio's ztunnel too).
+    private readonly string[] _requiredTypes;
+    private bool _syncMarked;
     private CancellationTokenSource? _stopping;
     private Task _run = Task.CompletedTask;
     private long _acks;
@@ -65,6 +70,7 @@ public sealed partial class XdsSource : IHostedService, IAsyncDisposable
         _client = new AggregatedDiscoveryService.AggregatedDiscoveryServiceClient(connection.Channel);
         _logger = logger;
         _source = store.AddSource($"xds:{connection.Address}", precedence);
+        _requiredTypes = options.OnDemand ? [AuthorizationType] : Types;
     }
 
     public MeshSource Source => _source;
@@ -79,7 +85,7 @@ public sealed partial class XdsSource : IHostedService, IAsyncDisposable
     {
         if (_options.OnDemand)
         {
-            Log.OnDemandIgnored(_logger);
+            Log.OnDemandEnabled(_logger, _options.OnDemandTimeout.TotalMilliseconds, OnDemandNegativeTtl.TotalMilliseconds);
         }
         _stopping = new CancellationTokenSource();
         Log.Started(_logger, _connection.Address.ToString(), _options.NodeId);
@@ -125,18 +131,55 @@ public sealed partial class XdsSource : IHostedService, IAsyncDisposable
         using AsyncDuplexStreamingCall<DeltaDiscoveryRequest, DeltaDiscoveryResponse> call =
             _client.DeltaAggregatedResources(new CallOptions(headers: _connection.Headers(), cancellationToken: ct));
         Interlocked.Increment(ref _connects);
-        foreach (string type in Types)
+        // On-demand subscriptions write to this stream from connection handlers: one writer at a time. The stream is
+        // published before the initial requests are built, so a name demanded meanwhile is either in them or sent after.
+        try
         {
-            await call.RequestStream.WriteAsync(InitialRequest(type), ct).ConfigureAwait(false);
+            await _writeLock.WaitAsync(ct).ConfigureAwait(false);
+            try
+            {
+                lock (_gate)
+                {
+                    _writer = call.RequestStream;
+                }
+                foreach (string type in Types)
+                {
+                    await call.RequestStream.WriteAsync(InitialRequest(type), ct).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                _writeLock.Release();
+            }
+            await foreach (DeltaDiscoveryResponse response in call.ResponseStream.ReadAllAsync(ct).ConfigureAwait(false))
+            {
+                DeltaDiscoveryRequest reply = Handle(response);
+                await WriteAsync(call.RequestStream, reply, ct).ConfigureAwait(false);
+                answered();
+                MarkTypeSynced(response.TypeUrl);
+            }
         }
-        await foreach (DeltaDiscoveryResponse response in call.ResponseStream.ReadAllAsync(ct).ConfigureAwait(false))
+        finally
         {
-            DeltaDiscoveryRequest reply = Handle(response);
-            await call.RequestStream.WriteAsync(reply, ct).ConfigureAwait(false);
-            answered();
-            MarkTypeSynced(response.TypeUrl);
+            lock (_gate)
+            {
+                _writer = null;
+            }
         }
         throw new IOException("the control plane ended the stream");
+    }
+
+    private async Task WriteAsync(IClientStreamWriter<DeltaDiscoveryRequest> writer, DeltaDiscoveryRequest request, CancellationToken ct)
+    {
+        await _writeLock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await writer.WriteAsync(request, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
     }
 
     private DeltaDiscoveryRequest InitialRequest(string type)
@@ -147,6 +190,18 @@ public sealed partial class XdsSource : IHostedService, IAsyncDisposable
             foreach ((string name, Held held) in _held[type])
             {
                 request.InitialResourceVersions[name] = held.Version;
+            }
+            if (type == AddressType && _options.OnDemand)
+            {
+                // Delta xDS has no "subscribe to nothing": an empty list is the wildcard. Istio's ztunnel subscribes and
+                // unsubscribes "*" in one request; the names it already asked for ride in initial_resource_versions
+                // (no version for those it holds under another name or has not received yet).
+                request.ResourceNamesSubscribe.Add("*");
+                request.ResourceNamesUnsubscribe.Add("*");
+                foreach (string name in _demanded)
+                {
+                    request.InitialResourceVersions.TryAdd(name, "");
+                }
             }
         }
         return request;
@@ -178,6 +233,7 @@ public sealed partial class XdsSource : IHostedService, IAsyncDisposable
         var removedWorkloads = ImmutableArray.CreateBuilder<string>();
         var removedServices = ImmutableArray.CreateBuilder<string>();
         var removedPolicies = ImmutableArray.CreateBuilder<string>();
+        List<(TaskCompletionSource<bool> Waiter, string Name, bool Found)>? answers = null;
         void Withdraw(Held h)
         {
             (h.Kind switch { Kind.Workload => removedWorkloads, Kind.Service => removedServices, _ => removedPolicies }).Add(h.Key);
@@ -192,6 +248,10 @@ public sealed partial class XdsSource : IHostedService, IAsyncDisposable
                 return Nack(response, $"{response.TypeUrl}: not a type this agent subscribes to");
             }
             string shortType = response.TypeUrl[(response.TypeUrl.LastIndexOf('/') + 1)..];
+            if (response.TypeUrl == AddressType)
+            {
+                answers = TakeAnswers(response);
+            }
             foreach (string name in response.RemovedResources)
             {
                 if (held.Remove(name, out Held h))
@@ -230,6 +290,11 @@ public sealed partial class XdsSource : IHostedService, IAsyncDisposable
             RemovedPolicies = removedPolicies.ToImmutable(),
         });
         ReportStatus();
+        if (answers is not null)
+        {
+            // After the store has the answer: a connection woken here finds the address when it looks again.
+            Wake(answers);
+        }
         Log.Applied(_logger, response.TypeUrl, response.Resources.Count - errors.Count, response.RemovedResources.Count, response.Nonce);
         if (errors.Count == 0)
         {
@@ -305,11 +370,11 @@ public sealed partial class XdsSource : IHostedService, IAsyncDisposable
         bool all;
         lock (_gate)
         {
-            if (!_held.ContainsKey(type) || !_syncedTypes.Add(type))
+            if (!_held.ContainsKey(type) || !_syncedTypes.Add(type) || _syncMarked)
             {
                 return;
             }
-            all = _syncedTypes.Count == Types.Length;
+            all = _syncMarked = _requiredTypes.All(_syncedTypes.Contains);
         }
         if (all)
         {
@@ -330,6 +395,7 @@ public sealed partial class XdsSource : IHostedService, IAsyncDisposable
     public ValueTask DisposeAsync()
     {
         _stopping?.Dispose();
+        _writeLock.Dispose();
         _connection.Dispose();
         return ValueTask.CompletedTask;
     }
@@ -351,7 +417,16 @@ public sealed partial class XdsSource : IHostedService, IAsyncDisposable
         [LoggerMessage(EventId = 144, Level = LogLevel.Warning, Message = "xds source: stream to {Address} failed, keeping the last state and reconnecting: {Reason}")]
         public static partial void StreamFailed(ILogger logger, string address, string reason);
 
-        [LoggerMessage(EventId = 145, Level = LogLevel.Warning, Message = "xds source: XDS_ON_DEMAND is set but on-demand addresses are not implemented; subscribing to every address")]
-        public static partial void OnDemandIgnored(ILogger logger);
+        [LoggerMessage(EventId = 145, Level = LogLevel.Information, Message = "xds source: on-demand addresses (XDS_ON_DEMAND): a connection waits up to {TimeoutMs} ms for an unknown address; a negative answer is kept {NegativeMs} ms")]
+        public static partial void OnDemandEnabled(ILogger logger, double timeoutMs, double negativeMs);
+
+        [LoggerMessage(EventId = 146, Level = LogLevel.Debug, Message = "xds source: on-demand subscribe to address {Name}")]
+        public static partial void DemandSent(ILogger logger, string name);
+
+        [LoggerMessage(EventId = 147, Level = LogLevel.Debug, Message = "xds source: on-demand address {Name} answered ({Outcome})")]
+        public static partial void DemandAnswered(ILogger logger, string name, string outcome);
+
+        [LoggerMessage(EventId = 148, Level = LogLevel.Information, Message = "xds source: no answer for on-demand address {Name} within {TimeoutMs} ms; proceeding with what the store holds")]
+        public static partial void DemandTimedOut(ILogger logger, string name, double timeoutMs);
     }
 }

@@ -63,7 +63,7 @@ public sealed class XdsSourceTests
         Rules = { new Ps.Rule { Clauses = { new Ps.Clause { Matches = { new Ps.Match { Principals = { new Ps.StringMatch { Exact = principal } } } } } } } },
     };
 
-    private sealed class Harness : IAsyncDisposable
+    internal sealed class Harness : IAsyncDisposable
     {
         public required FakeIstiod Istiod { get; init; }
         public required MeshStore Store { get; init; }
@@ -79,7 +79,7 @@ public sealed class XdsSourceTests
         }
     }
 
-    private static async Task<Harness> StartAsync(Action<FakeIstiod>? seed = null)
+    internal static async Task<Harness> StartAsync(Action<FakeIstiod>? seed = null, bool onDemand = false, TimeSpan? onDemandTimeout = null)
     {
         var istiod = await FakeIstiod.StartAsync();
         string dir = Directory.CreateTempSubdirectory("ambient-xds-").FullName;
@@ -97,7 +97,15 @@ public sealed class XdsSourceTests
             ["ISTIO_META_CLUSTER_ID"] = "cluster-7",
             ["ISTIO_META_ENABLE_HBONE"] = "true",
         };
+        if (onDemand)
+        {
+            env["XDS_ON_DEMAND"] = "true";
+        }
         ControlPlaneOptions options = ControlPlaneOptions.FromEnvironment(env);
+        if (onDemandTimeout is { } t)
+        {
+            options = options with { OnDemandTimeout = t };
+        }
         var store = new MeshStore(NullLogger<MeshStore>.Instance);
         var source = new XdsSource(store, options, new ControlPlaneConnection(options.XdsAddress!, options.XdsRootCert, options.TokenFile, options.ClusterId), NullLogger.Instance)
         {
@@ -107,7 +115,7 @@ public sealed class XdsSourceTests
         return new Harness { Istiod = istiod, Store = store, Source = source, Dir = dir };
     }
 
-    private static async Task EventuallyAsync(Func<bool> condition, string what)
+    internal static async Task EventuallyAsync(Func<bool> condition, string what)
     {
         long deadline = Environment.TickCount64 + (long)Timeout.TotalMilliseconds;
         while (!condition())

@@ -24,7 +24,7 @@ public sealed class ControlPlaneAgentTests
 {
     private static int s_next;
 
-    private static IHost BuildAgent(FakeIstiod istiod, string dir, string node, IPAddress ip)
+    private static IHost BuildAgent(FakeIstiod istiod, string dir, string node, IPAddress ip, bool onDemand = false, TextWriter? accessLog = null)
     {
         string token = Path.Combine(dir, $"token-{node}");
         File.WriteAllText(token, $"token-of-{node}");
@@ -34,7 +34,7 @@ public sealed class ControlPlaneAgentTests
                 NodeName = node,
                 // A fresh state dir per agent: no shared built-in CA could make the handshake succeed by accident.
                 StateDir = Directory.CreateDirectory(Path.Combine(dir, node)).FullName,
-                AccessLogWriter = TextWriter.Synchronized(new StringWriter()),
+                AccessLogWriter = accessLog ?? TextWriter.Synchronized(new StringWriter()),
                 ControlPlane = new ControlPlaneOptions
                 {
                     XdsAddress = istiod.Url,
@@ -46,11 +46,36 @@ public sealed class ControlPlaneAgentTests
                     ServiceAccount = "ztunnel",
                     NodeName = node,
                     InstanceIp = ip.ToString(),
+                    OnDemand = onDemand,
                 },
                 ControlPlaneBackoff = new Backoff(TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(200)),
             },
             ip);
         return host;
+    }
+
+    /// <summary>Loopback addresses in a subnet of their own per test run (<c>127.x.k.last</c>), one per last octet.</summary>
+    private static IPAddress[] Addresses(params int[] lastOctets)
+    {
+        int k = Interlocked.Increment(ref s_next) % 200 + 1;
+        int octet = 62 + Random.Shared.Next(8);
+        return [.. lastOctets.Select(last => IPAddress.Parse($"127.{octet}.{k}.{last}"))];
+    }
+
+    private static async Task StopAllAsync(List<IHost> hosts, string dir)
+    {
+        foreach (IHost h in hosts)
+        {
+            try
+            {
+                await h.StopAsync().WaitAsync(TimeSpan.FromSeconds(15));
+            }
+            catch (Exception)
+            {
+            }
+            h.Dispose();
+        }
+        Directory.Delete(dir, recursive: true);
     }
 
     private static Agent AgentOf(IHost host) => host.Services.GetRequiredService<AgentService>().Agent;
@@ -115,11 +140,8 @@ public sealed class ControlPlaneAgentTests
     [Fact]
     public async Task Two_agents_fed_by_istio_xds_with_istio_ca_certificates_carry_hbone_traffic()
     {
-        int k = Interlocked.Increment(ref s_next) % 200 + 1;
-        int octet = 62 + Random.Shared.Next(8);
-        IPAddress client = IPAddress.Parse($"127.{octet}.{k}.10");
-        IPAddress server = IPAddress.Parse($"127.{octet}.{k}.20");
-        IPAddress vip = IPAddress.Parse($"127.{octet}.{k}.100");
+        IPAddress[] ips = Addresses(10, 20, 100);
+        IPAddress client = ips[0], server = ips[1], vip = ips[2];
         string dir = Directory.CreateTempSubdirectory("ambient-cp-").FullName;
         await using var istiod = await FakeIstiod.StartAsync();
         await using var echo = new EchoServer(server);
@@ -163,18 +185,75 @@ public sealed class ControlPlaneAgentTests
         }
         finally
         {
-            foreach (IHost h in hosts)
-            {
-                try
-                {
-                    await h.StopAsync().WaitAsync(TimeSpan.FromSeconds(15));
-                }
-                catch (Exception)
-                {
-                }
-                h.Dispose();
-            }
-            Directory.Delete(dir, recursive: true);
+            await StopAllAsync(hosts, dir);
+        }
+    }
+
+    [Fact]
+    public async Task An_on_demand_agent_asks_for_the_address_of_its_first_connection_and_carries_it()
+    {
+        IPAddress[] ips = Addresses(11, 21, 31);
+        IPAddress client = ips[0], server = ips[1], nowhere = ips[2];
+        string dir = Directory.CreateTempSubdirectory("ambient-od-").FullName;
+        await using var istiod = await FakeIstiod.StartAsync();
+        await using var echo = new EchoServer(server);
+        var hosts = new List<IHost>();
+        try
+        {
+            // istiod knows both pods (each also under its network/ip name, as istiod lists it); node-a is told nothing
+            // up front, node-b (the server's node) subscribes to everything.
+            istiod.Set(XdsSource.AddressType, "Kubernetes//Pod/shop/client",
+                XdsSourceTests.Workload("client", client, node: "node-a", sa: "client"), XdsSource.AddressName(client, ""));
+            istiod.Set(XdsSource.AddressType, "Kubernetes//Pod/shop/echo",
+                XdsSourceTests.Workload("echo", server, node: "node-b", sa: "echo"), XdsSource.AddressName(server, ""));
+            var hostB = BuildAgent(istiod, dir, "node-b", server);
+            hosts.Add(hostB);
+            var logA = new StringWriter();
+            var hostA = BuildAgent(istiod, dir, "node-a", client, onDemand: true, TextWriter.Synchronized(logA));
+            hosts.Add(hostA);
+            await hostB.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            await hostA.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            Agent a = AgentOf(hostA), b = AgentOf(hostB);
+            await EventuallyAsync(() => a.Ready && b.Ready, "both agents ready");
+            Assert.Null(a.State.Current.FindWorkloadByIp(server));
+            var xdsA = hostA.Services.GetRequiredService<XdsSource>();
+            Assert.True(xdsA.OnDemand);
+
+            // The first connection: node-a subscribes to exactly "/<server ip>", gets the pod, and carries HBONE to it.
+            var target = new IPEndPoint(server, echo.EndPoint.Port);
+            Assert.Equal("on demand", await EchoAsync(a, client, target, "on demand"));
+            // Over HBONE to the pod's identity, not passed through as to an unknown address.
+            await EventuallyAsync(() => logA.ToString().Contains("spiffe://cluster.local/ns/shop/sa/echo", StringComparison.Ordinal), "node-a's access log names the echo identity");
+            string name = XdsSource.AddressName(server, "");
+            var subscriptions = istiod.Requests.Select(r => r.Request)
+                .Where(r => r.TypeUrl == XdsSource.AddressType && r.Node is null && r.ResponseNonce.Length == 0 && r.ResourceNamesSubscribe.Contains(name)).ToList();
+            Assert.Equal([name], Assert.Single(subscriptions).ResourceNamesSubscribe);
+            Assert.NotNull(a.State.Current.FindWorkloadByIp(server));
+
+            // Istio's subscription shape: addresses without the wildcard, policies with it; the node as without on-demand.
+            var initial = istiod.Requests.Select(r => r.Request)
+                .Where(r => r.Node is not null && r.Node.Id.StartsWith("ztunnel~" + client, StringComparison.Ordinal)).ToDictionary(r => r.TypeUrl);
+            Assert.Equal(["*"], initial[XdsSource.AddressType].ResourceNamesSubscribe);
+            Assert.Equal(["*"], initial[XdsSource.AddressType].ResourceNamesUnsubscribe);
+            Assert.Empty(initial[XdsSource.AuthorizationType].ResourceNamesSubscribe);
+            Assert.Equal("node-a", initial[XdsSource.AddressType].Node.Metadata.Fields["NODE_NAME"].StringValue);
+
+            // A second connection needs no new question.
+            long sent = xdsA.DemandsSent;
+            Assert.Equal("again", await EchoAsync(a, client, target, "again"));
+            Assert.Equal(sent, xdsA.DemandsSent);
+
+            // An address istiod does not know: asked once, answered "removed", then the same as an unknown destination
+            // today (passthrough to an address where nothing listens: the connection fails).
+            var unknown = new IPEndPoint(nowhere, echo.EndPoint.Port);
+            Assert.Null(await EchoAsync(a, client, unknown, "nobody"));
+            Assert.Null(await EchoAsync(a, client, unknown, "nobody"));
+            Assert.Single(istiod.Requests, r => r.Request.Node is null && r.Request.ResourceNamesSubscribe.Contains(XdsSource.AddressName(nowhere, "")));
+            Assert.Null(a.State.Current.FindWorkloadByIp(nowhere));
+        }
+        finally
+        {
+            await StopAllAsync(hosts, dir);
         }
     }
 }

@@ -18,7 +18,8 @@ namespace Ambient.Mesh.Tests.ControlPlane.Support;
 /// <summary>
 /// An in-process stand-in for istiod on loopback (Kestrel, HTTP/2 cleartext, Grpc.AspNetCore) built from the agent's own
 /// protos: Delta ADS the way istiod serves ztunnel (wildcard subscriptions, per-resource versions, nonces, removals,
-/// initial_resource_versions honoured on reconnect) and the Istio CA (signs the CSR with a root of its own). Everything
+/// initial_resource_versions honoured on reconnect; on-demand subscriptions by name or alias, unknown names answered in
+/// removed_resources, as istiod does for ztunnel's XDS_ON_DEMAND) and the Istio CA (signs the CSR with a root of its own). Everything
 /// the agent sends is recorded for the tests to check.
 /// </summary>
 internal sealed class FakeIstiod : IAsyncDisposable
@@ -48,6 +49,9 @@ internal sealed class FakeIstiod : IAsyncDisposable
 
     /// <summary>The CA root (with its key); the last entry of every chain it returns.</summary>
     public X509Certificate2 Root { get; }
+
+    /// <summary>While false, on-demand subscriptions are recorded but never answered (a control plane that stays silent).</summary>
+    public volatile bool AnswerOnDemand = true;
 
     /// <summary>While false, CreateCertificate fails with UNAVAILABLE (an outage).</summary>
     public volatile bool CaAvailable = true;
@@ -86,9 +90,11 @@ internal sealed class FakeIstiod : IAsyncDisposable
     // ---- xDS state -------------------------------------------------------------------------------------------------
 
     /// <summary>Adds or replaces a resource (new version) and pushes it to every connected stream.</summary>
-    public void Set(string typeUrl, string name, IMessage message)
+    /// <param name="aliases">Other names the resource answers to (istiod lists a workload's <c>network/ip</c> keys).</param>
+    public void Set(string typeUrl, string name, IMessage message, params string[] aliases)
     {
         var resource = new Resource { Name = name, Version = Interlocked.Increment(ref _version).ToString(System.Globalization.CultureInfo.InvariantCulture), Resource_ = Any.Pack(message) };
+        resource.Aliases.Add(aliases);
         lock (_gate)
         {
             Table(typeUrl)[name] = resource;
@@ -196,9 +202,13 @@ internal sealed class FakeIstiod : IAsyncDisposable
             if (s.Types.Contains(typeUrl))
             {
                 var response = new DeltaDiscoveryResponse { TypeUrl = typeUrl, Nonce = nonce };
-                response.Resources.Add(resources);
-                response.RemovedResources.Add(removed);
-                s.Outbox.Writer.TryWrite(response);
+                response.Resources.Add(resources.Where(r => s.Wants(typeUrl, r)));
+                response.RemovedResources.Add(removed.Where(n => s.Wildcard.Contains(typeUrl) || s.Sent(typeUrl).Contains(n) || s.Names(typeUrl).Contains(n)));
+                s.Track(typeUrl, response);
+                if (response.Resources.Count > 0 || response.RemovedResources.Count > 0)
+                {
+                    s.Outbox.Writer.TryWrite(response);
+                }
             }
         }
         return nonce;
@@ -213,7 +223,33 @@ internal sealed class FakeIstiod : IAsyncDisposable
         public Channel<DeltaDiscoveryResponse> Outbox { get; } = Channel.CreateUnbounded<DeltaDiscoveryResponse>();
         public CancellationTokenSource Abort { get; } = new();
         public Microsoft.AspNetCore.Connections.Features.IConnectionLifetimeNotificationFeature? Connection { get; init; }
+
+        /// <summary>Types subscribed as a wildcard; for the others, the names subscribed and the names sent.</summary>
+        public HashSet<string> Wildcard { get; } = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, HashSet<string>> _names = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, HashSet<string>> _sent = new(StringComparer.Ordinal);
+
+        public HashSet<string> Names(string type) => _names.TryGetValue(type, out var n) ? n : _names[type] = new(StringComparer.Ordinal);
+
+        public HashSet<string> Sent(string type) => _sent.TryGetValue(type, out var n) ? n : _sent[type] = new(StringComparer.Ordinal);
+
+        public bool Wants(string type, Resource r) =>
+            Wildcard.Contains(type) || Sent(type).Contains(r.Name) || Names(type).Contains(r.Name) || r.Aliases.Any(Names(type).Contains);
+
+        public void Track(string type, DeltaDiscoveryResponse response)
+        {
+            foreach (Resource r in response.Resources)
+            {
+                Sent(type).Add(r.Name);
+            }
+            foreach (string n in response.RemovedResources)
+            {
+                Sent(type).Remove(n);
+            }
+        }
     }
+
+    private static bool Matches(Resource r, string name) => r.Name == name || r.Aliases.Contains(name);
 
     private async Task ServeDeltaAsync(IAsyncStreamReader<DeltaDiscoveryRequest> requests, IServerStreamWriter<DeltaDiscoveryResponse> responses, ServerCallContext context)
     {
@@ -243,25 +279,64 @@ internal sealed class FakeIstiod : IAsyncDisposable
                     _requests.Add((request.Clone(), stream.Id));
                     if (request.ResponseNonce.Length == 0 && stream.Types.Add(request.TypeUrl))
                     {
+                        // Wildcard: an empty subscribe list, or "*" subscribed and not also unsubscribed (ztunnel's
+                        // on-demand "subscribe to nothing"). Otherwise the names asked for, including those the client
+                        // says it holds (initial_resource_versions).
+                        string type = request.TypeUrl;
+                        bool wildcard = (request.ResourceNamesSubscribe.Count == 0 && request.ResourceNamesUnsubscribe.Count == 0)
+                            || (request.ResourceNamesSubscribe.Contains("*") && !request.ResourceNamesUnsubscribe.Contains("*"));
+                        if (wildcard)
+                        {
+                            stream.Wildcard.Add(type);
+                        }
+                        else
+                        {
+                            stream.Names(type).UnionWith(request.ResourceNamesSubscribe.Where(n => n != "*"));
+                            stream.Names(type).UnionWith(request.InitialResourceVersions.Keys);
+                        }
                         // The initial push: what the client lacks or holds at another version, and the removal of what
-                        // it holds that is gone (how istiod treats initial_resource_versions on a wildcard subscription).
-                        var table = Table(request.TypeUrl);
-                        var response = new DeltaDiscoveryResponse { TypeUrl = request.TypeUrl, Nonce = NextNonce() };
+                        // it holds that is gone (how istiod treats initial_resource_versions).
+                        var table = Table(type);
+                        var response = new DeltaDiscoveryResponse { TypeUrl = type, Nonce = NextNonce() };
                         foreach (Resource r in table.Values)
                         {
-                            if (!request.InitialResourceVersions.TryGetValue(r.Name, out string? v) || v != r.Version)
+                            if (stream.Wants(type, r) && (!request.InitialResourceVersions.TryGetValue(r.Name, out string? v) || v != r.Version))
                             {
                                 response.Resources.Add(r);
                             }
                         }
                         foreach (string name in request.InitialResourceVersions.Keys)
                         {
-                            if (!table.ContainsKey(name))
+                            if (!table.Values.Any(r => Matches(r, name)))
                             {
                                 response.RemovedResources.Add(name);
                             }
                         }
+                        stream.Track(type, response);
                         stream.Outbox.Writer.TryWrite(response);
+                    }
+                    else if (request.ResponseNonce.Length == 0 && request.ResourceNamesSubscribe.Count > 0)
+                    {
+                        // An on-demand subscription: the resources under those names (or aliases); a name nothing
+                        // answers to comes back in removed_resources.
+                        string type = request.TypeUrl;
+                        stream.Names(type).UnionWith(request.ResourceNamesSubscribe);
+                        if (AnswerOnDemand)
+                        {
+                            var table = Table(type);
+                            var response = new DeltaDiscoveryResponse { TypeUrl = type, Nonce = NextNonce() };
+                            foreach (string name in request.ResourceNamesSubscribe)
+                            {
+                                var found = table.Values.Where(r => Matches(r, name)).ToList();
+                                response.Resources.Add(found.Where(r => !response.Resources.Contains(r)));
+                                if (found.Count == 0)
+                                {
+                                    response.RemovedResources.Add(name);
+                                }
+                            }
+                            stream.Track(type, response);
+                            stream.Outbox.Writer.TryWrite(response);
+                        }
                     }
                 }
             }
