@@ -159,7 +159,7 @@ ok "conflist $(basename "$conflist"): bridge + host-local; podman: runc, cgroupf
 if [ "$build" = 1 ]; then
   image_tag=$version-nodetest.$id
   step "building the images (daemonset/build-images.sh --no-check --version $image_tag)"
-  for name in ztunnel install-cni; do images_built+=("localhost/ambient/$name:$image_tag"); done
+  for name in ztunnel install-cni waypoint; do images_built+=("localhost/ambient/$name:$image_tag"); done
   if ! daemonset/build-images.sh --no-check --version "$image_tag" > "$work/build.log" 2>&1; then
     tail -n 30 "$work/build.log" | sed 's/^/      /'; die "build-images.sh failed"
   fi
