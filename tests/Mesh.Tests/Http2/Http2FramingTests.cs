@@ -22,9 +22,9 @@ public sealed class Http2FramingTests
         }
     }
 
-    private static async Task AssertRstAsync(int streamId, Http2ErrorCode expected, Func<RawPeer, Task> send, Http2Options? options = null)
+    private static async Task AssertRstAsync(int streamId, Http2ErrorCode expected, Func<RawPeer, Task> send, Http2Options? options = null, Func<Http2Stream, Task>? onStream = null)
     {
-        var (peer, server) = await RawPeer.ConnectToServerAsync(options);
+        var (peer, server) = await RawPeer.ConnectToServerAsync(options, onStream);
         await using (peer)
         await using (server)
         {
@@ -279,12 +279,30 @@ public sealed class Http2FramingTests
     });
 
     [Fact]
-    public Task DataAfterEndStreamIsStreamClosed() => AssertRstAsync(1, Http2ErrorCode.StreamClosed, async p =>
+    public async Task DataAfterEndStreamIsStreamClosed()
     {
-        await p.SendConnectAsync(1);
-        await p.SendFrameAsync(Http2FrameType.Data, Http2FrameFlags.EndStream, 1, [1]);
-        await p.SendFrameAsync(Http2FrameType.Data, Http2FrameFlags.None, 1, [2]);
-    }, new Http2Options());
+        // The server keeps its side open, so the stream is half-closed (remote) when the second DATA arrives: a
+        // stream error STREAM_CLOSED. (With the echo handler the server could end its side first; a stream closed
+        // both ways is forgotten and late frames on it are ignored, which made this test race.)
+        var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        try
+        {
+            await AssertRstAsync(1, Http2ErrorCode.StreamClosed, async p =>
+            {
+                await p.SendConnectAsync(1);
+                await p.SendFrameAsync(Http2FrameType.Data, Http2FrameFlags.EndStream, 1, [1]);
+                await p.SendFrameAsync(Http2FrameType.Data, Http2FrameFlags.None, 1, [2]);
+            }, new Http2Options(), async stream =>
+            {
+                await stream.SendResponseHeadersAsync(200, null, endStream: false, CancellationToken.None);
+                await hold.Task;
+            });
+        }
+        finally
+        {
+            hold.TrySetResult();
+        }
+    }
 
     [Fact]
     public Task UppercaseHeaderName() => AssertRstAsync(1, Http2ErrorCode.ProtocolError,
