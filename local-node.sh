@@ -16,7 +16,8 @@ agent per node in in-pod mode and the namespace's waypoint in its own pod, and s
 cross-node HBONE with the SPIFFE identities of both ends, a policy denial, a pod outside the mesh, a packet
 capture with no plaintext, the metrics; then, through the waypoint: a header route to v2, a weighted split, a
 path denied by an L7 policy, istio_requests_total, a rate limit (429), retries hiding a flaky backend, outlier
-ejection and an injected delay (the waypoint scenes need the embedded mesh: not with --config/--manifests).
+ejection, an injected delay and a trace (its span tree as an OTLP receiver got it) (the waypoint scenes need
+the embedded mesh: not with --config/--manifests).
 The mesh (namespaces, pods, services, an AuthorizationPolicy) is ordinary Kubernetes manifests, written to
 /tmp/ambient-local-node/manifests and read by both agents. Removes everything it created when done, also on Ctrl-C.
 
@@ -150,6 +151,9 @@ dotnet build ztunnel -c Release -nologo -v quiet -o "$root/ztunnel" 9>&- 2>&1 | 
 if [ "$l7" = 1 ]; then
   dotnet build waypoint -c Release -nologo -v quiet -o "$root/waypoint-bin" 9>&- 2>&1 | grep -E '(error|warning) [A-Z]+[0-9]+' || true
   [ -x "$root/waypoint-bin/waypoint" ] || { echo "build of waypoint failed" >&2; exit 1; }
+  # An OTLP receiver for the trace scene (decodes with code generated from the OTLP protos, prints span trees).
+  dotnet build perf/otlp-receiver -c Release -nologo -v quiet -o "$root/otlp-bin" 9>&- 2>&1 | grep -E '(error|warning) [A-Z]+[0-9]+' || true
+  [ -x "$root/otlp-bin/otlp-receiver" ] || { echo "build of perf/otlp-receiver failed" >&2; exit 1; }
 fi
 dotnet publish cni-plugin -c Release -r linux-x64 -nologo -v quiet -o "$root/cni-publish" 9>&- 2>&1 | grep -E 'error' || true
 cp "$root/cni-publish/ambient-cni" "$root/bin/ambient-cni"
@@ -732,6 +736,8 @@ class Reviews(http.server.BaseHTTPRequestHandler):
                 n = count[0]
             if n % 2 == 1:
                 status, body = 503, f"reviews {version}: flaky, request {n} fails"
+        elif self.path.startswith("/traced"):
+            body = f"reviews {version}: traceparent {self.headers.get('traceparent')}"
         elif self.path.startswith("/broken") and version == "v2":
             status, body = 500, f"reviews {version}: broken"
         data = (body + "\n").encode()
@@ -769,7 +775,19 @@ manifests:
   - $root/manifests
 YAML
   mv -f "$root/waypoint/waypoint.yaml.tmp" "$root/waypoint/waypoint.yaml"
-  in_pod waypoint "$root/waypoint-bin/waypoint" --gateway shop/waypoint --config "$root/waypoint/waypoint.yaml" \
+  # Its traces go to an OTLP receiver in the same pod (loopback only), as a collector sidecar would take them;
+  # with no Telemetry resource the waypoint samples 1% of new traces and follows a caller's sampled traceparent.
+  in_pod waypoint "$root/otlp-bin/otlp-receiver" --address 127.0.0.1 --http 4318 --grpc 4317 \
+    > "$root/waypoint/traces.txt" 2> "$root/waypoint/otlp-receiver.log" &
+  echo $! > "$root/waypoint/otlp-receiver.pid"
+  echo $! >> "$root/agents.pids"
+  for _ in $(seq 1 100); do
+    in_pod waypoint bash -c 'exec 3<>/dev/tcp/127.0.0.1/4318' 2>/dev/null && break
+    sleep 0.1
+  done
+  in_pod waypoint env OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
+    OTEL_SERVICE_NAME=waypoint.shop OTEL_BSP_SCHEDULE_DELAY=200 \
+    "$root/waypoint-bin/waypoint" --gateway shop/waypoint --config "$root/waypoint/waypoint.yaml" \
     --state-dir "$root/waypoint/state" > "$root/waypoint/access.log" 2> "$root/waypoint/waypoint.log" &
   echo $! >> "$root/agents.pids"
   for _ in $(seq 1 150); do

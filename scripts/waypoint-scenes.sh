@@ -109,6 +109,21 @@ if [ "$code" = 200 ] && [ "$plain" = 200 ] && waypoint_log "/delayed " | grep -q
   waypoint_log "/delayed " | tail -n 1 | cut -c1-160 | show
 else fail "fault: $code / $plain; the access log: $(waypoint_log "/delayed " | tail -n 1)"; fi
 
-# ---- trace scene (issue 11, OpenTelemetry tracing): reserved for the tracing work. It will start an OTLP
-# ---- receiver, point the waypoint at it (OTEL_EXPORTER_OTLP_ENDPOINT when local-node.sh starts the waypoint),
-# ---- send a request with a traceparent and print the span tree the receiver got. Nothing here yet.
+step "i. tracing (OpenTelemetry SDK, OTLP/HTTP to a receiver in the waypoint's pod): a request with a sampled traceparent"
+trace_id=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n'); caller=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+exported() { waypoint_metrics | grep -E '^ambient_waypoint_spans_exported_total ' | grep -oE '[0-9]+$' || echo 0; }
+before=$(exported)
+answer=$(in_pod frontend curl -s --max-time 10 -H "traceparent: 00-$trace_id-$caller-01" "http://$reviews/traced" || true)
+# The waypoint exports in batches (every 200 ms here): wait until its two spans are out, then stop the receiver,
+# which prints what it got as span trees.
+for _ in $(seq 1 100); do [ "$(exported)" -ge $((before + 2)) ] && break; sleep 0.1; done
+receiver=$(cat "$root/waypoint/otlp-receiver.pid")
+kill "$receiver" 2>/dev/null || true
+for _ in $(seq 1 50); do kill -0 "$receiver" 2>/dev/null || break; sleep 0.1; done
+tree=$(awk -v t="trace $trace_id" '$0 == t { on = 1; print; next } /^trace / { on = 0 } on' "$root/waypoint/traces.txt")
+server=$(grep -E "^  [^ ].*\[server\].* parent=$caller " <<< "$tree" | grep -oE 'span=[0-9a-f]+' | head -n 1 | cut -d= -f2 || true)
+client=$(grep -E '^    [^ ].*\[client\]' <<< "$tree" | grep -oE 'span=[0-9a-f]+' | head -n 1 | cut -d= -f2 || true)
+if [ -n "$server" ] && [ -n "$client" ] && grep -q "traceparent 00-$trace_id-$client-01" <<< "$answer"; then
+  ok "trace $trace_id: the waypoint's server span continues the caller's span $caller, its client span is under it, and reviews got traceparent 00-$trace_id-$client-01"
+  cut -c1-220 <<< "$tree" | show
+else fail "trace $trace_id: server span ${server:-missing}, client span ${client:-missing}; reviews answered \"$answer\"; the receiver printed: $(head -c 600 "$root/waypoint/traces.txt")"; fi
