@@ -777,7 +777,8 @@ YAML
   mv -f "$root/waypoint/waypoint.yaml.tmp" "$root/waypoint/waypoint.yaml"
   # Its traces go to an OTLP receiver in the same pod (loopback only), as a collector sidecar would take them;
   # with no Telemetry resource the waypoint samples 1% of new traces and follows a caller's sampled traceparent.
-  in_pod waypoint "$root/otlp-bin/otlp-receiver" --address 127.0.0.1 --http 4318 --grpc 4317 \
+  # nsenter itself, not the in_pod function: a backgrounded function is a subshell, and its $! is not the receiver.
+  nsenter --net="/var/run/netns/$prefix-pod-waypoint" "$root/otlp-bin/otlp-receiver" --address 127.0.0.1 --http 4318 --grpc 4317 \
     > "$root/waypoint/traces.txt" 2> "$root/waypoint/otlp-receiver.log" &
   echo $! > "$root/waypoint/otlp-receiver.pid"
   echo $! >> "$root/agents.pids"
