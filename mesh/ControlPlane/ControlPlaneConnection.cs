@@ -134,5 +134,45 @@ public sealed class ControlPlaneConnection : IDisposable
         return ok;
     }
 
+    /// <summary>
+    /// Runs one streaming call after another until <paramref name="ct"/> is cancelled: <paramref name="stream"/> opens a
+    /// call and returns only when it fails (calling its <c>answered</c> action on each response it handled), then
+    /// <paramref name="failed"/> hears why (the TLS reason when that is what happened) and the next attempt waits a
+    /// jittered <paramref name="backoff"/>, reset to its first step once the server had answered.
+    /// </summary>
+    public async Task RunStreamAsync(Backoff backoff, Func<Action, CancellationToken, Task> stream, Action<string> failed, Action? disconnected, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(backoff);
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(failed);
+        int failures = 0;
+        while (!ct.IsCancellationRequested)
+        {
+            bool answered = false;
+            try
+            {
+                await stream(() => answered = true, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                failed(ex is RpcException rpc ? Describe(rpc) : ex.Message);
+            }
+            disconnected?.Invoke();
+            failures = answered ? 1 : failures + 1;
+            try
+            {
+                await Task.Delay(backoff.Delay(failures), ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
     public void Dispose() => Channel.Dispose();
 }

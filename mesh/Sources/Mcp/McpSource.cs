@@ -90,45 +90,25 @@ public sealed partial class McpSource : IHostedService, IAsyncDisposable
         return Task.CompletedTask;
     }
 
-    private async Task RunAsync(CancellationToken ct)
-    {
-        int failures = 0;
-        while (!ct.IsCancellationRequested)
+    private Task RunAsync(CancellationToken ct) => _connection.RunStreamAsync(
+        Backoff,
+        StreamAsync,
+        reason =>
         {
-            bool answered = false;
-            try
-            {
-                await StreamAsync(() => answered = true, ct).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception ex)
-            {
-                string reason = ex is RpcException rpc ? _connection.Describe(rpc) : ex.Message;
-                _source.ReportError(Withdrawn
-                    ? $"MCP stream to {_connection.Address} failed; unreachable for longer than {_options.StaleAfter}, its objects are withdrawn until it answers again: {reason}"
-                    : $"MCP stream to {_connection.Address} failed, keeping the last state for {_options.StaleAfter}: {reason}");
-                Log.StreamFailed(_logger, _options.Name, _connection.Address.ToString(), reason);
-            }
+            _source.ReportError(Withdrawn
+                ? $"MCP stream to {_connection.Address} failed; unreachable for longer than {_options.StaleAfter}, its objects are withdrawn until it answers again: {reason}"
+                : $"MCP stream to {_connection.Address} failed, keeping the last state for {_options.StaleAfter}: {reason}");
+            Log.StreamFailed(_logger, _options.Name, _connection.Address.ToString(), reason);
+        },
+        () =>
+        {
             lock (_gate)
             {
                 _connected = false;
             }
             ArmStaleTimer();
-            failures = answered ? 1 : failures + 1;
-            try
-            {
-                await Task.Delay(Backoff.Delay(failures), ct).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-        }
-    }
-
+        },
+        ct);
 
     private async Task StreamAsync(Action answered, CancellationToken ct)
     {

@@ -93,38 +93,16 @@ public sealed partial class XdsSource : IHostedService, IAsyncDisposable
         return Task.CompletedTask;
     }
 
-    private async Task RunAsync(CancellationToken ct)
-    {
-        int failures = 0;
-        while (!ct.IsCancellationRequested)
+    private Task RunAsync(CancellationToken ct) => _connection.RunStreamAsync(
+        Backoff,
+        StreamAsync,
+        reason =>
         {
-            bool answered = false;
-            try
-            {
-                await StreamAsync(() => answered = true, ct).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception ex)
-            {
-                string reason = ex is RpcException rpc ? _connection.Describe(rpc) : ex.Message;
-                _source.ReportError($"control plane stream to {_connection.Address} failed, keeping the last state: {reason}");
-                Log.StreamFailed(_logger, _connection.Address.ToString(), reason);
-            }
-            failures = answered ? 1 : failures + 1;
-            try
-            {
-                await Task.Delay(Backoff.Delay(failures), ct).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-        }
-    }
-
+            _source.ReportError($"control plane stream to {_connection.Address} failed, keeping the last state: {reason}");
+            Log.StreamFailed(_logger, _connection.Address.ToString(), reason);
+        },
+        disconnected: null,
+        ct);
 
     private async Task StreamAsync(Action answered, CancellationToken ct)
     {

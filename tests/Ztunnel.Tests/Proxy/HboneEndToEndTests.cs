@@ -163,7 +163,7 @@ public sealed class HboneEndToEndTests
                 Action = PolicyAction.Deny,
                 Rules = [new PolicyRule([new PolicyClause([new PolicyMatch { Namespaces = [new StringMatch(StringMatchKind.Exact, "default")] }])])],
             };
-            mesh.NodeB.ApplyConfig(TwoNodeMesh.WithListeners(mesh.Config with { Policies = [deny] }, mesh.ServerIp));
+            mesh.NodeB.ApplyConfig(InProcessAgent.WithListeners(mesh.Config with { Policies = [deny] }, mesh.ServerIp));
 
             // The live tunnel is torn down: the client sees EOF or a reset, never more echo.
             var ended = await ReadUntilClosedAsync(socket);

@@ -66,7 +66,7 @@ public sealed class Socks5RefusalTests
         string state = Directory.CreateTempSubdirectory("ztunnel-socks-self-").FullName;
         try
         {
-            var config = TwoNodeMesh.WithListeners(new MeshConfig
+            var config = InProcessAgent.WithListeners(new MeshConfig
             {
                 Workloads = [new Workload { Uid = "t//v1/Pod/default/client", Name = "client", Namespace = "default", WorkloadIps = [client], Protocol = InboundProtocol.Hbone }],
             }, client);

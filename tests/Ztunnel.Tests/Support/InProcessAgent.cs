@@ -16,22 +16,25 @@ internal static class InProcessAgent
 {
     public static IHost Build(AgentOptions options, IPAddress ip) => AgentHost.Build(
         options,
-        new MeshConfig
-        {
-            Listeners = new ListenerConfig
-            {
-                Outbound = new IPEndPoint(ip, 0),
-                Inbound = new IPEndPoint(ip, 0),
-                Hbone = new IPEndPoint(ip, 15008),
-                Socks5 = new IPEndPoint(ip, 0),
-                Admin = new IPEndPoint(ip, 0),
-                Metrics = new IPEndPoint(ip, 0),
-                Readiness = new IPEndPoint(ip, 0),
-            },
-            DrainTimeout = TimeSpan.FromSeconds(2),
-        },
+        WithListeners(new MeshConfig(), ip),
         new LogLevelSwitch(LogLevel.Information),
         logging: _ => { });
+
+    /// <summary><paramref name="config"/> listening on <paramref name="ip"/>: HBONE on 15008, the rest ephemeral, a 2 s drain.</summary>
+    public static MeshConfig WithListeners(MeshConfig config, IPAddress ip) => config with
+    {
+        Listeners = new ListenerConfig
+        {
+            Outbound = new IPEndPoint(ip, 0),
+            Inbound = new IPEndPoint(ip, 0),
+            Hbone = new IPEndPoint(ip, 15008),
+            Socks5 = new IPEndPoint(ip, 0),
+            Admin = new IPEndPoint(ip, 0),
+            Metrics = new IPEndPoint(ip, 0),
+            Readiness = new IPEndPoint(ip, 0),
+        },
+        DrainTimeout = TimeSpan.FromSeconds(2),
+    };
 
     /// <summary>Builds and starts the agent; a start that fails or times out disposes it before throwing.</summary>
     public static async Task<IHost> StartAsync(AgentOptions options, IPAddress ip)

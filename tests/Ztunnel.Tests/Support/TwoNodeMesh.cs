@@ -132,26 +132,11 @@ internal sealed class TwoNodeMesh : IAsyncDisposable
         ],
     };
 
-    public static MeshConfig WithListeners(MeshConfig config, IPAddress ip) => config with
-    {
-        Listeners = new ListenerConfig
-        {
-            Outbound = new IPEndPoint(ip, 0),
-            Inbound = new IPEndPoint(ip, 0),
-            Hbone = new IPEndPoint(ip, 15008),
-            Socks5 = new IPEndPoint(ip, 0),
-            Admin = new IPEndPoint(ip, 0),
-            Metrics = new IPEndPoint(ip, 0),
-            Readiness = new IPEndPoint(ip, 0),
-        },
-        DrainTimeout = TimeSpan.FromSeconds(2),
-    };
-
     private async Task<Agent> StartAgentAsync(string node, IPAddress ip, MeshConfig config, string stateDir, StringWriter accessLog, string? configPath = null)
     {
         var agent = await Agent.StartAsync(
             _options(new AgentOptions { NodeName = node, StateDir = stateDir, AccessLogWriter = TextWriter.Synchronized(accessLog), ConfigPath = configPath }),
-            WithListeners(config, ip),
+            InProcessAgent.WithListeners(config, ip),
             _loggers,
             new LogLevelSwitch(LogLevel.Information));
         _owned.Insert(0, agent);

@@ -1,4 +1,3 @@
-using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Threading.Channels;
@@ -8,10 +7,7 @@ using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace Ambient.Mesh.Tests.ControlPlane.Support;
 
@@ -30,7 +26,7 @@ internal sealed class FakeIstiod : IAsyncDisposable
     private readonly List<(DeltaDiscoveryRequest Request, int Stream)> _requests = [];
     private readonly List<(string? Authorization, string? ClusterId)> _calls = [];
     private readonly List<IstioCertificateRequest> _csrs = [];
-    private WebApplication? _app;
+    private GrpcTestHost? _host;
     private long _version;
     private long _nonce;
     private int _streamCount;
@@ -63,27 +59,15 @@ internal sealed class FakeIstiod : IAsyncDisposable
     public static async Task<FakeIstiod> StartAsync(X509Certificate2? serverCertificate = null)
     {
         var server = new FakeIstiod();
-        WebApplicationBuilder builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l =>
-        {
-            l.Protocols = HttpProtocols.Http2;
-            if (serverCertificate is not null)
+        server._host = await GrpcTestHost.StartAsync(
+            services => services.AddSingleton(server).AddSingleton<XdsService>().AddSingleton<CaService>(),
+            app =>
             {
-                l.UseHttps(serverCertificate);
-            }
-        }));
-        builder.WebHost.UseShutdownTimeout(TimeSpan.FromSeconds(1));
-        builder.Logging.ClearProviders();
-        builder.Services.AddGrpc();
-        builder.Services.AddSingleton(server);
-        builder.Services.AddSingleton<XdsService>();
-        builder.Services.AddSingleton<CaService>();
-        WebApplication app = builder.Build();
-        app.MapGrpcService<XdsService>();
-        app.MapGrpcService<CaService>();
-        await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
-        server._app = app;
-        server.Url = new Uri($"{(serverCertificate is null ? "http" : "https")}://127.0.0.1:{new Uri(app.Urls.First()).Port}");
+                app.MapGrpcService<XdsService>();
+                app.MapGrpcService<CaService>();
+            },
+            serverCertificate);
+        server.Url = server._host.Url;
         return server;
     }
 
@@ -397,10 +381,9 @@ internal sealed class FakeIstiod : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         DropStreams();
-        if (_app is not null)
+        if (_host is not null)
         {
-            await _app.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
-            await _app.DisposeAsync();
+            await _host.DisposeAsync();
         }
         Root.Dispose();
     }

@@ -1,14 +1,10 @@
-using System.Net;
 using System.Threading.Channels;
 using Ambient.Mesh.Protos.Envoy;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Pm = Ambient.Mesh.Protos.Istio.Mcp;
 
 namespace Ambient.Mesh.Tests.ControlPlane.Support;
@@ -24,7 +20,7 @@ internal sealed class FakeMcpServer : IAsyncDisposable
     private readonly Dictionary<string, SortedDictionary<string, Any>> _state = new(StringComparer.Ordinal);
     private readonly List<McpStream> _streams = [];
     private readonly List<(DiscoveryRequest Request, int Stream)> _requests = [];
-    private WebApplication? _app;
+    private GrpcTestHost? _host;
     private long _version;
     private long _nonce;
     private int _streamCount;
@@ -37,18 +33,10 @@ internal sealed class FakeMcpServer : IAsyncDisposable
     public static async Task<FakeMcpServer> StartAsync()
     {
         var server = new FakeMcpServer();
-        WebApplicationBuilder builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
-        builder.WebHost.UseShutdownTimeout(TimeSpan.FromSeconds(1));
-        builder.Logging.ClearProviders();
-        builder.Services.AddGrpc();
-        builder.Services.AddSingleton(server);
-        builder.Services.AddSingleton<AdsService>();
-        WebApplication app = builder.Build();
-        app.MapGrpcService<AdsService>();
-        await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
-        server._app = app;
-        server.Url = new Uri($"http://127.0.0.1:{new Uri(app.Urls.First()).Port}");
+        server._host = await GrpcTestHost.StartAsync(
+            services => services.AddSingleton(server).AddSingleton<AdsService>(),
+            app => app.MapGrpcService<AdsService>());
+        server.Url = server._host.Url;
         return server;
     }
 
@@ -179,12 +167,9 @@ internal sealed class FakeMcpServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (_app is not null)
+        if (_host is not null)
         {
-            WebApplication app = _app;
-            _app = null;
-            await app.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
-            await app.DisposeAsync();
+            await _host.DisposeAsync();
         }
     }
 
