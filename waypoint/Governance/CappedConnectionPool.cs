@@ -113,6 +113,13 @@ internal sealed class CappedConnectionPool(int maxRequests, Func<HttpMessageHand
             Release(lane);
             throw;
         }
+        if (request.Method == HttpMethod.Head || response.StatusCode is HttpStatusCode.NoContent or HttpStatusCode.NotModified
+            || response.Content.Headers.ContentLength == 0)
+        {
+            // No body follows: the connection is free already, and nobody may read or dispose an empty body.
+            Release(lane);
+            return response;
+        }
         // The connection is busy until the response body is done with: read to its end, or its stream or the response
         // disposed (the forwarder disposes the body stream it copied, not always the response).
         response.Content = new ReleasingContent(response.Content, () => Release(lane));

@@ -132,6 +132,18 @@ public sealed class CappedConnectionPoolTests
     }
 
     [Fact]
+    public async Task AResponseWithoutABodyFreesItsConnectionAtOnce()
+    {
+        var (pool, made) = Create(10);
+        using var _ = pool;
+        // HEAD: nothing follows the headers, so the response is never read; the connection must still be reused.
+        var head = await pool.SendAsync(new HttpRequestMessage(HttpMethod.Head, "http://10.0.0.1:8080/"), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal("lane 0", await SendAsync(pool, Request(HttpVersion.Version11)));
+        Assert.Single(made);
+        head.Dispose();
+    }
+
+    [Fact]
     public async Task AFailedRequestGivesItsSlotBack()
     {
         var pool = new CappedConnectionPool(5, () => new FailingHandler());
