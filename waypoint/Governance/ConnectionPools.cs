@@ -15,8 +15,8 @@ namespace Ambient.Waypoint.Governance;
 /// </summary>
 /// <remarks>
 /// <c>maxRequestsPerConnection: 1</c> (Envoy's way to turn keep-alive off) sends every HTTP/1.1 request with
-/// <c>Connection: close</c>; a larger count is not enforced (the framework's pool does not say which connection a
-/// request used), which the README states.
+/// <c>Connection: close</c> (an HTTP/2 request gets a connection of its own as below); a larger count goes through a
+/// <see cref="CappedConnectionPool"/>, which owns its connections and counts requests on each.
 /// </remarks>
 internal sealed class ConnectionPools(UpstreamConnector upstream) : HttpMessageHandler
 {
@@ -24,21 +24,34 @@ internal sealed class ConnectionPools(UpstreamConnector upstream) : HttpMessageH
 
     private readonly HttpMessageInvoker _default = new(upstream.CreateHandler(), disposeHandler: true);
     private readonly ConcurrentDictionary<Shape, HttpMessageInvoker> _pools = new();
+    private readonly ConcurrentDictionary<(Shape, int), CappedConnectionPool> _capped = new();
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         var pool = _default;
+        CappedConnectionPool? capped = null;
         if (request.Options.TryGetValue(AttemptPlan.Key, out var plan) && plan.Destination?.Policy?.ConnectionPool is { } settings)
         {
-            pool = For(settings);
-            if (settings.Http?.EffectiveMaxRequestsPerConnection == 1 && request.Version == HttpVersion.Version11)
+            int maxRequests = settings.Http?.EffectiveMaxRequestsPerConnection ?? 0;
+            if (maxRequests == 1 && request.Version == HttpVersion.Version11)
             {
                 request.Headers.ConnectionClose = true;
+                pool = For(settings);
+            }
+            else if (maxRequests > 0)
+            {
+                capped = Capped(settings, maxRequests);
+            }
+            else
+            {
+                pool = For(settings);
             }
         }
         try
         {
-            return await pool.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            return capped is not null
+                ? await capped.SendAsync(request, cancellationToken).ConfigureAwait(false)
+                : await pool.SendAsync(request, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException ex) when (ex.InnerException is TimeoutException && !cancellationToken.IsCancellationRequested)
         {
@@ -70,11 +83,39 @@ internal sealed class ConnectionPools(UpstreamConnector upstream) : HttpMessageH
         return pool;
     }
 
+    private CappedConnectionPool Capped(ConnectionPoolSettings settings, int maxRequests)
+    {
+        var (connect, idle) = Timeouts(settings);
+        var key = (new Shape(connect, idle), maxRequests);
+        if (_capped.TryGetValue(key, out var pool))
+        {
+            return pool;
+        }
+        var created = new CappedConnectionPool(maxRequests, () =>
+        {
+            // One connection per endpoint and lane: the lane's count is that connection's count.
+            var handler = upstream.CreateHandler(connect, idle);
+            handler.MaxConnectionsPerServer = 1;
+            handler.EnableMultipleHttp2Connections = false;
+            return handler;
+        });
+        pool = _capped.GetOrAdd(key, created);
+        if (!ReferenceEquals(pool, created))
+        {
+            created.Dispose();
+        }
+        return pool;
+    }
+
     protected override void Dispose(bool disposing)
     {
         if (disposing)
         {
             _default.Dispose();
+            foreach (var capped in _capped.Values)
+            {
+                capped.Dispose();
+            }
             foreach (var pool in _pools.Values)
             {
                 pool.Dispose();

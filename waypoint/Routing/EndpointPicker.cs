@@ -51,12 +51,9 @@ internal sealed class EndpointPicker(WaypointIdentity? identity = null)
         }
         var dr = RouteIndex.For(snapshot).DestinationRuleFor(backend.Service);
         var policy = Policy(dr, backend.Subset);
-        // Istio turns locality load balancing on by default, and it takes effect only with outlier detection (the
-        // signal that moves traffic away from a failing locality).
-        if (outliers is not null && policy?.LocalityLbSetting?.Enabled != false && candidates.Count > 1
-            && identity?.Self(snapshot)?.Locality is { Region.Length: > 0 } own)
+        if (policy?.LocalityLbSetting?.Enabled != false && candidates.Count > 0 && identity?.Self(snapshot) is { } self)
         {
-            candidates = LocalityPriority.Narrow(all, candidates, own, policy?.LocalityLbSetting, Random.Shared.NextDouble());
+            candidates = ByLocality(all, candidates, self, policy?.LocalityLbSetting, outliers is not null, Random.Shared.NextDouble());
         }
         if (avoid is { Count: > 0 })
         {
@@ -106,6 +103,31 @@ internal sealed class EndpointPicker(WaypointIdentity? identity = null)
         var load = LoadOf(w);
         Interlocked.Increment(ref load.InFlight);
         return new PickedEndpoint(w, PickIp(w), port, load);
+    }
+
+    /// <summary>
+    /// Istio's locality load balancing (<see cref="LocalityPriority"/>), on by default: <c>distribute</c> weights
+    /// apply whenever an entry's <c>from</c> matches the waypoint's locality; failover (by locality, or by
+    /// <c>failoverPriority</c> labels) only with outlier detection, the signal that moves traffic away from a failing
+    /// locality, as Istio requires.
+    /// </summary>
+    internal static List<(Workload Workload, int Port)> ByLocality(
+        List<(Workload Workload, int Port)> all, List<(Workload Workload, int Port)> candidates, Workload self, LocalityLbSetting? setting, bool outlierDetection, double draw)
+    {
+        bool located = self.Locality.Region.Length > 0;
+        if (setting is { Distribute.IsDefaultOrEmpty: false })
+        {
+            return located ? LocalityPriority.Distribute(all, candidates, self.Locality, setting.Distribute, draw) ?? candidates : candidates;
+        }
+        if (!outlierDetection || candidates.Count < 2)
+        {
+            return candidates;
+        }
+        if (setting is { FailoverPriority.IsDefaultOrEmpty: false })
+        {
+            return LocalityPriority.NarrowByLabels(all, candidates, self, setting, draw);
+        }
+        return located ? LocalityPriority.Narrow(all, candidates, self.Locality, setting, draw) : candidates;
     }
 
     private static List<(Workload Workload, int Port)> WithoutEjected(List<(Workload Workload, int Port)> candidates, OutlierDetector<string> outliers)

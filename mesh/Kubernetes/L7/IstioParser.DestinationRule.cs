@@ -516,7 +516,7 @@ internal sealed partial class IstioParser
                     break;
                 case "failoverPriority":
                     priorityKey = k;
-                    priority = s.Strings(v, p);
+                    priority = s.Strings(v, p, check: PriorityLabel);
                     break;
                 case "enabled":
                     enabled = s.Bool(v, p);
@@ -541,6 +541,24 @@ internal sealed partial class IstioParser
             }
         }
         return new LocalityLbSetting(distribute, failover, priority, enabled);
+    }
+
+    /// <summary>A failoverPriority entry: a label key, or "key=value" to match that value instead of the proxy's own.</summary>
+    private string? PriorityLabel(YamlNode node, string path)
+    {
+        string? entry = s.String(node, path);
+        if (entry is null)
+        {
+            return null;
+        }
+        int eq = entry.IndexOf('=', StringComparison.Ordinal);
+        string key = eq < 0 ? entry : entry[..eq];
+        if (key.Length == 0 || key.Any(char.IsWhiteSpace))
+        {
+            s.Error(node, path, $"'{entry}': a failover priority is a label key, or key=value");
+            return null;
+        }
+        return entry;
     }
 
     private LocalityDistribute? Distribute(YamlNode node, string path)

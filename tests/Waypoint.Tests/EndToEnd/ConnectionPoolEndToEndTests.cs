@@ -62,6 +62,44 @@ public sealed class ConnectionPoolEndToEndTests
     }
 
     [Fact]
+    public async Task MaxRequestsPerConnectionThreeReusesEachConnectionThreeTimes()
+    {
+        await using var mesh = await WaypointMesh.StartAsync(Rule("{http: {maxRequestsPerConnection: 3}}"));
+        // Requests per connection, as each pod saw them.
+        var perConnection = new Dictionary<string, int>(StringComparer.Ordinal);
+        var perPod = new Dictionary<string, int>(StringComparer.Ordinal);
+        Func<string, Func<HttpContext, Task<bool>>> record = pod => ctx =>
+        {
+            lock (perConnection)
+            {
+                perConnection[pod + "/" + ctx.Connection.Id] = perConnection.GetValueOrDefault(pod + "/" + ctx.Connection.Id) + 1;
+                perPod[pod] = perPod.GetValueOrDefault(pod) + 1;
+            }
+            return Task.FromResult(false);
+        };
+        mesh.V1.Script = record("v1");
+        mesh.V2.Script = record("v2");
+        for (int i = 0; i < 12; i++)
+        {
+            Assert.Equal(200, (await mesh.CurlAsync($"/pool/{i}")).Status);
+        }
+        lock (perConnection)
+        {
+            // One after another, each pod's requests fill a connection to three before the next one opens.
+            foreach (var (pod, n) in perPod)
+            {
+                var counts = perConnection.Where(kv => kv.Key.StartsWith(pod + "/", StringComparison.Ordinal)).Select(kv => kv.Value).Order().ToList();
+                var expected = Enumerable.Repeat(3, n / 3).ToList();
+                if (n % 3 != 0)
+                {
+                    expected.Insert(0, n % 3);
+                }
+                Assert.Equal(expected, counts);
+            }
+        }
+    }
+
+    [Fact]
     public async Task IdleTimeoutClosesConnectionsThatWaitedLonger()
     {
         await using var mesh = await WaypointMesh.StartAsync(Rule("{http: {idleTimeout: 100ms}}"));

@@ -77,9 +77,49 @@ public sealed class TracingConfigTests
                 """);
         }
         var snapshot = Snapshots.Build(string.Join("\n---\n", yaml));
-        var (percentage, source) = new SamplingPolicy(Snapshots.Waypoint).For(snapshot);
+        var (percentage, source) = new TracingPolicy(Snapshots.Waypoint).For(snapshot);
         Assert.Equal(expected, percentage);
         Assert.Equal(expected is null, source is null);
+    }
+
+    [Fact]
+    public void AServiceTelemetryIsTheMostSpecificAndEachLevelOverridesOnlyWhatItSets()
+    {
+        static string T(string name, string ns, string target, string tracing) => $$"""
+            apiVersion: telemetry.istio.io/v1
+            kind: Telemetry
+            metadata: {name: {{name}}, namespace: {{ns}}}
+            spec:
+              {{target}}
+              tracing: [{{{tracing}}}]
+            """;
+        var snapshot = Snapshots.Build(string.Join("\n---\n",
+            T("root", "istio-system", "", "randomSamplingPercentage: 5, customTags: {a: {literal: {value: root}}, b: {literal: {value: root}}}"),
+            T("ns", "shop", "", "disableSpanReporting: true, customTags: {b: {literal: {value: ns}}}"),
+            T("gw", "shop", "targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: waypoint}]", "randomSamplingPercentage: 50"),
+            T("svc", "shop", "targetRefs: [{kind: Service, name: echo}]", "randomSamplingPercentage: 80, disableSpanReporting: false, customTags: {c: {header: {name: x-c}}}"),
+            T("svc-other", "shop", "targetRefs: [{kind: Service, name: other}]", "randomSamplingPercentage: 10"),
+            T("elsewhere", "jobs", "targetRefs: [{kind: Service, name: echo}]", "randomSamplingPercentage: 99")));
+        var policy = new TracingPolicy(Snapshots.Waypoint);
+        var echo = snapshot.FindServiceByHostname("echo.shop.svc.cluster.local");
+        var other = snapshot.FindServiceByHostname("other.shop.svc.cluster.local");
+        Assert.NotNull(echo);
+        Assert.NotNull(other);
+
+        var waypoint = policy.For(snapshot, null);
+        Assert.Equal((50.0, "Telemetry shop/gw", true), (waypoint.Percentage, waypoint.Source, waypoint.DisableSpanReporting));
+        Assert.Equal("a=root b=ns", Tags(waypoint));
+
+        var forEcho = policy.For(snapshot, echo);
+        Assert.Equal((80.0, "Telemetry shop/svc", false), (forEcho.Percentage, forEcho.Source, forEcho.DisableSpanReporting));
+        Assert.Equal("a=root b=ns c=header:x-c", Tags(forEcho));
+
+        var forOther = policy.For(snapshot, other);
+        Assert.Equal((10.0, true), (forOther.Percentage, forOther.DisableSpanReporting));
+        Assert.Equal("a=root b=ns", Tags(forOther));
+
+        static string Tags(TracingSettings s) => string.Join(' ', s.CustomTags.OrderBy(kv => kv.Key, StringComparer.Ordinal)
+            .Select(kv => kv.Value.Type == Mesh.Model.L7.CustomTagType.Header ? $"{kv.Key}=header:{kv.Value.Name}" : $"{kv.Key}={kv.Value.Value}"));
     }
 
     [Fact]

@@ -171,6 +171,73 @@ public sealed class TracingEndToEndTests
     }
 
     [Fact]
+    public async Task ServiceTelemetryAddsCustomTagsAndDisableSpanReportingKeepsPropagation()
+    {
+        const string Variable = "AMBIENT_WAYPOINT_TEST_TEAM_TAG";
+        Environment.SetEnvironmentVariable(Variable, "from-env");
+        try
+        {
+            await using var collector = await OtlpCollector.StartAsync(IPAddress.Loopback);
+            // The waypoint (its Gateway) says: report nothing. The Service says: report, with these tags. The Service wins.
+            const string Gateway = "targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: waypoint}]";
+            const string Service = "targetRefs: [{kind: Service, name: echo}]";
+            string namespaceWide = Resource("ns", "", "customTags: {scope: {literal: {value: namespace}}, team: {literal: {value: overridden}}}");
+            string quiet = Resource("gw", Gateway, "disableSpanReporting: true");
+            string tagged = Resource("svc", Service, $$$"""
+                disableSpanReporting: false
+                    customTags:
+                      team: {environment: {name: {{{Variable}}}}}
+                      tier: {header: {name: x-tier, defaultValue: none}}
+                      missing: {header: {name: x-absent}}
+                      fixed: {literal: {value: payments}}
+                """);
+            await using var mesh = await WaypointMesh.StartAsync(namespaceWide + "\n---\n" + quiet,
+                tracing: Export(collector.HttpEndpoint, OtlpExportProtocol.HttpProtobuf, fallback: 100));
+            var tracing = mesh.Waypoint.Services.GetRequiredService<WaypointTracing>();
+
+            // Reporting disabled: the spans are made and sampled (the backend sees the waypoint's sampled context), not exported.
+            var quietReply = await mesh.CurlAsync("/quiet");
+            Assert.Equal(200, quietReply.Status);
+            string quietParent = EchoHeader(quietReply, "traceparent") ?? "";
+            Assert.Matches("^00-[0-9a-f]{32}-[0-9a-f]{16}-01$", quietParent);
+
+            await mesh.ApplyAsync(string.Join("\n---\n", namespaceWide, quiet, tagged));
+            var gold = await mesh.CurlAsync("/tagged", "-H", "x-tier: gold");
+            var plain = await mesh.CurlAsync("/tagged");
+            Assert.Equal(200, gold.Status);
+            Assert.Equal(200, plain.Status);
+            string goldTrace = (EchoHeader(gold, "traceparent") ?? "")[3..35], plainTrace = (EchoHeader(plain, "traceparent") ?? "")[3..35];
+            var spans = await collector.WaitAsync(x => x.Count(s => s.TraceId == goldTrace || s.TraceId == plainTrace) >= 4, Wait);
+            foreach (var kind in new[] { Span.Types.SpanKind.Server, Span.Types.SpanKind.Client })
+            {
+                var g = One(spans, goldTrace, kind);
+                Assert.Equal("from-env", g.Attribute("team"));   // the Service's tag replaces the namespace's, tag by tag
+                Assert.Equal("namespace", g.Attribute("scope")); // the namespace's other tag stays
+                Assert.Equal("gold", g.Attribute("tier"));
+                Assert.Equal("payments", g.Attribute("fixed"));
+                Assert.Null(g.Attribute("missing"));            // no header, no default: no tag
+                Assert.Equal("none", One(spans, plainTrace, kind).Attribute("tier"));
+            }
+            Assert.True(tracing.Flush(Wait), "the span queue did not drain");
+            Assert.DoesNotContain(collector.Spans, s => s.TraceId == quietParent[3..35]);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(Variable, null);
+        }
+
+        static string Resource(string name, string target, string tracing) => $$"""
+            apiVersion: telemetry.istio.io/v1
+            kind: Telemetry
+            metadata: {name: t-{{name}}, namespace: shop}
+            spec:
+              {{target}}
+              tracing:
+              - {{tracing}}
+            """;
+    }
+
+    [Fact]
     public async Task AnUnreachableCollectorNeverFailsRequestsAndCountsDrops()
     {
         int closedPort;

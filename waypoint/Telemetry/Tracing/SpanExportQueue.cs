@@ -47,7 +47,7 @@ internal sealed class SpanExportQueue : BaseExportProcessor<Activity>
 
     protected override void OnExport(Activity data)
     {
-        if (!data.Recorded || data.Source != _owner)
+        if (!data.Recorded || data.Source != _owner || !WaypointTracing.Reported(data))
         {
             return;
         }

@@ -44,16 +44,28 @@ internal sealed class WaypointTracing : IDisposable
     private readonly TracerProvider? _provider;
     private readonly SpanExportQueue? _queue;
     private readonly WaypointIdentity _identity;
+    private readonly MeshStore _store;
     private readonly KeyValuePair<string, object?>[] _creationTags;
+
+    /// <summary>The custom property that carries a span's <see cref="TracingSettings"/> (tags, reporting).</summary>
+    internal const string SettingsProperty = "ambient.tracing";
+
+    /// <summary>
+    /// The settings of the server span being started on this thread, for the sampler: the SDK calls it synchronously
+    /// inside StartActivity, before the span exists to carry them.
+    /// </summary>
+    [ThreadStatic]
+    private static TracingSettings? t_starting;
 
     public WaypointTracing(TracingOptions options, WaypointIdentity identity, MeshStore store)
     {
         _identity = identity;
+        _store = store;
         NodeId = $"waypoint~{identity.Address}~{identity.Name}.{identity.Namespace}~{identity.Namespace}.svc.cluster.local";
         _creationTags = [new(WaypointSampler.NodeIdTag, NodeId)];
         // One source per waypoint (same name): spans are told apart by owner when a process hosts several.
         _source = new ActivitySource(SourceName, typeof(WaypointTracing).Assembly.GetName().Version?.ToString(3));
-        Sampling = new SamplingPolicy(identity);
+        Policy = new TracingPolicy(identity);
         if (options.Endpoint is not { } endpoint)
         {
             return;
@@ -66,7 +78,8 @@ internal sealed class WaypointTracing : IDisposable
         };
         double fallback = options.FallbackPercentage ?? DefaultPercentage;
         bool fallbackIgnoresParent = options.FallbackIgnoresParent;
-        var sampler = new WaypointSampler(NodeId, () => Sampling.For(store.Current) is { Percentage: { } p } ? (p, false) : (fallback, fallbackIgnoresParent));
+        var sampler = new WaypointSampler(NodeId, () =>
+            (t_starting ?? Policy.For(store.Current, null)) is { Percentage: { } p } ? (p, false) : (fallback, fallbackIgnoresParent));
 #pragma warning disable CA2000 // the provider owns the exporter and the queue, and this owns the provider
         _queue = new SpanExportQueue(new OtlpTraceExporter(exporterOptions), options, _source);
         var resource = ResourceBuilder.CreateDefault()
@@ -94,7 +107,7 @@ internal sealed class WaypointTracing : IDisposable
     /// <summary>Istio's node id for this proxy, also the tag that marks this waypoint's spans.</summary>
     public string NodeId { get; }
 
-    public SamplingPolicy Sampling { get; }
+    public TracingPolicy Policy { get; }
 
     public bool Enabled => _provider is not null;
 
@@ -112,14 +125,32 @@ internal sealed class WaypointTracing : IDisposable
         // The span's parent is the caller's context or nothing, never an activity that happens to be ambient.
         Activity.Current = null;
         string host = tunnel.Service?.Hostname ?? tunnel.Authority.Address.ToString();
-        return _source.StartActivity(SpanName(host, tunnel.Authority.Port), ActivityKind.Server, parent.ActivityContext, _creationTags);
+        var settings = Policy.For(_store.Current, tunnel.Service);
+        t_starting = settings;
+        Activity? span;
+        try
+        {
+            span = _source.StartActivity(SpanName(host, tunnel.Authority.Port), ActivityKind.Server, parent.ActivityContext, _creationTags);
+        }
+        finally
+        {
+            t_starting = null;
+        }
+        span?.SetCustomProperty(SettingsProperty, settings);
+        return span;
     }
 
     /// <summary>Starts the client span for the forward (a child of the server span, now the current activity).</summary>
-    public Activity? StartClient(string host, int port) =>
-        _provider is null || Activity.Current?.Source != _source
-            ? null
-            : _source.StartActivity(SpanName(host, port), ActivityKind.Client, Activity.Current.Context, _creationTags);
+    public Activity? StartClient(string host, int port)
+    {
+        if (_provider is null || Activity.Current is not { } server || server.Source != _source)
+        {
+            return null;
+        }
+        var span = _source.StartActivity(SpanName(host, port), ActivityKind.Client, server.Context, _creationTags);
+        span?.SetCustomProperty(SettingsProperty, server.GetCustomProperty(SettingsProperty));
+        return span;
+    }
 
     public void EndServer(Activity? span, HttpContext context, RequestRecord record)
     {
@@ -231,6 +262,10 @@ internal sealed class WaypointTracing : IDisposable
 
     private void AddCommonTags(Activity span, HttpContext context, RequestRecord record)
     {
+        if (span.GetCustomProperty(SettingsProperty) is TracingSettings { CustomTags.IsEmpty: false } settings)
+        {
+            AddCustomTags(span, context.Request, settings);
+        }
         span.SetTag("component", "proxy");
         span.SetTag("istio.canonical_service", _identity.Name);
         span.SetTag("istio.canonical_revision", "latest");
@@ -240,6 +275,31 @@ internal sealed class WaypointTracing : IDisposable
         span.SetTag("guid:x-request-id", context.Request.Headers["x-request-id"].ToString());
         span.SetTag("response_flags", record.ResponseFlags);
     }
+
+    /// <summary>
+    /// Telemetry <c>customTags</c>, as Envoy sets them: a literal; an environment variable of the waypoint or a request
+    /// header, else its <c>defaultValue</c>, else no tag. A <c>formatter</c> tag is not supported and is left out.
+    /// </summary>
+    private static void AddCustomTags(Activity span, HttpRequest request, TracingSettings settings)
+    {
+        foreach (var (name, tag) in settings.CustomTags)
+        {
+            string? value = tag.Type switch
+            {
+                Mesh.Model.L7.CustomTagType.Literal => tag.Value,
+                Mesh.Model.L7.CustomTagType.Environment => Environment.GetEnvironmentVariable(tag.Name!) ?? tag.DefaultValue,
+                Mesh.Model.L7.CustomTagType.Header => request.Headers.TryGetValue(tag.Name!, out var h) && h.Count > 0 ? h.ToString() : tag.DefaultValue,
+                _ => null,
+            };
+            if (value is not null)
+            {
+                span.SetTag(name, value);
+            }
+        }
+    }
+
+    /// <summary>Whether a span may be exported: Telemetry <c>disableSpanReporting</c> keeps it (propagation is unchanged).</summary>
+    internal static bool Reported(Activity span) => span.GetCustomProperty(SettingsProperty) is not TracingSettings { DisableSpanReporting: true };
 
     private static void MarkError(Activity span, int status, string flags)
     {
