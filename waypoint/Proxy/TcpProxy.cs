@@ -40,7 +40,7 @@ internal sealed partial class TcpProxy(MeshStore store, WaypointIdentity identit
     {
         long start = Stopwatch.GetTimestamp();
         var snapshot = store.Current;
-        var service = tunnel.Service!;
+        var service = tunnel.Service;
         var decision = Authorize(snapshot, tunnel);
         if (!decision.Allowed)
         {
@@ -49,11 +49,14 @@ internal sealed partial class TcpProxy(MeshStore store, WaypointIdentity identit
             LogDenied(logger, tunnel.Peer.ToString(), tunnel.Authority.ToString(), decision.Reason);
             return;
         }
-        var picked = picker.Pick(snapshot, new Backend(service, tunnel.Authority.Port, null, null), new DefaultHttpContext().Request, tunnel.Client.Address);
+        // A workload-addressed tunnel (sniffed as TCP) goes to that pod at the port it dialled, as its HTTP requests do.
+        var picked = service is not null
+            ? picker.Pick(snapshot, new Backend(service, tunnel.Authority.Port, null, null), new DefaultHttpContext().Request, tunnel.Client.Address)
+            : tunnel.Workload is { } w ? new PickedEndpoint(w, tunnel.Authority.Address, tunnel.Authority.Port, null) : null;
         if (picked is not { } endpoint)
         {
             await RefuseAsync(inbound, 503, answered).ConfigureAwait(false);
-            Finish(tunnel, null, "UH", 0, 0, start, null, $"service {service.Hostname} has no healthy endpoint");
+            Finish(tunnel, null, "UH", 0, 0, start, null, $"{service?.Hostname ?? tunnel.Authority.ToString()} has no healthy endpoint");
             return;
         }
         var upstreamAddress = new IPEndPoint(endpoint.Address, endpoint.Port);
