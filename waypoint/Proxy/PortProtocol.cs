@@ -20,14 +20,17 @@ internal enum DeclaredProtocol
 /// the name's <c>protocol[-suffix]</c> prefix (both already in <see cref="Service.PortProtocols"/>). HTTP-family
 /// protocols (http, http2, grpc, grpc-web, h2c, ws) go through Kestrel and the HTTP routes; a declared protocol that is
 /// anything else (tcp, tls, https, mongo, mysql, redis...) is relayed as TCP with L4 policy. A port that declares
-/// nothing, or a name that is no protocol, is sniffed, as Istio's waypoint does for such ports; so is a tunnel to a
-/// workload address (no Service port to read a declaration from).
+/// nothing, or a name that is no protocol, is sniffed, as Istio's waypoint does for such ports.
 /// </summary>
 internal static class PortProtocol
 {
-    /// <summary>The declaration of the tunnel's destination port.</summary>
+    /// <summary>
+    /// The declaration of the tunnel's destination port. A tunnel to a workload address (no Service) stays on the HTTP
+    /// path as before: sniffing it would need the TCP relay to address the pod directly, which is not built yet.
+    /// </summary>
     public static DeclaredProtocol Of(Service? service, int port) =>
-        service is not null && service.PortProtocols.TryGetValue(port, out var declared) ? Of(declared) : DeclaredProtocol.Undeclared;
+        service is null ? DeclaredProtocol.Http
+        : service.PortProtocols.TryGetValue(port, out var declared) ? Of(declared) : DeclaredProtocol.Undeclared;
 
     /// <summary>Classifies one declared value (lower case): appProtocol as given, or a port name.</summary>
     internal static DeclaredProtocol Of(string declared)

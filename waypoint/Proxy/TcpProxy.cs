@@ -17,7 +17,8 @@ using Microsoft.Extensions.Logging;
 namespace Ambient.Waypoint.Proxy;
 
 /// <summary>
-/// A tunnel to a service port that declares a non-HTTP protocol (<see cref="PortProtocol"/>): no Kestrel, no routes.
+/// A tunnel to a service port that declares a non-HTTP protocol (<see cref="PortProtocol"/>), or to an undeclared one
+/// whose first bytes were not HTTP (<see cref="ProtocolSniffer"/>): no Kestrel, no routes.
 /// The connection is authorized with the AuthorizationPolicies that target the waypoint's Gateway or the Service,
 /// evaluated at L4 as ztunnel does (HTTP-only fields drop an ALLOW rule and are ignored in a DENY rule: stricter
 /// than written, never looser); a denied CONNECT is answered 401 and reset, as ztunnel refuses. An allowed one gets
@@ -40,7 +41,7 @@ internal sealed partial class TcpProxy(MeshStore store, WaypointIdentity identit
     {
         long start = Stopwatch.GetTimestamp();
         var snapshot = store.Current;
-        var service = tunnel.Service;
+        var service = tunnel.Service!;
         var decision = Authorize(snapshot, tunnel);
         if (!decision.Allowed)
         {
@@ -49,14 +50,11 @@ internal sealed partial class TcpProxy(MeshStore store, WaypointIdentity identit
             LogDenied(logger, tunnel.Peer.ToString(), tunnel.Authority.ToString(), decision.Reason);
             return;
         }
-        // A workload-addressed tunnel (sniffed as TCP) goes to that pod at the port it dialled, as its HTTP requests do.
-        var picked = service is not null
-            ? picker.Pick(snapshot, new Backend(service, tunnel.Authority.Port, null, null), new DefaultHttpContext().Request, tunnel.Client.Address)
-            : tunnel.Workload is { } w ? new PickedEndpoint(w, tunnel.Authority.Address, tunnel.Authority.Port, null) : null;
+        var picked = picker.Pick(snapshot, new Backend(service, tunnel.Authority.Port, null, null), new DefaultHttpContext().Request, tunnel.Client.Address);
         if (picked is not { } endpoint)
         {
             await RefuseAsync(inbound, 503, answered).ConfigureAwait(false);
-            Finish(tunnel, null, "UH", 0, 0, start, null, $"{service?.Hostname ?? tunnel.Authority.ToString()} has no healthy endpoint");
+            Finish(tunnel, null, "UH", 0, 0, start, null, $"service {service.Hostname} has no healthy endpoint");
             return;
         }
         var upstreamAddress = new IPEndPoint(endpoint.Address, endpoint.Port);

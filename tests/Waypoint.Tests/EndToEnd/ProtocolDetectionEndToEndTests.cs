@@ -51,7 +51,7 @@ public sealed class ProtocolDetectionEndToEndTests
         public required TcpServer Mail { get; init; }
         public required IPAddress Vip { get; init; }
 
-        public static async Task<Fixture> StartAsync()
+        public static async Task<Fixture> StartAsync(string extra = "")
         {
             int slot = WaypointMesh.NextSlot();
             var (v1, _) = WaypointMesh.EchoAddresses(slot);
@@ -60,7 +60,7 @@ public sealed class ProtocolDetectionEndToEndTests
             try
             {
                 var vip = WaypointMesh.AddressIn(slot, 6);
-                var mesh = await WaypointMesh.StartAsync(Manifests(vip, echo.Port, mail.Port), slot: slot);
+                var mesh = await WaypointMesh.StartAsync(Manifests(vip, echo.Port, mail.Port) + extra, slot: slot);
                 return new Fixture { Mesh = mesh, Echo = echo, Mail = mail, Vip = vip };
             }
             catch
@@ -161,6 +161,51 @@ public sealed class ProtocolDetectionEndToEndTests
         Assert.DoesNotContain("istio_requests_total{", metrics, StringComparison.Ordinal);
         Assert.Equal(1, f.Echo.Accepted);
         Assert.Equal(1, f.Mail.Accepted);
+    }
+
+    [Fact]
+    public async Task OnePolicyDeniesSniffedHttpPerRequestAndSniffedTcpByReset()
+    {
+        // A DENY with an HTTP field: per request on the HTTP path; on the TCP path its L4 part (the principal) applies.
+        await using var f = await Fixture.StartAsync("""
+
+            ---
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: deny-client-get, namespace: shop}
+            spec:
+              targetRefs: [{kind: Service, group: "", name: plain}]
+              action: DENY
+              rules:
+              - from: [{source: {principals: ["cluster.local/ns/shop/sa/client"]}}]
+                to: [{operation: {methods: ["GET"]}}]
+            """);
+        var socks = f.Mesh.AgentA.EndPoints["socks5"];
+
+        var get = await Curl.RunAsync(f.Mesh.Client, socks, $"http://{f.Vip}:8080/denied");
+        Assert.True(get.Status == 403, $"{get.Status} {get.Stderr} {f.Mesh.WaypointLog}");
+        Assert.Equal("RBAC: access denied", get.Body);
+        var post = await Curl.RunAsync(f.Mesh.Client, socks, $"http://{f.Vip}:8080/allowed", "-X", "POST", "-d", "x");
+        Assert.True(post.Status == 200, $"{post.Status} {post.Stderr} {f.Mesh.WaypointLog}");
+
+        // The tunnel was answered before the bytes were sniffed, so the refusal is a reset: no byte comes back.
+        var (socket, _) = await Socks5Client.ConnectAsync(socks, f.Mesh.Client, new IPEndPoint(f.Vip, 9000));
+        using (socket)
+        {
+            try
+            {
+                await socket.SendAsync(new byte[] { 0, 1, 2, 3 }, SocketFlags.None).WaitAsync(Timeout);
+                Assert.Empty(await Socks5Client.ReadToEndAsync(socket));
+            }
+            catch (SocketException)
+            {
+            }
+        }
+        Assert.Equal(0, f.Echo.Accepted);
+        await TestWait.UntilAsync(
+            async () => (await f.Mesh.GetAdminAsync(f.Mesh.WaypointEndpoints.Metrics, "/metrics")).Split('\n').Any(l =>
+                l.StartsWith("istio_tcp_connections_opened_total{", StringComparison.Ordinal) && l.Contains("response_flags=\"DENY\"", StringComparison.Ordinal)),
+            "the denied TCP connection to be counted");
     }
 
     /// <summary>A server that speaks first, as SMTP does: a banner, then one reply per line until QUIT.</summary>

@@ -41,6 +41,6 @@ public sealed class PortProtocolTests
         };
         Assert.Equal(DeclaredProtocol.Tcp, PortProtocol.Of(service, 3306));
         Assert.Equal(DeclaredProtocol.Undeclared, PortProtocol.Of(service, 80));
-        Assert.Equal(DeclaredProtocol.Undeclared, PortProtocol.Of(null, 3306));
+        Assert.Equal(DeclaredProtocol.Http, PortProtocol.Of(null, 3306)); // a workload address: not sniffed
     }
 }
