@@ -16,11 +16,13 @@ namespace Ambient.Waypoint.Hbone;
 internal sealed class HboneConnection : ConnectionContext, IConnectionLifetimeFeature, IConnectionEndPointFeature
 {
     private static long s_ids;
+    private static readonly TimeSpan AbortFlushGrace = TimeSpan.FromSeconds(2);
     private readonly Http2Stream _stream;
     private readonly Pipe _output = new(new PipeOptions(pauseWriterThreshold: 256 * 1024, resumeWriterThreshold: 128 * 1024, useSynchronizationContext: false));
     private readonly CancellationTokenSource _closed = new();
     private readonly Task _pump;
     private int _disposed;
+    private int _aborted;
 
     public HboneConnection(Http2Stream stream, TunnelInfo tunnel, IPEndPoint local)
     {
@@ -60,9 +62,29 @@ internal sealed class HboneConnection : ConnectionContext, IConnectionLifetimeFe
 
     public override void Abort(ConnectionAbortedException abortReason)
     {
-        _stream.Reset(Http2ErrorCode.Cancel);
+        if (Interlocked.Exchange(ref _aborted, 1) != 0)
+        {
+            return;
+        }
+        // What Kestrel wrote before aborting is still in the output pipe: the GOAWAY (ENHANCE_YOUR_CALM) that ends an
+        // HTTP/2 connection it cut for abuse such as rapid reset, the end of an HTTP/1.1 error response. The pump
+        // delivers it and ends the stream; only a client that will not take it (flow control closed) gets a reset
+        // without it, after a grace period, so an aborted connection never lingers.
         _output.Reader.CancelPendingRead();
         SignalClosed();
+        _ = ResetAfterFlushAsync();
+    }
+
+    private async Task ResetAfterFlushAsync()
+    {
+        try
+        {
+            await _pump.WaitAsync(AbortFlushGrace).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+        }
+        _stream.Reset(Http2ErrorCode.Cancel);
     }
 
     public override void Abort() => Abort(new ConnectionAbortedException("aborted"));

@@ -19,7 +19,8 @@ internal sealed partial class HboneTransport(
     WaypointIdentity identity,
     TunnelAdmission admission,
     Proxy.TcpProxy tcp,
-    ILoggerFactory loggers) : IConnectionListenerFactory, IConnectionListenerFactorySelector
+    ILoggerFactory loggers,
+    Hosting.WaypointOptions options) : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
     private readonly ILogger _logger = loggers.CreateLogger("hbone");
@@ -27,6 +28,7 @@ internal sealed partial class HboneTransport(
     private readonly WaypointIdentity _identity = identity;
     private readonly TunnelAdmission _admission = admission;
     private readonly Proxy.TcpProxy _tcp = tcp;
+    private readonly TimeSpan _detectionTimeout = options.ProtocolDetectionTimeout;
 
     private readonly Dictionary<IPEndPoint, Acceptor> _acceptors = [];
 
@@ -92,7 +94,6 @@ internal sealed partial class HboneTransport(
     /// <summary>The mTLS socket: accepts, serves HTTP/2 CONNECT, admits tunnels, sorts them by HTTP version.</summary>
     private sealed class Acceptor(HboneTransport transport, Socket socket) : IAsyncDisposable
     {
-        private static readonly byte[] Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8.ToArray();
         private readonly Channel<ConnectionContext> _http1 = System.Threading.Channels.Channel.CreateUnbounded<ConnectionContext>();
         private readonly Channel<ConnectionContext> _http2 = System.Threading.Channels.Channel.CreateUnbounded<ConnectionContext>();
         private readonly CancellationTokenSource _stopping = new();
@@ -173,52 +174,37 @@ internal sealed partial class HboneTransport(
                 stream.Reset(Http2ErrorCode.NoError);
                 return;
             }
-            if (Proxy.PortProtocol.IsTcp(tunnel.Service, tunnel.Authority.Port))
+            var declared = Proxy.PortProtocol.Of(tunnel.Service, tunnel.Authority.Port);
+            if (declared == Proxy.DeclaredProtocol.Tcp)
             {
                 // A port declared non-HTTP is relayed as bytes with L4 policy, never parsed.
                 await transport._tcp.ServeAsync(stream, tunnel).ConfigureAwait(false);
                 return;
             }
-            bool http2;
+            Proxy.SniffedProtocol sniffed;
             try
             {
                 await stream.SendResponseHeadersAsync(200, null, endStream: false, CancellationToken.None).ConfigureAwait(false);
-                http2 = await StartsWithPrefaceAsync(stream).ConfigureAwait(false);
+                sniffed = declared == Proxy.DeclaredProtocol.Http
+                    ? await Proxy.ProtocolSniffer.DetectAsync(stream.Input, HandshakeTimeout, declaredHttp: true).ConfigureAwait(false)
+                    : await Proxy.ProtocolSniffer.DetectAsync(stream.Input, transport._detectionTimeout, declaredHttp: false).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException or Http2StreamException or OperationCanceledException)
             {
                 stream.Reset(Http2ErrorCode.Cancel);
                 return;
             }
+            if (sniffed == Proxy.SniffedProtocol.Tcp)
+            {
+                // An undeclared port whose first bytes are not HTTP (or that stayed silent): TCP with L4 policy.
+                await transport._tcp.ServeAsync(stream, tunnel, answered: true).ConfigureAwait(false);
+                return;
+            }
+            bool http2 = sniffed == Proxy.SniffedProtocol.Http2;
             var connection = new HboneConnection(stream, tunnel, request.LocalEndPoint);
             if (!Channel(http2).Writer.TryWrite(connection))
             {
                 await connection.DisposeAsync().ConfigureAwait(false);
-            }
-        }
-
-        /// <summary>
-        /// Reads until the first bytes either are the HTTP/2 connection preface or cannot be; consumes nothing, so
-        /// Kestrel reads them again. A client that sends nothing for the handshake timeout is dropped.
-        /// </summary>
-        private static async Task<bool> StartsWithPrefaceAsync(Http2Stream stream)
-        {
-            using var timeout = new CancellationTokenSource(HandshakeTimeout);
-            var input = stream.Input;
-            var head = new byte[Preface.Length];
-            while (true)
-            {
-                var result = await input.ReadAsync(timeout.Token).ConfigureAwait(false);
-                var buffer = result.Buffer;
-                int n = (int)Math.Min(buffer.Length, Preface.Length);
-                System.Buffers.BuffersExtensions.CopyTo(buffer.Slice(0, n), head);
-                bool prefix = head.AsSpan(0, n).SequenceEqual(Preface.AsSpan(0, n));
-                if (!prefix || n == Preface.Length || result.IsCompleted)
-                {
-                    input.AdvanceTo(buffer.Start, buffer.Start);
-                    return prefix && n == Preface.Length;
-                }
-                input.AdvanceTo(buffer.Start, buffer.End);
             }
         }
 

@@ -37,5 +37,8 @@ internal sealed record WaypointOptions
     /// <summary>OTLP export and sampling (the program reads the <c>OTEL_*</c> variables); null: no tracing.</summary>
     public Telemetry.Tracing.TracingOptions? Tracing { get; init; }
 
+    /// <summary>How long a tunnel to a port that declares no protocol waits for the client's first bytes before it is relayed as TCP.</summary>
+    public TimeSpan ProtocolDetectionTimeout { get; init; } = Proxy.ProtocolSniffer.DefaultTimeout;
+
     public const string DefaultStateDir = "/var/lib/ambient";
 }

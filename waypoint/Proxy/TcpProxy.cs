@@ -17,7 +17,8 @@ using Microsoft.Extensions.Logging;
 namespace Ambient.Waypoint.Proxy;
 
 /// <summary>
-/// A tunnel to a service port that declares a non-HTTP protocol (<see cref="PortProtocol"/>): no Kestrel, no routes.
+/// A tunnel to a service port that declares a non-HTTP protocol (<see cref="PortProtocol"/>), or to an undeclared one
+/// whose first bytes were not HTTP (<see cref="ProtocolSniffer"/>): no Kestrel, no routes.
 /// The connection is authorized with the AuthorizationPolicies that target the waypoint's Gateway or the Service,
 /// evaluated at L4 as ztunnel does (HTTP-only fields drop an ALLOW rule and are ignored in a DENY rule: stricter
 /// than written, never looser); a denied CONNECT is answered 401 and reset, as ztunnel refuses. An allowed one gets
@@ -31,8 +32,12 @@ internal sealed partial class TcpProxy(MeshStore store, WaypointIdentity identit
     private const int BufferSize = 16 * 1024;
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
 
-    /// <summary>Relays one admitted CONNECT stream whose destination port is TCP; returns when the connection ended.</summary>
-    public async Task ServeAsync(Http2Stream inbound, TunnelInfo tunnel)
+    /// <summary>
+    /// Relays one admitted CONNECT stream whose destination port is TCP; returns when the connection ended.
+    /// <paramref name="answered"/>: the tunnel was already answered 200 (its first bytes were sniffed, and whatever was
+    /// read is still in <see cref="Http2Stream.Input"/>), so a refusal can only reset it.
+    /// </summary>
+    public async Task ServeAsync(Http2Stream inbound, TunnelInfo tunnel, bool answered = false)
     {
         long start = Stopwatch.GetTimestamp();
         var snapshot = store.Current;
@@ -40,7 +45,7 @@ internal sealed partial class TcpProxy(MeshStore store, WaypointIdentity identit
         var decision = Authorize(snapshot, tunnel);
         if (!decision.Allowed)
         {
-            await RefuseAsync(inbound, 401).ConfigureAwait(false);
+            await RefuseAsync(inbound, 401, answered).ConfigureAwait(false);
             Finish(tunnel, null, "DENY", 0, 0, start, null, decision.Reason);
             LogDenied(logger, tunnel.Peer.ToString(), tunnel.Authority.ToString(), decision.Reason);
             return;
@@ -48,7 +53,7 @@ internal sealed partial class TcpProxy(MeshStore store, WaypointIdentity identit
         var picked = picker.Pick(snapshot, new Backend(service, tunnel.Authority.Port, null, null), new DefaultHttpContext().Request, tunnel.Client.Address);
         if (picked is not { } endpoint)
         {
-            await RefuseAsync(inbound, 503).ConfigureAwait(false);
+            await RefuseAsync(inbound, 503, answered).ConfigureAwait(false);
             Finish(tunnel, null, "UH", 0, 0, start, null, $"service {service.Hostname} has no healthy endpoint");
             return;
         }
@@ -61,7 +66,7 @@ internal sealed partial class TcpProxy(MeshStore store, WaypointIdentity identit
         catch (Exception ex) when (ex is HboneException or SocketException or OperationCanceledException or IOException)
         {
             endpoint.Load?.Release();
-            await RefuseAsync(inbound, 503).ConfigureAwait(false);
+            await RefuseAsync(inbound, 503, answered).ConfigureAwait(false);
             Finish(tunnel, endpoint.Workload, "UF", 0, 0, start, upstreamAddress.ToString(), ex.Message);
             return;
         }
@@ -72,7 +77,10 @@ internal sealed partial class TcpProxy(MeshStore store, WaypointIdentity identit
         using var client = new StreamEnd(inbound);
         try
         {
-            await inbound.SendResponseHeadersAsync(200, null, endStream: false, CancellationToken.None).ConfigureAwait(false);
+            if (!answered)
+            {
+                await inbound.SendResponseHeadersAsync(200, null, endStream: false, CancellationToken.None).ConfigureAwait(false);
+            }
             var toServer = CopyAsync(client, upstream, n => Interlocked.Add(ref received, n));
             var toClient = CopyAsync(upstream, client, n => Interlocked.Add(ref sent, n));
             // The first failure resets both sides: the other direction must not wait for an end that never comes.
@@ -149,8 +157,14 @@ internal sealed partial class TcpProxy(MeshStore store, WaypointIdentity identit
         return new StreamEnd(tunnel.Stream);
     }
 
-    private static async Task RefuseAsync(Http2Stream stream, int status)
+    private static async Task RefuseAsync(Http2Stream stream, int status, bool answered)
     {
+        if (answered)
+        {
+            // Too late for a status: the client only learns that the tunnel ended abruptly.
+            stream.Reset(Http2ErrorCode.ConnectError);
+            return;
+        }
         try
         {
             await stream.SendResponseHeadersAsync(status, null, endStream: true, CancellationToken.None).ConfigureAwait(false);

@@ -77,9 +77,11 @@ public sealed class MalformedRequestTests
         // Node's http2 (nghttp2) opens 5,000 streams on one h2c connection and cancels each at once.
         string output = await GrpcJs.RunAsync("rapid-reset.js", mesh.Client.ToString(), mesh.AgentA.EndPoints["socks5"].ToString(), $"{mesh.Vip}:80", "5000");
         var result = System.Text.Json.Nodes.JsonNode.Parse(output)!;
-        // Kestrel's limit on streams a client opens and cancels (its rapid-reset mitigation) cuts the connection
-        // before the client is through: a GOAWAY (ENHANCE_YOUR_CALM) or the tunnel closing, never the client's timeout.
-        Assert.True((string?)result["ended"] != "timeout" && ((int)result["sent"]! < 5000 || (int?)result["goaway"] == 11), output);
+        // Kestrel's rapid-reset mitigations cut the connection before the client is through, and Kestrel's GOAWAY
+        // reaches the client through the tunnel before the tunnel ends: never the client's timeout, never a bare close.
+        // Which limit trips first depends on timing: too many streams reset while still being handled (GOAWAY
+        // ENHANCE_YOUR_CALM, 11) or too many frames queued for a client that keeps sending (INTERNAL_ERROR, 2).
+        Assert.True((string?)result["ended"] != "timeout" && (int)result["sent"]! < 5000 && (int?)result["goaway"] is 11 or 2, output);
 
         var r = await mesh.CurlAsync("/after-reset", "--http2-prior-knowledge");
         Assert.True(r.Status == 200, $"{r.Status} {r.Stderr}");

@@ -45,7 +45,7 @@ public sealed class TcpEndToEndTests
     {
         int slot = WaypointMesh.NextSlot();
         var (v1, _) = WaypointMesh.EchoAddresses(slot);
-        await using var echo = TcpEcho.Start(v1);
+        await using var echo = TcpServer.Echo(v1);
         var vip = WaypointMesh.AddressIn(slot, 6);
         await using var mesh = await WaypointMesh.StartAsync(TcpService(vip, echo.Port, "name: tcp-echo"), slot: slot);
 
@@ -88,7 +88,7 @@ public sealed class TcpEndToEndTests
     {
         int slot = WaypointMesh.NextSlot();
         var (v1, _) = WaypointMesh.EchoAddresses(slot);
-        await using var echo = TcpEcho.Start(v1);
+        await using var echo = TcpServer.Echo(v1);
         var vip = WaypointMesh.AddressIn(slot, 6);
         await using var mesh = await WaypointMesh.StartAsync(TcpService(vip, echo.Port, "name: db, appProtocol: mysql") + "\n" + DenyFromClient, slot: slot);
 
@@ -136,89 +136,6 @@ public sealed class TcpEndToEndTests
                 return ms.ToArray();
             }
             ms.Write(buffer, 0, n);
-        }
-    }
-
-    /// <summary>A raw TCP echo server: echoes until the client half-closes, then closes its own side.</summary>
-    private sealed class TcpEcho : IAsyncDisposable
-    {
-        private readonly Socket _listener;
-        private readonly CancellationTokenSource _stop = new();
-        private readonly Task _loop;
-        private int _accepted;
-
-        private TcpEcho(Socket listener)
-        {
-            _listener = listener;
-            _loop = AcceptLoopAsync();
-        }
-
-        public int Port => ((IPEndPoint)_listener.LocalEndPoint!).Port;
-
-        public int Accepted => Volatile.Read(ref _accepted);
-
-        public static TcpEcho Start(IPAddress address)
-        {
-            var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            try
-            {
-                listener.Bind(TestAddresses.Loopback(new IPEndPoint(address, 0)));
-                listener.Listen(16);
-                return new TcpEcho(listener);
-            }
-            catch
-            {
-                listener.Dispose();
-                throw;
-            }
-        }
-
-        private async Task AcceptLoopAsync()
-        {
-            try
-            {
-                while (true)
-                {
-                    var s = await _listener.AcceptAsync(_stop.Token);
-                    Interlocked.Increment(ref _accepted);
-                    _ = EchoAsync(s);
-                }
-            }
-            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-            }
-        }
-
-        private static async Task EchoAsync(Socket s)
-        {
-            using (s)
-            {
-                var buffer = new byte[16384];
-                try
-                {
-                    while (true)
-                    {
-                        int n = await s.ReceiveAsync(buffer, SocketFlags.None);
-                        if (n == 0)
-                        {
-                            s.Shutdown(SocketShutdown.Send);
-                            return;
-                        }
-                        await s.SendAsync(buffer.AsMemory(0, n), SocketFlags.None);
-                    }
-                }
-                catch (SocketException)
-                {
-                }
-            }
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await _stop.CancelAsync();
-            _listener.Dispose();
-            await _loop.WaitAsync(Timeout);
-            _stop.Dispose();
         }
     }
 }
