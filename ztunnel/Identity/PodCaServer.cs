@@ -145,8 +145,9 @@ internal sealed class PodCaServer : IAsyncDisposable
         CertificateRequest csr;
         try
         {
-            // Default options check the CSR's own signature: the requester holds the key it asks a certificate for.
-            csr = CertificateRequest.LoadSigningRequestPem(request.Csr, HashAlgorithmName.SHA256);
+            // The CSR's own signature is checked (the requester holds the key it asks a certificate for). Its extensions
+            // are read only to check the SAN asked for: the leaf is built afresh from the public key, nothing is copied.
+            csr = CertificateRequest.LoadSigningRequestPem(request.Csr, HashAlgorithmName.SHA256, CertificateRequestLoadOptions.UnsafeLoadCertificateExtensions);
         }
         catch (Exception ex) when (ex is CryptographicException or ArgumentException)
         {
