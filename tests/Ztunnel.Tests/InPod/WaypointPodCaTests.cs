@@ -92,6 +92,16 @@ public sealed class WaypointPodCaTests(ITestOutputHelper output)
             Assert.Equal(3, await cluster.MetricAsync("node-a", "ambient_pod_ca_requests_total", ("result", "denied")));
             Assert.Equal(1, await cluster.MetricAsync("node-a", "ambient_pod_ca_requests_total", ("result", "signed")));
 
+            // The waypoint itself, configured as `waypoint generate` configures it (CA_ADDRESS, no token, no root), in
+            // its pod: it gets its certificate there and becomes ready.
+            await using (var waypoint = StartWaypoint(cluster, wp))
+            {
+                await WaitReadyAsync(cluster, wp, waypoint);
+                Assert.Contains(InPodManager.PodCaPort, await cluster.ListeningPortsAsync(wp.Name));
+                Assert.Contains(15008, await cluster.ListeningPortsAsync(wp.Name));
+            }
+            Assert.Equal(2, await cluster.MetricAsync("node-a", "ambient_pod_ca_requests_total", ("result", "signed")));
+
             // A crashed agent's successor re-opens the endpoint from its state directory (the CNI plugin does not re-announce pods).
             var first = cluster.Agent("node-a");
             first.Signal(Daemon.SigKill);
@@ -120,6 +130,38 @@ public sealed class WaypointPodCaTests(ITestOutputHelper output)
             output.WriteLine(cluster.Describe());
             throw;
         }
+    }
+
+    private static Daemon StartWaypoint(InPodCluster cluster, PodSpec pod)
+    {
+        string configuration = new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory)).Parent!.Name;
+        string dll = Path.Combine(Binaries.RepoRoot, "waypoint", "bin", configuration, "net10.0", "waypoint.dll");
+        Assert.True(File.Exists(dll), $"the waypoint is not built at {dll} (the test project builds it)");
+        return Daemon.Start($"waypoint in {pod.Name}", "nsenter", [
+            $"--net={cluster.PodNetns(pod.Name)}", "env", $"CA_ADDRESS={GenerateCaAddress}", "dotnet", dll,
+            "--gateway", $"{pod.Namespace}/waypoint", "--manifests", Path.Combine(cluster.Root, "manifests"),
+            "--state-dir", Path.Combine(cluster.Root, "waypoint-state"),
+        ]);
+    }
+
+    /// <summary>What `waypoint generate` writes into the Deployment by default (waypoint/Cli/GenerateCommand.cs).</summary>
+    private const string GenerateCaAddress = "http://127.0.0.1:15012";
+
+    /// <summary>Polls the waypoint's readiness in its pod (bounded): ready means it holds a certificate from the agent.</summary>
+    private static async Task WaitReadyAsync(InPodCluster cluster, PodSpec pod, Daemon waypoint)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(120);
+        CommandResult? last = null;
+        while (DateTime.UtcNow < deadline && !waypoint.HasExited)
+        {
+            last = await cluster.InPodAsync(pod.Name, "curl", "-sf", "--max-time", "5", "-o", "/dev/null", "http://127.0.0.1:15021/healthz/ready");
+            if (last.Ok)
+            {
+                return;
+            }
+            await Task.Delay(250);
+        }
+        throw new TimeoutException($"the waypoint in {pod.Name} did not become ready: {last}\n{waypoint.Describe()}");
     }
 
     private static async Task AssertSignedAsync(InPodCluster cluster, PodSpec pod, X509Certificate2 root)
