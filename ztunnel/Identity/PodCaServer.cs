@@ -168,7 +168,20 @@ internal sealed class PodCaServer : IAsyncDisposable
         TimeSpan lifetime = request.ValidityDurationSeconds > 0 && request.ValidityDurationSeconds < _maxLifetime.TotalSeconds
             ? TimeSpan.FromSeconds(request.ValidityDurationSeconds)
             : _maxLifetime;
-        IReadOnlyList<X509Certificate2> chain = _ca.IssueForKey(csr.PublicKey, allowed, lifetime);
+        // The keys a mesh peer's TLS accepts: ECDSA (what Istio's agents and ours make) or RSA.
+        if (csr.PublicKey.Oid.Value is not ("1.2.840.10045.2.1" or "1.2.840.113549.1.1.1"))
+        {
+            return Invalid(GrpcCode.InvalidArgument, $"the csr's key is {csr.PublicKey.Oid.FriendlyName ?? csr.PublicKey.Oid.Value}; an ECDSA or RSA key is required");
+        }
+        IReadOnlyList<X509Certificate2> chain;
+        try
+        {
+            chain = _ca.IssueForKey(csr.PublicKey, allowed, lifetime);
+        }
+        catch (CryptographicException ex)
+        {
+            return Invalid(GrpcCode.InvalidArgument, $"cannot sign the csr's key: {ex.Message}");
+        }
         byte[] response = IstioCaMessages.EncodeResponse(chain.Select(c => c.ExportCertificatePem() + "\n"));
         _metrics.PodCaRequest("signed");
         PodCaLog.Signed(_logger, allowed.ToString(), _pod, chain[0].NotAfter.ToUniversalTime());
