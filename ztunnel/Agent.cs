@@ -172,7 +172,9 @@ internal sealed class Agent : IAsyncDisposable
         {
             // Take the pods over (from a running agent with their sockets, else from the registry of a previous run)
             // before serving the CNI plugin, so a pod is never half-owned.
-            _inPod = new InPod.InPodManager(_ctx, outbound, inbound, _stateDir, _loggers.CreateLogger("inpod"));
+            // With the built-in CA the agent also signs for the waypoint pods on its node (their own identity only);
+            // under Istio's CA they ask istiod themselves.
+            _inPod = new InPod.InPodManager(_ctx, outbound, inbound, _stateDir, _loggers.CreateLogger("inpod"), _issuer as CertificateAuthority);
             string handoverPath = Path.Combine(_stateDir, "handover.sock");
             await _inPod.StartAsync(handoverPath, CancellationToken.None).ConfigureAwait(false);
             try

@@ -209,6 +209,35 @@ public sealed partial class Http2Connection
         return default;
     }
 
+    internal ValueTask SendTrailersAsync(Http2Stream stream, IReadOnlyList<HeaderField> trailers, CancellationToken cancellationToken)
+    {
+        if (stream.IsClient)
+        {
+            throw new InvalidOperationException("Only server streams send trailers.");
+        }
+
+        Http2HeaderValidator.ThrowIfInvalidOutgoing(trailers);
+        foreach (HeaderField f in trailers)
+        {
+            if (f.Name.StartsWith(':'))
+            {
+                throw new ArgumentException($"Trailers carry no pseudo-header fields ({f.Name}).", nameof(trailers));
+            }
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        lock (_lock)
+        {
+            ThrowIfCannotSendLocked(stream);
+            WriteHeadersLocked(stream.Id, null, trailers, endStream: true);
+            stream.LocalEnded = true;
+            CloseStreamIfDoneLocked(stream);
+            FlushOutputLocked();
+        }
+
+        return default;
+    }
+
     /// <summary>Copies <paramref name="data"/> into DATA frames as window allows; returns once all of it is queued.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     internal async ValueTask WriteDataAsync(Http2Stream stream, ReadOnlyMemory<byte> data, bool endStream, CancellationToken cancellationToken)

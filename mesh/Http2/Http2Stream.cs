@@ -78,6 +78,13 @@ public sealed class Http2Stream
     public ValueTask SendResponseHeadersAsync(int status, IReadOnlyList<HeaderField>? headers, bool endStream, CancellationToken cancellationToken) =>
         _connection.SendResponseHeadersAsync(this, status, headers, endStream, cancellationToken);
 
+    /// <summary>
+    /// Server role: ends the stream with a trailing HEADERS block (RFC 9113 section 8.1), after the response headers and
+    /// any DATA. gRPC needs it: a call's status travels in trailers (<c>grpc-status</c>).
+    /// </summary>
+    public ValueTask SendTrailersAsync(IReadOnlyList<HeaderField> trailers, CancellationToken cancellationToken) =>
+        _connection.SendTrailersAsync(this, trailers, cancellationToken);
+
     /// <summary>Sends DATA, waiting for flow-control window; splits at the peer's max frame size. Does not copy after return.</summary>
     public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken) =>
         data.IsEmpty ? default : _connection.WriteDataAsync(this, data, endStream: false, cancellationToken);

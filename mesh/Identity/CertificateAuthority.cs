@@ -132,6 +132,31 @@ public sealed class CertificateAuthority : ICertificateIssuer, IDisposable
     /// <summary>Issues a leaf with explicit validity (tests use it for expired and not-yet-valid certificates).</summary>
     internal IssuedCertificate Issue(SpiffeId id, DateTimeOffset notBefore, DateTimeOffset notAfter)
     {
+        using ECDsa key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using X509Certificate2 unkeyed = Sign(new PublicKey(key), id, notBefore, notAfter);
+        // On Linux an ephemeral key attached this way is usable by SslStream (OpenSSL takes its own reference to the
+        // EVP_PKEY), so disposing our ECDsa handle afterwards is safe. Windows would need a PFX round-trip.
+        X509Certificate2 leaf = unkeyed.CopyWithPrivateKey(key);
+        return new IssuedCertificate(leaf, new X509Certificate2Collection(_intermediates));
+    }
+
+    /// <summary>
+    /// Signs a leaf for a key held elsewhere (a CSR's public key: the node agent's CA endpoint for waypoints), with the
+    /// same profile as <see cref="IssueAsync"/>. The caller has checked that <paramref name="id"/> is what the requester
+    /// may hold; the returned chain is leaf, intermediates, roots, as Istio's CA answers.
+    /// </summary>
+    public IReadOnlyList<X509Certificate2> IssueForKey(PublicKey publicKey, SpiffeId id, TimeSpan lifetime)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(lifetime, TimeSpan.Zero);
+        DateTimeOffset now = DateTimeOffset.UtcNow;
+        var chain = new List<X509Certificate2> { Sign(publicKey, id, now - Backdate, now + lifetime) };
+        chain.AddRange(_intermediates);
+        chain.AddRange(TrustBundle);
+        return chain;
+    }
+
+    private X509Certificate2 Sign(PublicKey publicKey, SpiffeId id, DateTimeOffset notBefore, DateTimeOffset notAfter)
+    {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         string uri = id.ToString();
         // A hand-built SpiffeId could hold characters that System.Uri would normalise (e.g. an uppercase host),
@@ -149,9 +174,8 @@ public sealed class CertificateAuthority : ICertificateIssuer, IDisposable
             notAfter = signerNotAfter;
         }
 
-        using ECDsa key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        // The request's hash is what the issuer's generator signs with, so it follows the issuer key, not ours.
-        var request = new CertificateRequest(EmptySubject, key, _hash);
+        // The request's hash is what the issuer's generator signs with, so it follows the issuer key, not the leaf's.
+        var request = new CertificateRequest(EmptySubject, publicKey, _hash);
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
         // ECDSA keys only sign (the TLS 1.3 key exchange is ephemeral ECDHE), so keyEncipherment would be wrong.
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
@@ -165,11 +189,7 @@ public sealed class CertificateAuthority : ICertificateIssuer, IDisposable
             request.CertificateExtensions.Add(_authorityKeyId);
         }
 
-        using X509Certificate2 unkeyed = request.Create(_signer.SubjectName, _generator, notBefore, notAfter, NewSerial());
-        // On Linux an ephemeral key attached this way is usable by SslStream (OpenSSL takes its own reference to the
-        // EVP_PKEY), so disposing our ECDsa handle afterwards is safe. Windows would need a PFX round-trip.
-        X509Certificate2 leaf = unkeyed.CopyWithPrivateKey(key);
-        return new IssuedCertificate(leaf, new X509Certificate2Collection(_intermediates));
+        return request.Create(_signer.SubjectName, _generator, notBefore, notAfter, NewSerial());
     }
 
     public void Dispose()

@@ -56,7 +56,9 @@ internal sealed record CommandLine
           --ca-root-cert FILE PEM roots for an https CA (default $CA_ROOT_CA, else $XDS_ROOT_CA, else
                               /var/run/secrets/istio/root-cert.pem).
           --token-file FILE   Bearer token sent on every CA call, re-read per call (default $AUTH_TOKEN, else
-                              /var/run/secrets/tokens/istio-token when a CA is set).
+                              /var/run/secrets/tokens/istio-token when a CA is set, except none for http://127.0.0.1:
+                              the node agent's CA endpoint inside the waypoint's pod, which 'waypoint generate' uses
+                              by default and which knows the pod by its network namespace).
           --cluster-id ID     'clusterid' call metadata (default $ISTIO_META_CLUSTER_ID, else Kubernetes).
                               TRUST_DOMAIN, when set, names the trust domain the identity is asked for.
           --state-dir DIR     Where the built-in CA is kept (default $AMBIENT_STATE_DIR or /var/lib/ambient).
@@ -139,6 +141,12 @@ internal sealed record CommandLine
         {
             cp = cp with { TokenFile = t };
         }
+        else if (cp.CaAddress is { } local && IsNodeLocalCa(local) && !(env.TryGetValue("AUTH_TOKEN", out string? token) && !string.IsNullOrWhiteSpace(token)))
+        {
+            // The node agent's endpoint in the pod (waypoint generate's default) knows the pod by its network
+            // namespace: no token to send, and none mounted.
+            cp = cp with { TokenFile = null };
+        }
         else if (cp.TokenFile is null && cp.CaAddress is not null)
         {
             cp = cp with { TokenFile = ControlPlaneOptions.DefaultTokenFile };
@@ -150,6 +158,9 @@ internal sealed record CommandLine
         // The waypoint reads the mesh from files or the Kubernetes API, not from xDS: only the CA side is kept.
         return cp.CaAddress is null ? null : cp with { XdsAddress = null };
     }
+
+    /// <summary>Plain http to this pod's own loopback: the node agent's in-pod CA endpoint (ztunnel serves it to waypoint pods).</summary>
+    public static bool IsNodeLocalCa(Uri address) => address.Scheme == Uri.UriSchemeHttp && address.IsLoopback;
 
     private static CommandLine ParseGateway(CommandLine cl, string? value)
     {

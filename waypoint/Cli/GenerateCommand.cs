@@ -11,8 +11,11 @@ namespace Ambient.Waypoint.Cli;
 /// </summary>
 internal static partial class GenerateCommand
 {
-    /// <summary>istiod's CA, where Istio's charts put it.</summary>
-    public const string DefaultCaAddress = "istiod.istio-system.svc:15012";
+    /// <summary>
+    /// The node agent's CA endpoint inside the waypoint's own pod (ztunnel's InPodManager.PodCaPort): under
+    /// daemonset/install.yaml's built-in CA the agent signs there, for this pod's service account only.
+    /// </summary>
+    public const string NodeLocalCaAddress = "http://127.0.0.1:15012";
 
     /// <summary>The install's read-only ClusterRole (daemonset/install.yaml): exactly the kinds the Kubernetes source watches.</summary>
     public const string ReaderClusterRole = "ambient-ztunnel";
@@ -31,9 +34,12 @@ internal static partial class GenerateCommand
           --image IMAGE       The waypoint image (default localhost/ambient/waypoint:<this version>, as
                               daemonset/build-images.sh tags it).
           --for TRAFFIC       istio.io/waypoint-for: service (default), workload, all or none.
-          --ca-address ADDR   Istio's CA the waypoint gets its certificate from (default istiod.istio-system.svc:15012),
-                              with the istio-ca token and the istio-ca-root-cert ConfigMap Istio publishes in every
-                              namespace.
+          --ca-address ADDR   Istio's CA the waypoint gets its certificate from (for example
+                              istiod.istio-system.svc:15012), with the istio-ca token and the istio-ca-root-cert
+                              ConfigMap Istio publishes in every namespace: for agents that run under istiod.
+                              Default: the node agent of daemonset/install.yaml (built-in CA) signs it inside the
+                              waypoint's own pod (http://127.0.0.1:15012 there, reachable from that pod only), for the
+                              pod's service account only; no token, no root certificate to mount.
           -h, --help          This help.
 
         The ClusterRoleBinding gives the waypoint's ServiceAccount the install's read-only ClusterRole ambient-ztunnel
@@ -43,7 +49,7 @@ internal static partial class GenerateCommand
     /// <summary>Runs the subcommand: 0 with the manifests on <paramref name="output"/>, 2 with a usage error on <paramref name="error"/>.</summary>
     public static int Run(string[] args, TextWriter output, TextWriter error, string version)
     {
-        string? ns = null, name = "waypoint", image = null, traffic = "service", ca = DefaultCaAddress, problem = null;
+        string? ns = null, name = "waypoint", image = null, traffic = "service", ca = null, problem = null;
         for (int i = 0; i < args.Length && problem is null; i++)
         {
             string a = args[i];
@@ -87,21 +93,21 @@ internal static partial class GenerateCommand
             : name is null || !DnsLabel().IsMatch(name) ? $"--name: '{name}' is not a valid name (lowercase letters, digits and '-', at most 63)"
             : !ImageReference().IsMatch(image) ? $"--image: '{image}' is not an image reference"
             : traffic is not ("service" or "workload" or "all" or "none") ? $"--for takes service, workload, all or none, not '{traffic}'"
-            : CheckAddress(ca);
+            : ca is null ? null : CheckAddress(ca);
         if (problem is not null)
         {
             error.WriteLine($"waypoint generate: {problem}\nRun 'waypoint generate --help' for usage.");
             return 2;
         }
-        output.Write(Render(ns!, name!, image, traffic!, ca!));
+        output.Write(Render(ns!, name!, image, traffic!, ca));
         return 0;
     }
 
-    private static string? CheckAddress(string? ca)
+    private static string? CheckAddress(string ca)
     {
         try
         {
-            _ = ControlPlaneOptions.ParseAddress(ca ?? "", "--ca-address");
+            _ = ControlPlaneOptions.ParseAddress(ca, "--ca-address");
             return null;
         }
         catch (FormatException ex)
@@ -110,8 +116,11 @@ internal static partial class GenerateCommand
         }
     }
 
-    /// <summary>The manifests. Every value written is a checked name, a fixed string or a checked image reference, so nothing needs YAML quoting beyond what is here.</summary>
-    internal static string Render(string ns, string name, string image, string traffic, string ca) => $$"""
+    /// <summary>
+    /// The manifests. Every value written is a checked name, a fixed string or a checked image reference, so nothing needs
+    /// YAML quoting beyond what is here. <paramref name="ca"/> null: the node agent's in-pod CA endpoint.
+    /// </summary>
+    internal static string Render(string ns, string name, string image, string traffic, string? ca) => $$"""
             # The waypoint {{ns}}/{{name}} (waypoint generate). Its identity: spiffe://<trust domain>/ns/{{ns}}/sa/{{name}}.
             # Send a namespace's traffic through it: kubectl label namespace {{ns}} istio.io/use-waypoint={{name}}
             apiVersion: gateway.networking.k8s.io/v1
@@ -216,13 +225,7 @@ internal static partial class GenerateCommand
                       valueFrom:
                         fieldRef:
                           fieldPath: spec.serviceAccountName
-                    # The certificate comes from Istio's CA, as the agents' do: no CA key in the waypoint's namespace.
-                    - name: CA_ADDRESS
-                      value: {{ca}}
-                    - name: CA_ROOT_CA
-                      value: /var/run/secrets/istio/root-cert.pem
-                    - name: AUTH_TOKEN
-                      value: /var/run/secrets/tokens/istio-token
+            {{CaEnv(ca)}}
                     ports:
                     - name: mesh
                       containerPort: 15008
@@ -258,27 +261,10 @@ internal static partial class GenerateCommand
                       seccompProfile:
                         type: RuntimeDefault
                     volumeMounts:
-                    - name: istio-token
-                      mountPath: /var/run/secrets/tokens
-                      readOnly: true
-                    - name: istio-ca-root-cert
-                      mountPath: /var/run/secrets/istio
-                      readOnly: true
-                    - name: tmp
+            {{CaMounts(ca)}}        - name: tmp
                       mountPath: /tmp
                   volumes:
-                  # The projected token istiod's CA authenticates (audience istio-ca), rotated by the kubelet.
-                  - name: istio-token
-                    projected:
-                      sources:
-                      - serviceAccountToken:
-                          audience: istio-ca
-                          expirationSeconds: 43200
-                          path: istio-token
-                  - name: istio-ca-root-cert
-                    configMap:
-                      name: istio-ca-root-cert
-                  - name: tmp
+            {{CaVolumes(ca)}}      - name: tmp
                     emptyDir:
                       medium: Memory
                       sizeLimit: 16Mi
@@ -309,6 +295,50 @@ internal static partial class GenerateCommand
                 protocol: TCP
 
             """;
+
+    // The fragments below are inserted into Render's template as they are: their lines carry the template's indentation.
+    private static string CaEnv(string? ca) => ca is null
+        ? $"""
+                # The certificate comes from the node agent (daemonset/install.yaml, built-in CA): it serves Istio's CA API
+                # on this pod's own loopback, reachable from this pod only, and signs this pod's service account only.
+                # No token and no root to mount: the answer carries the mesh root.
+                - name: CA_ADDRESS
+                  value: {NodeLocalCaAddress}
+        """
+        : $"""
+                # The certificate comes from Istio's CA, as the agents' do: no CA key in the waypoint's namespace.
+                - name: CA_ADDRESS
+                  value: {ca}
+                - name: CA_ROOT_CA
+                  value: /var/run/secrets/istio/root-cert.pem
+                - name: AUTH_TOKEN
+                  value: /var/run/secrets/tokens/istio-token
+        """;
+
+    private static string CaMounts(string? ca) => ca is null ? "" : """
+                - name: istio-token
+                  mountPath: /var/run/secrets/tokens
+                  readOnly: true
+                - name: istio-ca-root-cert
+                  mountPath: /var/run/secrets/istio
+                  readOnly: true
+
+        """;
+
+    private static string CaVolumes(string? ca) => ca is null ? "" : """
+              # The projected token istiod's CA authenticates (audience istio-ca), rotated by the kubelet.
+              - name: istio-token
+                projected:
+                  sources:
+                  - serviceAccountToken:
+                      audience: istio-ca
+                      expirationSeconds: 43200
+                      path: istio-token
+              - name: istio-ca-root-cert
+                configMap:
+                  name: istio-ca-root-cert
+
+        """;
 
     [GeneratedRegex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
     private static partial Regex DnsLabel();

@@ -42,8 +42,12 @@ internal sealed class IstioCaReadiness(
             catch (Exception ex) when (ex is InvalidOperationException or OperationCanceledException && !stoppingToken.IsCancellationRequested)
             {
                 TimeSpan delay = backoff.Delay(attempt);
-                source.ReportError($"no certificate for {id} yet: {ex.Message}");
-                WaypointLog.FirstCertificateFailed(logger, id.ToString(), attempt, delay, ex.Message);
+                // The node agent opens its in-pod endpoint once it knows this pod and its Gateway: until then, say what is awaited.
+                string error = Cli.CommandLine.IsNodeLocalCa(address)
+                    ? $"{ex.Message} (waiting for the node agent to open its CA endpoint in this pod: it does once it knows the pod, labelled with its waypoint Gateway, and only with its built-in CA)"
+                    : ex.Message;
+                source.ReportError($"no certificate for {id} yet: {error}");
+                WaypointLog.FirstCertificateFailed(logger, id.ToString(), attempt, delay, error);
                 await Task.Delay(delay, stoppingToken).ConfigureAwait(false);
             }
         }

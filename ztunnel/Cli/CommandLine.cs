@@ -58,6 +58,9 @@ internal sealed record CommandLine
                               Default: $XDS_ADDRESS. Readiness waits for the first push of each type.
           --ca-address URL    Istio's CA (CreateCertificate): workload certificates come from it instead of the
                               built-in CA, so no node holds a CA key. Default: $CA_ADDRESS, else the xDS address.
+                              With it, the agent does not sign for waypoint pods either (in-pod mode, built-in CA
+                              only: Istio's CA API on 127.0.0.1:15012 inside each waypoint pod, for the pod's own
+                              service account); waypoints then ask istiod themselves.
           --xds-root-cert FILE  PEM roots for https control planes (default $XDS_ROOT_CA, else
                               /var/run/secrets/istio/root-cert.pem; the CA uses $CA_ROOT_CA, else the same).
           --token-file FILE   Bearer token sent on every control plane call, re-read per call (default $AUTH_TOKEN,

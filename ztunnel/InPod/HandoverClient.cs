@@ -5,7 +5,11 @@ using Microsoft.Extensions.Logging;
 namespace Ambient.Ztunnel.InPod;
 
 /// <summary>A pod handed over by the older agent with its listening sockets by port (15001, 15006, 15008); none when read from the registry.</summary>
-internal sealed record HandedOverPod(CapturedPod Pod, IReadOnlyDictionary<int, Socket>? Listeners);
+internal sealed record HandedOverPod(CapturedPod Pod, IReadOnlyDictionary<int, Socket>? Listeners)
+{
+    /// <summary>A waypoint pod's CA endpoint (its one socket on 15012), not a captured pod.</summary>
+    public bool CaEndpoint { get; init; }
+}
 
 /// <summary>
 /// The newer agent's side of the listener hand-over (see <see cref="HandoverServer"/>): at start-up, if an agent still
@@ -74,7 +78,10 @@ internal sealed class HandoverClient : IDisposable
                     case HandoverMessage.PodCommand:
                         pods.Add(Adopt(message, fds));
                         break;
-                    case HandoverMessage.Done when message.Count == pods.Count:
+                    case HandoverMessage.CaCommand:
+                        pods.Add(Adopt(message, fds) with { CaEndpoint = true });
+                        break;
+                    case HandoverMessage.Done when message.Count == pods.Count(p => !p.CaEndpoint):
                         return pods;
                     case HandoverMessage.ErrorCommand:
                         throw new IOException($"the agent with pid {PeerPid} refused the hand-over: {message.Message}");

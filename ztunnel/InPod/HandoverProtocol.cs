@@ -8,7 +8,8 @@ namespace Ambient.Ztunnel.InPod;
 /// <summary>
 /// One message of the listener hand-over between two agents on a node (issue 12): a JSON object per SOCK_SEQPACKET
 /// message, a pod's listening sockets attached to its message as SCM_RIGHTS. The exchange, newer agent first:
-/// <c>TAKEOVER</c> → (<c>POD</c> + 3 descriptors)* <c>DONE</c> → <c>READY</c> → <c>RELEASED</c>. Until READY the older
+/// <c>TAKEOVER</c> → (<c>POD</c> + 3 descriptors)* (<c>CA</c> + 1 descriptor)* <c>DONE</c> → <c>READY</c> → <c>RELEASED</c>
+/// (<c>CA</c>: a waypoint pod's CA endpoint on 15012, see <see cref="InPodManager.PodCaPort"/>; DONE counts the pods only). Until READY the older
 /// agent keeps serving (both accept from the same sockets); a connection that ends before READY leaves it the owner.
 /// </summary>
 internal sealed record HandoverMessage
@@ -16,6 +17,7 @@ internal sealed record HandoverMessage
     public const int ProtocolVersion = 1;
     public const string TakeOver = "TAKEOVER";
     public const string PodCommand = "POD";
+    public const string CaCommand = "CA";
     public const string Done = "DONE";
     public const string ReadyCommand = "READY";
     public const string Released = "RELEASED";

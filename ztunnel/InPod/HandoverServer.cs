@@ -70,7 +70,8 @@ internal sealed class HandoverServer : IAsyncDisposable
     private async Task HandOverAsync(Socket s, int pid)
     {
         // Holds the manager's gate until the end: no pod is added or removed while two agents share the sockets.
-        var pods = await _manager.BeginHandoverAsync().ConfigureAwait(false);
+        var set = await _manager.BeginHandoverAsync().ConfigureAwait(false);
+        var pods = set?.Pods;
         bool committed = false;
         try
         {
@@ -84,6 +85,13 @@ internal sealed class HandoverServer : IAsyncDisposable
             {
                 var message = new HandoverMessage { Command = HandoverMessage.PodCommand, Pod = pod, Ports = [.. listeners.Select(l => l.EndPoint.Port)] };
                 await HandoverWire.SendAsync(s, message, StepTimeout, [.. listeners.Select(l => l.Socket)]).ConfigureAwait(false);
+            }
+            // After the pods, so an agent that does not know CA endpoints fails the hand-over (unknown command) and
+            // re-adopts from the registry rather than taking a waypoint's socket for a captured pod's.
+            foreach (var (pod, listener) in set!.CaEndpoints)
+            {
+                var message = new HandoverMessage { Command = HandoverMessage.CaCommand, Pod = pod, Ports = [listener.EndPoint.Port] };
+                await HandoverWire.SendAsync(s, message, StepTimeout, [listener.Socket]).ConfigureAwait(false);
             }
             await HandoverWire.SendAsync(s, new HandoverMessage { Command = HandoverMessage.Done, Count = pods.Count }, StepTimeout).ConfigureAwait(false);
             var ready = await HandoverWire.ReceiveAsync(s, ReadyTimeout).ConfigureAwait(false);

@@ -29,6 +29,7 @@ internal sealed class MeshMetrics
     private readonly ConcurrentDictionary<string, long> _refusals = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _configReloads = new(StringComparer.Ordinal);
     private long _certRenewalFailures;
+    private readonly ConcurrentDictionary<string, long> _podCaRequests = new(StringComparer.Ordinal);
     private long _hboneIdleClosed;
     private long _activeConnections;
 
@@ -88,6 +89,12 @@ internal sealed class MeshMetrics
         _configReloads.AddOrUpdate(ok ? "result=\"success\"" : "result=\"rejected\"", 1, static (_, v) => v + 1);
 
     public void CertificateRenewalFailed() => Interlocked.Increment(ref _certRenewalFailures);
+
+    /// <summary>One CreateCertificate answered by the in-pod CA endpoint for waypoints: <paramref name="result"/> is signed, denied or invalid.</summary>
+    public void PodCaRequest(string result) =>
+        _podCaRequests.AddOrUpdate($"result=\"{result}\"", 1, static (_, v) => v + 1);
+
+    public long PodCaRequests(string result) => _podCaRequests.TryGetValue($"result=\"{result}\"", out var v) ? v : 0;
 
     public void HboneIdleClosed() => Interlocked.Increment(ref _hboneIdleClosed);
 
@@ -155,6 +162,11 @@ internal sealed class MeshMetrics
         }
         Family(w, "ambient_certificate_renewal_failures_total", "counter", "Failed workload certificate renewals (the old certificate stays in use).");
         Sample(w, "ambient_certificate_renewal_failures_total", null, Interlocked.Read(ref _certRenewalFailures));
+        Family(w, "ambient_pod_ca_requests_total", "counter", "CreateCertificate calls to the in-pod CA endpoint of waypoint pods, by result (signed, denied: another identity asked for, invalid).");
+        foreach (var (labels, v) in _podCaRequests)
+        {
+            Sample(w, "ambient_pod_ca_requests_total", labels, v);
+        }
         if (Store is { } store)
         {
             var sources = store.Sources;

@@ -57,13 +57,16 @@ public sealed class WaypointGenerateTests
         Assert.False(c.SecurityContext.AllowPrivilegeEscalation);
         var volumes = pod.Volumes.Select(v => v.Name).ToHashSet();
         Assert.All(c.VolumeMounts, m => Assert.Contains(m.Name, volumes));
-        // Who it is and where its certificate comes from, from the downward API and Istio's CA.
+        // Who it is, from the downward API, and where its certificate comes from: by default the node agent's CA
+        // endpoint inside the pod (built-in CA), with no token and no root to mount.
         var env = c.Env.ToDictionary(e => e.Name);
         Assert.Equal("waypoint", env["GATEWAY_NAME"].Value);
         Assert.Equal("metadata.namespace", env["GATEWAY_NAMESPACE"].ValueFrom.FieldRef.FieldPath);
         Assert.Equal("status.podIP", env["INSTANCE_IP"].ValueFrom.FieldRef.FieldPath);
-        Assert.Equal("istiod.istio-system.svc:15012", env["CA_ADDRESS"].Value);
-        Assert.Equal("istio-ca", pod.Volumes.Single(v => v.Name == "istio-token").Projected.Sources.Single().ServiceAccountToken.Audience);
+        Assert.Equal("http://127.0.0.1:15012", env["CA_ADDRESS"].Value);
+        Assert.False(env.ContainsKey("AUTH_TOKEN"));
+        Assert.False(env.ContainsKey("CA_ROOT_CA"));
+        Assert.DoesNotContain(pod.Volumes, v => v.Name is "istio-token" or "istio-ca-root-cert");
 
         // The Service selects the Deployment's pods and carries HBONE.
         Assert.All(service.Spec.Selector, kv => Assert.Equal(kv.Value, deployment.Spec.Template.Metadata.Labels[kv.Key]));
@@ -72,6 +75,24 @@ public sealed class WaypointGenerateTests
         Assert.Equal("ClusterRole", binding.RoleRef.Kind);
         Assert.Contains(Install.Objects.OfType<V1ClusterRole>(), r => r.Metadata.Name == binding.RoleRef.Name);
         Assert.Equal(("ServiceAccount", "waypoint", "shop"), (binding.Subjects[0].Kind, binding.Subjects[0].Name, binding.Subjects[0].NamespaceProperty));
+    }
+
+    /// <summary>--ca-address: Istio's CA (agents under istiod), with its token and root mounted as Istio publishes them.</summary>
+    [Fact]
+    public async Task With_a_ca_address_the_waypoint_asks_istiod_with_the_istio_ca_token_and_root()
+    {
+        string yaml = await GenerateAsync("--namespace", "shop", "--ca-address", "istiod.istio-system.svc:15012");
+        var pod = Split(yaml).Objects.OfType<V1Deployment>().Single().Spec.Template.Spec;
+        var c = pod.Containers.Single();
+        var env = c.Env.ToDictionary(e => e.Name);
+        Assert.Equal("istiod.istio-system.svc:15012", env["CA_ADDRESS"].Value);
+        Assert.Equal("/var/run/secrets/tokens/istio-token", env["AUTH_TOKEN"].Value);
+        Assert.Equal("/var/run/secrets/istio/root-cert.pem", env["CA_ROOT_CA"].Value);
+        Assert.Equal("istio-ca", pod.Volumes.Single(v => v.Name == "istio-token").Projected.Sources.Single().ServiceAccountToken.Audience);
+        Assert.Equal("istio-ca-root-cert", pod.Volumes.Single(v => v.Name == "istio-ca-root-cert").ConfigMap.Name);
+        var volumes = pod.Volumes.Select(v => v.Name).ToHashSet();
+        Assert.All(c.VolumeMounts, m => Assert.Contains(m.Name, volumes));
+        Assert.Equal(3, c.VolumeMounts.Count);
     }
 
     [Fact]

@@ -89,6 +89,13 @@ public sealed class IstioCaEndToEndTests
         Assert.Equal(new Uri("http://127.0.0.1:15010"), cp.CaAddress);
         Assert.Equal(("/tmp/t", "west", "/tmp/root.pem"), (cp.TokenFile, cp.ClusterId, cp.CaRootCert));
 
+        // The node agent's endpoint in the pod (waypoint generate's default) takes no token unless one is named.
+        var nodeLocal = CommandLine.Parse(["--gateway", "shop/waypoint"]).ControlPlane(new Dictionary<string, string> { ["CA_ADDRESS"] = "http://127.0.0.1:15012" })!;
+        Assert.Equal((new Uri("http://127.0.0.1:15012"), (string?)null), (nodeLocal.CaAddress, nodeLocal.TokenFile));
+        var nodeLocalWithToken = CommandLine.Parse(["--gateway", "shop/waypoint"]).ControlPlane(
+            new Dictionary<string, string> { ["CA_ADDRESS"] = "http://127.0.0.1:15012", ["AUTH_TOKEN"] = "/tmp/t" })!;
+        Assert.Equal("/tmp/t", nodeLocalWithToken.TokenFile);
+
         Assert.Null(CommandLine.Parse(["--gateway", "shop/waypoint"]).ControlPlane(new Dictionary<string, string>()));
         Assert.NotNull(CommandLine.Parse(["--gateway", "shop/waypoint", "--ca-address"]).Error);
         var bad = Assert.Throws<FormatException>(() => CommandLine.Parse(["--gateway", "shop/waypoint", "--ca-address", "ftp://x"]).ControlPlane(env));
