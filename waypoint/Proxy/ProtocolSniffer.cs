@@ -63,7 +63,8 @@ internal static class ProtocolSniffer
     /// <summary>
     /// Peeks at <paramref name="input"/> until <see cref="Classify"/> decides, the client ends its side, or
     /// <paramref name="timeout"/> passes. Consumes nothing. On a port declared HTTP (<paramref name="declaredHttp"/>)
-    /// the answer is never TCP: only the HTTP version is told apart, and a silent client is left to Kestrel's timeouts.
+    /// the answer is never TCP: only the HTTP version is told apart, and a client silent for the whole timeout gets an
+    /// <see cref="OperationCanceledException"/>.
     /// </summary>
     public static async Task<SniffedProtocol> DetectAsync(PipeReader input, TimeSpan timeout, bool declaredHttp)
     {
@@ -79,10 +80,11 @@ internal static class ProtocolSniffer
                 {
                     result = await input.ReadAsync(cts.Token).ConfigureAwait(false);
                 }
-                catch (OperationCanceledException) when (cts.IsCancellationRequested)
+                catch (OperationCanceledException) when (cts.IsCancellationRequested && !declaredHttp)
                 {
-                    // Nothing decisive in time (the bytes already there stay unconsumed for the TCP relay).
-                    return fallback;
+                    // Nothing decisive in time (the bytes already there stay unconsumed for the TCP relay). On a port
+                    // declared HTTP the cancellation goes to the caller, which drops a client that never spoke.
+                    return SniffedProtocol.Tcp;
                 }
                 var buffer = result.Buffer;
                 var verdict = Classify(buffer.IsSingleSegment ? buffer.FirstSpan : Slice(buffer, ref copy), declaredHttp);

@@ -103,6 +103,14 @@ public sealed class ProtocolSnifferTests
     }
 
     [Fact]
+    public async Task ASilentClientOnAPortDeclaredHttpIsDropped()
+    {
+        var pipe = new Pipe();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(
+            () => ProtocolSniffer.DetectAsync(pipe.Reader, TimeSpan.FromMilliseconds(50), declaredHttp: true).WaitAsync(Timeout));
+    }
+
+    [Fact]
     public async Task NonHttpBytesAreTcpAtOnceAndKept()
     {
         var pipe = new Pipe();
