@@ -57,6 +57,13 @@ internal static class L7Report
             (raw.Value("waypoint_governance", r, "vcpu_a") / raw.Value("waypoint_governance", r, "achieved_rps"))
             / (raw.Value("waypoint", r, "vcpu_a") / raw.Value("waypoint", r, "achieved_rps")))));
         l7["achieved_rps"] = Per(Proxies.Prepend(Baseline).ToArray(), m => raw.Reps.Select(r => raw.Value(m, r, "achieved_rps")));
+        // With tracing on: the spans the governance waypoint's exporter got accepted per repetition (proof that the
+        // ratio above includes tracing: about 2 spans per sampled request).
+        double spans = raw.Median("waypoint_governance", "spans_exported");
+        if (!double.IsNaN(spans))
+        {
+            l7["governance_spans_exported"] = spans;
+        }
 
         var json = new JsonObject { ["l7"] = l7, ["repetitions"] = raw.Reps.Count };
         foreach (var (k, v) in meta)
@@ -98,7 +105,7 @@ internal static class L7Report
             var a = l7["latency_added_ms"]![m]!;
             sb.Append(CultureInfo.InvariantCulture, $"| {m} | {F(l7["vcpu_per_1000rps"]![m], "F3")} | {F(l7["rss_mb"]![m], "F1")} | {F(a["p50"])} | {F(a["p90"])} | {F(a["p99"])} |\n");
         }
-        sb.Append(CultureInfo.InvariantCulture, $"\nGovernance CPU ratio (waypoint with rate limit + retries{(json["tracing_percent"] is JsonNode t && t.GetValue<double>() > 0 ? " + tracing" : "")} / without): {F(l7["governance_cpu_ratio"], "F3")}\n\n");
+        sb.Append(CultureInfo.InvariantCulture, $"\nGovernance CPU ratio (waypoint with rate limit + retries{(json["tracing_percent"] is JsonNode t && t.GetValue<double>() > 0 ? " + tracing" : "")} / without): {F(l7["governance_cpu_ratio"], "F3")}{(l7["governance_spans_exported"] is JsonNode sp ? $"; spans exported by the governance waypoint per repetition: {sp}" : "")}\n\n");
         sb.Append("Latency (ms, median of repetitions):\n\n| mode | p50 | p90 | p99 | p99.9 |\n|---|---|---|---|---|\n");
         foreach (var (m, v) in l7["latency_ms"]!.AsObject())
         {
