@@ -6,6 +6,16 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
+// Socket continuations run on the epoll threads instead of hopping to the thread pool, as in the agent: a request then
+// crosses the waypoint on one thread from the HBONE socket it arrived on to the one it leaves by, instead of waking
+// pool workers at each step (perf/results/node-bench-l7-profile.md). Every I/O path here is asynchronous. The
+// socket engine reads the variable once, when the first socket is created, so it is set before anything else;
+// DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0 in the environment turns it off.
+if (Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS") is null)
+{
+    Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
+}
+
 if (args.Length > 0 && args[0] == "generate")
 {
     return GenerateCommand.Run(args[1..], Console.Out, Console.Error, WaypointVersion());

@@ -18,7 +18,10 @@ internal sealed class HboneConnection : ConnectionContext, IConnectionLifetimeFe
     private static long s_ids;
     private static readonly TimeSpan AbortFlushGrace = TimeSpan.FromSeconds(2);
     private readonly Http2Stream _stream;
-    private readonly Pipe _output = new(new PipeOptions(pauseWriterThreshold: 256 * 1024, resumeWriterThreshold: 128 * 1024, useSynchronizationContext: false));
+    // The pump runs on the thread that flushed (Kestrel's, finishing a response): a hop to the thread pool here was one
+    // more wake-up per response at interactive rates. The stream's own write path decides whether a large flush is
+    // handed off (HandOffScheduler).
+    private readonly Pipe _output = new(new PipeOptions(readerScheduler: PipeScheduler.Inline, pauseWriterThreshold: 256 * 1024, resumeWriterThreshold: 128 * 1024, useSynchronizationContext: false));
     private readonly CancellationTokenSource _closed = new();
     private readonly Task _pump;
     private int _disposed;
