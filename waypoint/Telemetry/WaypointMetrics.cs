@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
+using Ambient.Mesh.Identity;
 using Ambient.Mesh.Model;
 using Ambient.Waypoint.Hbone;
 
@@ -36,10 +38,26 @@ internal sealed class WaypointMetrics
 
     public string Version { get; init; } = typeof(WaypointMetrics).Assembly.GetName().Version?.ToString(3) ?? "dev";
 
+    // Requests with the same peers and outcome share a series; finding it by its rendered label string would build
+    // ~1.3 KB of text per request. The key holds the snapshot objects themselves (compared by reference: a config
+    // change makes new ones, which render anew), and the cache is dropped whole when it grows past its bound, so
+    // objects of old snapshots are not kept alive for long.
+    private const int MaxCachedKeys = 4096;
+    private readonly ConcurrentDictionary<SeriesKey, Series> _byKey = new();
+
     /// <summary>Counts one finished request.</summary>
     public void Record(RequestRecord r, double durationMs)
     {
-        var series = _series.GetOrAdd(Labels(r), static l => new Series(l));
+        var key = new SeriesKey(r.Tunnel.Peer, r.Tunnel.SourceWorkload, r.DestinationWorkload, r.DestinationService, r.Grpc, r.Status, r.GrpcStatus, r.ResponseFlags);
+        if (!_byKey.TryGetValue(key, out var series))
+        {
+            series = _series.GetOrAdd(Labels(r), static l => new Series(l));
+            if (_byKey.Count >= MaxCachedKeys)
+            {
+                _byKey.Clear();
+            }
+            _byKey.TryAdd(key, series);
+        }
         lock (series)
         {
             series.Count++;
@@ -230,6 +248,18 @@ internal sealed class WaypointMetrics
             Interlocked.Add(ref Sent, sent);
             Interlocked.Increment(ref ClosedCount);
         }
+    }
+
+    /// <summary>What <see cref="Labels"/> reads from a record: snapshot objects by reference, the rest by value.</summary>
+    private readonly record struct SeriesKey(SpiffeId Peer, Workload? Source, Workload? Destination, Service? Service, bool Grpc, int Status, string? GrpcStatus, string Flags)
+    {
+        public bool Equals(SeriesKey other) =>
+            ReferenceEquals(Source, other.Source) && ReferenceEquals(Destination, other.Destination) && ReferenceEquals(Service, other.Service)
+            && Status == other.Status && Grpc == other.Grpc && Peer.Equals(other.Peer)
+            && string.Equals(Flags, other.Flags, StringComparison.Ordinal) && string.Equals(GrpcStatus, other.GrpcStatus, StringComparison.Ordinal);
+
+        public override int GetHashCode() => HashCode.Combine(
+            Peer, RuntimeHelpers.GetHashCode(Source), RuntimeHelpers.GetHashCode(Destination), RuntimeHelpers.GetHashCode(Service), Status, Flags);
     }
 
     private sealed class Series(string labels)
