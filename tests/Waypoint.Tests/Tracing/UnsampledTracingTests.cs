@@ -283,10 +283,11 @@ public sealed class UnsampledTracingTests : IDisposable
         {
             r.Dispose();
         }
-        // The feature, two ids and the traceparent text (~330 bytes). The path it replaces (three propagators, a
-        // propagation-only root Activity, the SDK's second sampling call and re-injection) allocated about
-        // 1.3 kB per request in this same loop.
-        Assert.True(perRequest < 600, $"{perRequest} bytes allocated per unsampled request");
+        // The feature, two ids, the traceparent text and the upstream message's header storage: 464 bytes when
+        // written. The path it replaces (a propagation-only root Activity made by the SDK, a second sampling call for
+        // the client span, re-injection through the propagators) allocated 1,272 bytes per request in this same loop
+        // (main at f1393fb). Half of that is the bound.
+        Assert.True(perRequest < 636, $"{perRequest} bytes allocated per unsampled request");
 
         void Once(int i)
         {
