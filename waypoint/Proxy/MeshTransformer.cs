@@ -1,5 +1,6 @@
 using Ambient.Waypoint.Governance;
 using Ambient.Waypoint.Routing;
+using Ambient.Waypoint.Telemetry.Tracing;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -20,6 +21,7 @@ internal sealed class MeshTransformer(RouteDecision decision, AttemptPlan? attem
         {
             proxyRequest.Options.Set(AttemptPlan.Key, attempts);
         }
+        WaypointTracing.InjectUnsampled(httpContext, proxyRequest);
         var request = httpContext.Request;
         proxyRequest.Headers.Host = decision.Host ?? (request.Host.HasValue ? request.Host.Value : null);
         if (decision.Path is { } path)

@@ -135,6 +135,8 @@ internal sealed partial class RequestMirror(EndpointPicker picker, ILogger logge
             }
         }
         copy.Headers.Host = ShadowHost(route.Host ?? request.Host.Value ?? "");
+        // A sampled request's copy gets the client span's context from the propagation handler; an unsampled one's here.
+        Telemetry.Tracing.WaypointTracing.InjectUnsampled(request.HttpContext, copy);
         return copy;
     }
 

@@ -29,12 +29,20 @@ internal sealed class WaypointSampler(string nodeId, Func<(double Percentage, bo
             return Drop;
         }
         var (percentage, ignoreParent) = rootPercentage();
-        var parent = samplingParameters.ParentContext;
+        return Decide(samplingParameters.ParentContext, samplingParameters.TraceId, percentage, ignoreParent) ? Sample : Drop;
+    }
+
+    /// <summary>
+    /// The decision itself, shared with <see cref="WaypointTracing.StartServer"/>, which takes it before any span exists
+    /// so that an unsampled request makes none: the parent's sampled flag, else the trace id against the percentage.
+    /// </summary>
+    internal static bool Decide(in ActivityContext parent, ActivityTraceId traceId, double percentage, bool ignoreParent)
+    {
         if (parent.TraceId != default && (!ignoreParent || !parent.IsRemote))
         {
-            return (parent.TraceFlags & ActivityTraceFlags.Recorded) != 0 ? Sample : Drop;
+            return (parent.TraceFlags & ActivityTraceFlags.Recorded) != 0;
         }
-        return IsSampled(samplingParameters.TraceId, percentage) ? Sample : Drop;
+        return IsSampled(traceId, percentage);
     }
 
     /// <summary>Whether a trace id falls in the sampled share: its low 8 bytes against the percentage of 2^64.</summary>

@@ -57,6 +57,15 @@ internal sealed class WaypointTracing : IDisposable
     [ThreadStatic]
     private static TracingSettings? t_starting;
 
+    /// <summary>The id <see cref="StartServer"/> decided a new trace on, for the root span it is starting on this thread.</summary>
+    [ThreadStatic]
+    private static ActivityTraceId t_rootTraceId;
+
+    private static int s_generatorInstalled;
+
+    private double _fallback;
+    private bool _fallbackIgnoresParent;
+
     public WaypointTracing(TracingOptions options, WaypointIdentity identity, MeshStore store)
     {
         _identity = identity;
@@ -76,10 +85,10 @@ internal sealed class WaypointTracing : IDisposable
             Protocol = options.Protocol,
             TimeoutMilliseconds = (int)options.ExportTimeout.TotalMilliseconds,
         };
-        double fallback = options.FallbackPercentage ?? DefaultPercentage;
-        bool fallbackIgnoresParent = options.FallbackIgnoresParent;
-        var sampler = new WaypointSampler(NodeId, () =>
-            (t_starting ?? Policy.For(store.Current, null)) is { Percentage: { } p } ? (p, false) : (fallback, fallbackIgnoresParent));
+        _fallback = options.FallbackPercentage ?? DefaultPercentage;
+        _fallbackIgnoresParent = options.FallbackIgnoresParent;
+        InstallRootTraceIdGenerator();
+        var sampler = new WaypointSampler(NodeId, () => RootSampling(t_starting));
 #pragma warning disable CA2000 // the provider owns the exporter and the queue, and this owns the provider
         _queue = new SpanExportQueue(new OtlpTraceExporter(exporterOptions), options, _source);
         var resource = ResourceBuilder.CreateDefault()
@@ -101,6 +110,21 @@ internal sealed class WaypointTracing : IDisposable
 #pragma warning restore CA2000
     }
 
+    /// <summary>
+    /// Makes a root span this class starts take the trace id its sampling was decided on (the SDK would otherwise draw
+    /// another and decide again, sampling p² of new traces). .NET's only hook for a root's id is process-wide, so it
+    /// is installed once and answers for every other root span exactly as before: the previous generator, else random.
+    /// </summary>
+    private static void InstallRootTraceIdGenerator()
+    {
+        if (Interlocked.Exchange(ref s_generatorInstalled, 1) != 0)
+        {
+            return;
+        }
+        var previous = Activity.TraceIdGenerator;
+        Activity.TraceIdGenerator = () => t_rootTraceId != default ? t_rootTraceId : previous?.Invoke() ?? ActivityTraceId.CreateRandom();
+    }
+
     /// <summary>Istio's default sampling when nothing configures it.</summary>
     public const double DefaultPercentage = 1.0;
 
@@ -111,7 +135,12 @@ internal sealed class WaypointTracing : IDisposable
 
     public bool Enabled => _provider is not null;
 
-    /// <summary>Starts the request's server span: the caller's trace continues, or a new one starts here.</summary>
+    /// <summary>
+    /// Starts the request's server span: the caller's trace continues, or a new one starts here. The sampling decision
+    /// (<see cref="WaypointSampler.Decide"/>, the same one the SDK's sampler takes) comes first: an unsampled request
+    /// (99% of them at Istio's default 1%) makes no span at all and returns null; it only leaves an
+    /// <see cref="UnsampledTrace"/> on the request, which the forward turns into the upstream's trace headers.
+    /// </summary>
     public Activity? StartServer(HttpContext context, TunnelInfo tunnel)
     {
         if (_provider is null)
@@ -119,26 +148,49 @@ internal sealed class WaypointTracing : IDisposable
             return null;
         }
         var headers = context.Request.Headers;
-        var parent = W3C.Extract(default, headers, HeaderGetter);
-        parent = B3Single.Extract(parent, headers, HeaderGetter);
-        parent = B3Multi.Extract(parent, headers, HeaderGetter);
+        bool w3c = headers.ContainsKey("traceparent");
+        bool single = headers.ContainsKey("b3");
+        bool multi = headers.ContainsKey("X-B3-TraceId");
+        PropagationContext parent = default;
+        if (w3c || single || multi)
+        {
+            // Each propagator keeps a context an earlier one found; a request without trace headers skips all three.
+            parent = W3C.Extract(parent, headers, HeaderGetter);
+            parent = B3Single.Extract(parent, headers, HeaderGetter);
+            parent = B3Multi.Extract(parent, headers, HeaderGetter);
+        }
         // The span's parent is the caller's context or nothing, never an activity that happens to be ambient.
         Activity.Current = null;
-        string host = tunnel.Service?.Hostname ?? tunnel.Authority.Address.ToString();
         var settings = Policy.For(_store.Current, tunnel.Service);
+        var (percentage, ignoreParent) = RootSampling(settings);
+        var remote = parent.ActivityContext;
+        // A trace that starts here gets its id now, so the decision and, when sampled, the span use the same one.
+        var traceId = remote.TraceId != default ? remote.TraceId : ActivityTraceId.CreateRandom();
+        if (!WaypointSampler.Decide(remote, traceId, percentage, ignoreParent))
+        {
+            context.Features.Set(new UnsampledTrace(traceId, remote.TraceState, single, multi));
+            return null;
+        }
         t_starting = settings;
+        t_rootTraceId = remote.TraceId != default ? default : traceId;
         Activity? span;
         try
         {
-            span = _source.StartActivity(SpanName(host, tunnel.Authority.Port), ActivityKind.Server, parent.ActivityContext, _creationTags);
+            string host = tunnel.Service?.Hostname ?? tunnel.Authority.Address.ToString();
+            span = _source.StartActivity(SpanName(host, tunnel.Authority.Port), ActivityKind.Server, remote, _creationTags);
         }
         finally
         {
             t_starting = null;
+            t_rootTraceId = default;
         }
         span?.SetCustomProperty(SettingsProperty, settings);
         return span;
     }
+
+    /// <summary>The percentage for traces that start here, and whether it overrides a caller's decision.</summary>
+    private (double Percentage, bool IgnoreParent) RootSampling(TracingSettings? settings) =>
+        (settings ?? Policy.For(_store.Current, null)) is { Percentage: { } p } ? (p, false) : (_fallback, _fallbackIgnoresParent);
 
     /// <summary>Starts the client span for the forward (a child of the server span, now the current activity).</summary>
     public Activity? StartClient(string host, int port)
@@ -228,6 +280,42 @@ internal sealed class WaypointTracing : IDisposable
         if (multi)
         {
             B3Multi.Inject(context, request, HeaderSetter);
+        }
+    }
+
+    /// <summary>
+    /// Gives the upstream request of an unsampled request (one <see cref="StartServer"/> made no span for) its trace
+    /// context, as Envoy does: the trace continues with a new span id and the sampled flag 0, in W3C always (the
+    /// caller's <c>tracestate</c> kept) and in the B3 forms the caller used. Nothing when the request was sampled or
+    /// tracing is off.
+    /// </summary>
+    public static void InjectUnsampled(HttpContext context, HttpRequestMessage request)
+    {
+        if (context.Features.Get<UnsampledTrace>() is not { } trace)
+        {
+            return;
+        }
+        var h = request.Headers;
+        foreach (var name in PropagationHeaders)
+        {
+            h.Remove(name);
+        }
+        string traceId = trace.TraceId.ToHexString();
+        string spanId = trace.SpanId.ToHexString();
+        h.TryAddWithoutValidation("traceparent", $"00-{traceId}-{spanId}-00");
+        if (!string.IsNullOrEmpty(trace.TraceState))
+        {
+            h.TryAddWithoutValidation("tracestate", trace.TraceState);
+        }
+        if (trace.B3Single)
+        {
+            h.TryAddWithoutValidation("b3", $"{traceId}-{spanId}-0");
+        }
+        if (trace.B3Multi)
+        {
+            h.TryAddWithoutValidation("X-B3-TraceId", traceId);
+            h.TryAddWithoutValidation("X-B3-SpanId", spanId);
+            h.TryAddWithoutValidation("X-B3-Sampled", "0");
         }
     }
 
