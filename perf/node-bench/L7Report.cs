@@ -14,7 +14,7 @@ namespace Ambient.NodeBench;
 internal static class L7Report
 {
     private const string Baseline = "l4";
-    private static readonly string[] Proxies = ["waypoint", "haproxy", "waypoint_governance"];
+    private static readonly string[] Proxies = ["waypoint", "haproxy", "waypoint_governance", "waypoint_tcp"];
     private static readonly string[] Pcts = ["p50", "p90", "p99"];
 
     public static int Run(Args args)
@@ -29,6 +29,10 @@ internal static class L7Report
             // One middle-proxy process per mode, so no averaging over nodes as in the L4 report.
             ["vcpu_per_1000rps"] = Per(Proxies, m => raw.Reps.Select(r => raw.Value(m, r, "vcpu_a") / (raw.Value(m, r, "achieved_rps") / 1000))),
             ["rss_mb"] = Per(Proxies, m => raw.Reps.Select(r => raw.Value(m, r, "rss_mb_a"))),
+            // The whole node's cost of a request: the middle proxy and both agents (l4: the agents alone). HAProxy's
+            // chain crosses the agent twice more than the waypoint's, which its own CPU above does not show.
+            ["node_vcpu_per_1000rps"] = Per(Proxies.Prepend(Baseline).ToArray(), m => raw.Reps.Select(r =>
+                ((m == Baseline ? 0 : raw.Value(m, r, "vcpu_a")) + raw.Value(m, r, "vcpu_agents")) / (raw.Value(m, r, "achieved_rps") / 1000))),
         };
         var added = new JsonObject();
         foreach (var m in Proxies)
@@ -99,11 +103,12 @@ internal static class L7Report
         sb.Append("# node-bench, L7 scenario\n\n");
         sb.Append(CultureInfo.InvariantCulture, $"{json["date"]}, commit {json["commit"]}, {json["repetitions"]} repetition(s), load average {json["loadavg_start"]} at start, {json["loadavg_end"]} at the end.\n\n");
         sb.Append(CultureInfo.InvariantCulture, $"Waypoint build: {json["waypoint_build"]}. Agents: {json["ztunnel_build"]}. {json["haproxy_version"]}.\n\n");
-        sb.Append("| middle proxy | vCPU per 1,000 req/s | peak RSS MB | added p50 ms | added p90 ms | added p99 ms |\n|---|---|---|---|---|---|\n");
+        sb.Append("| middle proxy | vCPU per 1,000 req/s | node vCPU per 1,000 req/s (proxy + both agents) | peak RSS MB | added p50 ms | added p90 ms | added p99 ms |\n|---|---|---|---|---|---|---|\n");
+        sb.Append(CultureInfo.InvariantCulture, $"| none (l4) | | {F(l7["node_vcpu_per_1000rps"]![Baseline], "F3")} | | | | |\n");
         foreach (var m in Proxies)
         {
             var a = l7["latency_added_ms"]![m]!;
-            sb.Append(CultureInfo.InvariantCulture, $"| {m} | {F(l7["vcpu_per_1000rps"]![m], "F3")} | {F(l7["rss_mb"]![m], "F1")} | {F(a["p50"])} | {F(a["p90"])} | {F(a["p99"])} |\n");
+            sb.Append(CultureInfo.InvariantCulture, $"| {m} | {F(l7["vcpu_per_1000rps"]![m], "F3")} | {F(l7["node_vcpu_per_1000rps"]![m], "F3")} | {F(l7["rss_mb"]![m], "F1")} | {F(a["p50"])} | {F(a["p90"])} | {F(a["p99"])} |\n");
         }
         sb.Append(CultureInfo.InvariantCulture, $"\nGovernance CPU ratio (waypoint with rate limit + retries{(json["tracing_percent"] is JsonNode t && t.GetValue<double>() > 0 ? " + tracing" : "")} / without): {F(l7["governance_cpu_ratio"], "F3")}{(l7["governance_spans_exported"] is JsonNode sp ? $"; spans exported by the governance waypoint per repetition: {sp}" : "")}\n\n");
         sb.Append("Latency (ms, median of repetitions):\n\n| mode | p50 | p90 | p99 | p99.9 |\n|---|---|---|---|---|\n");

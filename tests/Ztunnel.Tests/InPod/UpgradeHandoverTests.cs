@@ -67,8 +67,14 @@ public sealed class UpgradeHandoverTests(ITestOutputHelper output)
         }
         catch
         {
-            output.WriteLine(cluster.Describe());
-            output.WriteLine(string.Join('\n', daemons.Select(d => d.Describe())));
+            // The agents' access logs run to thousands of lines, more than a CI log keeps: the whole of it goes to a
+            // file that outlives the cluster, and the test output names it.
+            string describe = cluster.Describe() + "\n" + string.Join('\n', daemons.Select(d => d.Describe()));
+            string saved = Path.Combine(Path.GetTempPath(), "ambient-test-failures", $"upgrade-under-load-{DateTime.UtcNow:yyyyMMddTHHmmss}.log");
+            Directory.CreateDirectory(Path.GetDirectoryName(saved)!);
+            await File.WriteAllTextAsync(saved, describe);
+            output.WriteLine($"the agents' and apps' output: {saved}");
+            output.WriteLine(describe);
             throw;
         }
         finally
