@@ -86,6 +86,29 @@ public sealed partial class MeshStore
     }
 
     /// <summary>
+    /// Completes once every source registered now that must sync before readiness has published its initial state
+    /// (at once when they all have). A source registered later is not waited for.
+    /// </summary>
+    public Task WhenSyncedAsync(CancellationToken cancellationToken)
+    {
+        Task[] pending;
+        lock (_lock)
+        {
+            pending = [.. _sources.Where(s => s.RequiredForReadiness && !s.SyncedLocked).Select(s => s.Synced)];
+        }
+        return pending.Length == 0 ? Task.CompletedTask : Task.WhenAll(pending).WaitAsync(cancellationToken);
+    }
+
+    /// <summary>The sources that must sync before readiness and have not yet (their names), for messages.</summary>
+    public ImmutableArray<string> UnsyncedSources()
+    {
+        lock (_lock)
+        {
+            return [.. _sources.Where(s => s.RequiredForReadiness && !s.SyncedLocked).Select(s => s.Name)];
+        }
+    }
+
+    /// <summary>
     /// Registers a source. <paramref name="requiredForReadiness"/>: readiness waits for its first
     /// <see cref="MeshSource.MarkSynced"/> (the CNI source, which has nothing to wait for, passes false).
     /// </summary>

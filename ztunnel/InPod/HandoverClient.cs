@@ -32,6 +32,28 @@ internal sealed class HandoverClient : IDisposable
     /// <summary>The older agent's process id.</summary>
     public int PeerPid { get; }
 
+    /// <summary>
+    /// True when an agent of this user listens on the hand-over socket (the connection is closed again at once, which
+    /// that agent logs as a check, not a failed hand-over).
+    /// </summary>
+    public static bool PeerIsListening(string path)
+    {
+        if (!File.Exists(path))
+        {
+            return false;
+        }
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified);
+        try
+        {
+            socket.Connect(new UnixDomainSocketEndPoint(path));
+            return UnixRights.Peer(socket).Uid == UnixRights.EffectiveUserId;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Connects to a running agent's hand-over socket; null when no agent listens there (none ever ran, or it crashed).</summary>
     public static HandoverClient? TryConnect(string path, ILogger logger)
     {

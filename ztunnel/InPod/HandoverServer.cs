@@ -52,6 +52,13 @@ internal sealed class HandoverServer : IAsyncDisposable
                     return;
                 }
                 var request = await HandoverWire.ReceiveAsync(s, StepTimeout).ConfigureAwait(false);
+                if (request is null)
+                {
+                    // Closed without a word: a newer agent checking that this one runs (it takes over once its own
+                    // sources have synced, HandoverClient.PeerIsListening).
+                    InPodLog.HandoverProbed(_logger, pid);
+                    return;
+                }
                 if (request is not { } r || r.Message.Command != HandoverMessage.TakeOver || r.Fds.Length != 0)
                 {
                     CloseAll(request?.Fds);

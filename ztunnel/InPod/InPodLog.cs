@@ -88,4 +88,13 @@ internal static partial class InPodLog
 
     [LoggerMessage(EventId = 5333, Level = LogLevel.Information, Message = "{What} socket {Path} now belongs to another agent; leaving it in place")]
     public static partial void SocketFileTakenOver(ILogger logger, string what, string path);
+
+    [LoggerMessage(EventId = 5334, Level = LogLevel.Information, Message = "an agent is running on this node ({Path}): taking its pods over once the mesh sources have synced (waiting for {Sources}); it keeps serving them until then")]
+    public static partial void TakeoverWaitsForSync(ILogger logger, string path, string sources);
+
+    [LoggerMessage(EventId = 5336, Level = LogLevel.Information, Message = "a newer agent (pid {Pid}) checked that this agent runs; it takes the pods over once its mesh sources have synced")]
+    public static partial void HandoverProbed(ILogger logger, int pid);
+
+    [LoggerMessage(EventId = 5335, Level = LogLevel.Information, Message = "mesh sources synced after {Seconds:0.0} s: taking the pods over")]
+    public static partial void TakeoverSynced(ILogger logger, double seconds);
 }

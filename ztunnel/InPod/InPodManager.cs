@@ -92,6 +92,7 @@ internal sealed class InPodManager : IAsyncDisposable
         // entry, so a label that releases it changes no snapshot by itself.
         _ctx.State.Store.SourceUpdated += _ => QueueReconcile();
         List<HandedOverPod>? handed = null;
+        await WaitForSourcesBeforeTakeoverAsync(handoverPath, ct).ConfigureAwait(false);
         _takeover = HandoverClient.TryConnect(handoverPath, _logger);
         if (_takeover is not null)
         {
@@ -161,6 +162,26 @@ internal sealed class InPodManager : IAsyncDisposable
         {
             _gate.Release();
         }
+    }
+
+    /// <summary>
+    /// A running agent (an upgrade: its hand-over socket answers) serves the pods with a synced view of the mesh. Taking
+    /// them over before this agent's own sources have synced (the Kubernetes source lists every kind first) would serve
+    /// them with a partial view: inbound connections refused as "no local workload", policies missing. So the newer
+    /// agent waits, and the older one keeps serving until then. Without a running agent (a first start, or a crash)
+    /// there is nobody serving the pods, and they are re-adopted at once.
+    /// </summary>
+    private async Task WaitForSourcesBeforeTakeoverAsync(string handoverPath, CancellationToken ct)
+    {
+        var store = _ctx.State.Store;
+        if (store.IsSynced || !HandoverClient.PeerIsListening(handoverPath))
+        {
+            return;
+        }
+        InPodLog.TakeoverWaitsForSync(_logger, handoverPath, string.Join(", ", store.UnsyncedSources()));
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        await store.WhenSyncedAsync(ct).ConfigureAwait(false);
+        InPodLog.TakeoverSynced(_logger, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
     }
 
     private HandoverClient? _takeover;

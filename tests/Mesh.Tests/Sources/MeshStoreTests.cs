@@ -214,6 +214,36 @@ public sealed class MeshStoreTests
     }
 
     [Fact]
+    public async Task WhenSyncedAsyncWaitsForEveryRequiredSourceAndNamesTheOnesMissing()
+    {
+        var store = NewStore();
+        var files = store.AddSource("files", 40);
+        var api = store.AddSource("kubernetes", 30);
+        store.AddSource("cni", 1000, requiredForReadiness: false);
+        var synced = store.WhenSyncedAsync(CancellationToken.None);
+        Assert.Equal<string>(["files", "kubernetes"], store.UnsyncedSources());
+        files.MarkSynced();
+        Assert.False(synced.IsCompleted);
+        Assert.Equal<string>(["kubernetes"], store.UnsyncedSources());
+        api.MarkSynced();
+        await synced.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Empty(store.UnsyncedSources());
+        // Synced already: completes at once.
+        Assert.True(store.WhenSyncedAsync(CancellationToken.None).IsCompletedSuccessfully);
+    }
+
+    [Fact]
+    public async Task WhenSyncedAsyncIsCancelledWithItsToken()
+    {
+        var store = NewStore();
+        store.AddSource("kubernetes", 30);
+        using var cts = new CancellationTokenSource();
+        var synced = store.WhenSyncedAsync(cts.Token);
+        cts.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => synced.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
     public void IncrementalUpdatesMatchAFullBuild()
     {
         // Many random upserts and removals applied one at a time must index exactly like one build of the end state.

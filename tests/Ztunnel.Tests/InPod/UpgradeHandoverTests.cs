@@ -87,6 +87,57 @@ public sealed class UpgradeHandoverTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// A successor whose mesh sources have not synced (here an MCP registry nobody serves; in a cluster, the Kubernetes
+    /// source still listing) would serve the pods with a partial view of the mesh: inbound connections refused as "no
+    /// local workload", policies missing. It must leave them to the running agent until it has synced.
+    /// </summary>
+    [RootFact]
+    public async Task Upgrade_SuccessorNotYetSynced_LeavesThePodsToTheRunningAgent()
+    {
+        var client = new PodSpec("node-a", "client", "shop", "10.10.1.10");
+        var server = new PodSpec("node-b", "server", "shop", "10.10.2.10");
+        await using var cluster = await InPodCluster.StartAsync(
+            new ClusterSpec { Nodes = ["node-a", "node-b"], Pods = [client, server], DrainTimeout = Drain }, output.WriteLine);
+        await cluster.StartServerAsync(server.Name, AppPort);
+        var before = await cluster.CurlAsync(client.Name, $"http://{server.Ip}:{AppPort}/before");
+        Assert.True(before.Ok, before.ToString());
+
+        var old = cluster.Agent("node-b");
+        // Nothing listens on port 1 in the successor's own network namespace: its MCP source never syncs.
+        var successor = await cluster.StartSuccessorAgentNoWaitAsync("node-b", "--mcp-address", "http://127.0.0.1:1");
+        try
+        {
+            await successor.WaitForLineAsync(l => l.Contains("taking its pods over once the mesh sources have synced", StringComparison.Ordinal), InPodCluster.StepTimeout, stderr: true);
+            await old.WaitForLineAsync(l => l.Contains("checked that this agent runs", StringComparison.Ordinal), InPodCluster.StepTimeout, stderr: true);
+            // Meanwhile the running agent serves the pods, and keeps them: requests through it for a few seconds.
+            for (int i = 0; i < 3; i++)
+            {
+                var r = await cluster.CurlAsync(client.Name, $"http://{server.Ip}:{AppPort}/while-waiting-{i}");
+                Assert.True(r.Ok, r.ToString());
+                await Task.Delay(TimeSpan.FromSeconds(1));
+            }
+            Assert.False(successor.HasExited, successor.Describe());
+            Assert.DoesNotContain(old.Stderr, l => l.Contains("pods over to the newer agent", StringComparison.Ordinal));
+            Assert.DoesNotContain(successor.Stderr, l => l.Contains("took over pod", StringComparison.Ordinal) || l.Contains("ztunnel ready", StringComparison.Ordinal));
+        }
+        catch
+        {
+            output.WriteLine(old.Describe());
+            output.WriteLine(successor.Describe());
+            throw;
+        }
+        finally
+        {
+            await successor.DisposeAsync();
+        }
+
+        // The successor went away (a rollout given up): the running agent still serves, and still owns the pods.
+        var after = await cluster.CurlAsync(client.Name, $"http://{server.Ip}:{AppPort}/after");
+        Assert.True(after.Ok, after.ToString());
+        Assert.False(old.HasExited);
+    }
+
+    /// <summary>
     /// Opens a long-lived connection through the node's agent, starts the successor, and follows the old agent to its
     /// exit: it hands over, stops accepting, keeps the long-lived connection until the drain deadline, then exits 0.
     /// </summary>

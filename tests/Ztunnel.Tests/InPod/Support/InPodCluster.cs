@@ -215,20 +215,40 @@ internal sealed class InPodCluster : IAsyncDisposable
     /// </summary>
     public async Task<Daemon> StartSuccessorAgentAsync(string node)
     {
-        string suffix = $"{node}-next{Interlocked.Increment(ref _successors)}";
-        await Command.CheckAsync("ip", ["netns", "add", $"{Prefix}-{suffix}"], StepTimeout);
-        await ExecAsync(suffix, StepTimeout, "ip", "link", "set", "lo", "up");
+        string suffix = await AddSuccessorNetnsAsync(node);
         return await StartAgentAsync(node, suffix);
     }
 
+    /// <summary>
+    /// Starts a second agent for <paramref name="node"/> as <see cref="StartSuccessorAgentAsync"/> does, with extra
+    /// command-line arguments (for example a mesh source that cannot sync), and returns at once: it may never be ready.
+    /// The node's current agent stays the first one.
+    /// </summary>
+    public async Task<Daemon> StartSuccessorAgentNoWaitAsync(string node, params string[] extraArgs)
+    {
+        string suffix = await AddSuccessorNetnsAsync(node);
+        var agent = Daemon.Start($"ztunnel {node} ({suffix})", "nsenter", [.. AgentArgs(node, suffix), .. extraArgs]);
+        _agents.Add(agent);
+        return agent;
+    }
+
+    private async Task<string> AddSuccessorNetnsAsync(string node)
+    {
+        string suffix = $"{node}-next{Interlocked.Increment(ref _successors)}";
+        await Command.CheckAsync("ip", ["netns", "add", $"{Prefix}-{suffix}"], StepTimeout);
+        await ExecAsync(suffix, StepTimeout, "ip", "link", "set", "lo", "up");
+        return suffix;
+    }
+
+    private string[] AgentArgs(string node, string netnsSuffix) =>
+    [
+        $"--net={NetnsPath(netnsSuffix)}", .. Binaries.Ztunnel(),
+        "--config", Path.Combine(Root, node, "ztunnel.yaml"), "--node", node, "--state-dir", StateDir(node),
+    ];
+
     private async Task<Daemon> StartAgentAsync(string node, string netnsSuffix)
     {
-        string[] args =
-        [
-            $"--net={NetnsPath(netnsSuffix)}", .. Binaries.Ztunnel(),
-            "--config", Path.Combine(Root, node, "ztunnel.yaml"), "--node", node, "--state-dir", StateDir(node),
-        ];
-        var agent = Daemon.Start($"ztunnel {node} ({netnsSuffix})", "nsenter", args);
+        var agent = Daemon.Start($"ztunnel {node} ({netnsSuffix})", "nsenter", AgentArgs(node, netnsSuffix));
         _agents.Add(agent);
         _currentAgent[node] = agent;
         // The agent logs this line after every listener (and, in-pod, every re-adopted pod) is up.
