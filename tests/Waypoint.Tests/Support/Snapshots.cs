@@ -1,6 +1,7 @@
 using System.Net;
 using Ambient.Mesh.Identity;
 using Ambient.Mesh.Kubernetes;
+using Ambient.Mesh.Sources;
 using Ambient.Mesh.State;
 using Ambient.Waypoint.Hbone;
 using Microsoft.AspNetCore.Http;
@@ -57,13 +58,16 @@ internal static class Snapshots
         """;
 
     /// <summary>The snapshot of <see cref="Base"/> plus <paramref name="extra"/>; fails the test on any translation error.</summary>
-    public static MeshSnapshot Build(string extra)
+    public static MeshSnapshot Build(string extra) => MeshSnapshot.Build(Resources(extra), 1);
+
+    /// <summary>The resources of <see cref="Base"/> plus <paramref name="extra"/> (for a source to publish); fails the test on any translation error.</summary>
+    public static MeshResources Resources(string extra)
     {
         var read = ManifestReader.Parse(Base + (extra.Length > 0 ? "\n---\n" + extra : ""), "test.yaml");
         Assert.True(read.Ok, string.Join("\n", read.Errors));
         var translated = new KubeTranslator(new KubeTranslatorOptions { TrustDomain = "cluster.local" }).Translate(read.Objects);
         Assert.True(translated.Errors.IsEmpty, string.Join("\n", translated.Errors));
-        return MeshSnapshot.Build(translated.Resources, 1);
+        return translated.Resources;
     }
 
     public static readonly WaypointIdentity Waypoint = new("shop", "waypoint", "cluster.local", IPAddress.Parse("10.0.2.1"));

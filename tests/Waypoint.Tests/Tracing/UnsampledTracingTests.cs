@@ -36,7 +36,7 @@ public sealed class UnsampledTracingTests : IDisposable
     /// A waypoint's tracing with export on (to a closed loopback port: nothing these tests sample needs to arrive),
     /// a name of its own so its spans are told apart from other tests' by node id.
     /// </summary>
-    private WaypointTracing Make(double fallback, bool ignoreParent = false)
+    private WaypointTracing Make(double fallback, bool ignoreParent = false, string? telemetry = null)
     {
         int closedPort;
         using (var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
@@ -53,7 +53,12 @@ public sealed class UnsampledTracingTests : IDisposable
             ExportTimeout = TimeSpan.FromSeconds(1),
         };
         var identity = new WaypointIdentity("shop", "wp-" + Guid.NewGuid().ToString("N")[..8], "cluster.local", IPAddress.Loopback);
-        var tracing = new WaypointTracing(options, identity, new MeshStore(NullLogger<MeshStore>.Instance));
+        var store = new MeshStore(NullLogger<MeshStore>.Instance);
+        if (telemetry is not null)
+        {
+            store.AddSource("test", 10).Replace(Support.Snapshots.Resources(telemetry));
+        }
+        var tracing = new WaypointTracing(options, identity, store);
         _made.Add(tracing);
         return tracing;
     }
@@ -188,6 +193,75 @@ public sealed class UnsampledTracingTests : IDisposable
         Assert.Equal("0", Header(upstream, "X-B3-Sampled"));
         Assert.Null(Header(upstream, "X-B3-ParentSpanId"));
         Assert.Null(Header(upstream, "b3"));
+    }
+
+    /// <summary>A Telemetry resource for the whole namespace of the waypoints <see cref="Make"/> builds.</summary>
+    private static string Telemetry(string tracing) => $$"""
+        apiVersion: telemetry.istio.io/v1
+        kind: Telemetry
+        metadata: {name: tracing, namespace: shop}
+        spec:
+          tracing: [{{{tracing}}}]
+        """;
+
+    [Theory]
+    // Envoy: the first 8 hex digits of x-request-id, modulo 10,000, against the percentage in hundredths of a percent.
+    [InlineData("00000001-0000-4000-8000-000000000000", 1, true)]
+    [InlineData("00000063-0000-4000-8000-000000000000", 1, true)] // 99 < 100
+    [InlineData("00000064-0000-4000-8000-000000000000", 1, false)] // 100
+    [InlineData("00002710-0000-4000-8000-000000000000", 1, true)] // 10,000 % 10,000 = 0
+    [InlineData("ffffffff-0000-4000-8000-000000000000", 73, true)] // 4,294,967,295 % 10,000 = 7,295 < 7,300
+    [InlineData("ffffffff-0000-4000-8000-000000000000", 72.95, false)]
+    [InlineData("0000ffff-0000-4000-8000-000000000000", 100, true)]
+    [InlineData("00000000-0000-4000-8000-000000000000", 0, false)]
+    public void ARequestIdDecidesAsInEnvoy(string requestId, double percentage, bool sampled) =>
+        Assert.Equal(sampled, WaypointSampler.IsSampledByRequestId(requestId, percentage));
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("abc")]
+    [InlineData("my-request-42")]
+    public void ARequestIdThatIsNoUuidLeavesTheDecisionToTheTraceId(string requestId) =>
+        Assert.Null(WaypointSampler.IsSampledByRequestId(requestId, 50));
+
+    [Fact]
+    public void UnderATelemetryPercentageANewTraceIsSampledByItsRequestId()
+    {
+        // useRequestIdForTraceSampling is Istio's default: at 1%, the same request id is decided the same way every
+        // time (by every proxy that sees it), whatever trace id the waypoint makes for it.
+        var tracing = Make(fallback: 0, telemetry: Telemetry("randomSamplingPercentage: 1"));
+        for (int i = 0; i < 20; i++)
+        {
+            var (server, client, upstream) = Forward(tracing, "x-request-id: 00000001-0000-4000-8000-000000000000");
+            Assert.NotNull(server);
+            Assert.True(server.Recorded);
+            Assert.EndsWith($"-{client!.SpanId.ToHexString()}-01", Header(upstream, "traceparent"), StringComparison.Ordinal);
+            var (notSampled, _, upstream2) = Forward(tracing, "x-request-id: 0000ffff-0000-4000-8000-000000000000");
+            Assert.Null(notSampled);
+            Assert.EndsWith("-00", Header(upstream2, "traceparent"), StringComparison.Ordinal);
+        }
+        // A caller's decision still wins over the request id.
+        var (child, _, _) = Forward(tracing, $"traceparent: 00-{Hex(16)}-{Hex(8)}-00", "x-request-id: 00000001-0000-4000-8000-000000000000");
+        Assert.Null(child);
+    }
+
+    [Fact]
+    public void UseRequestIdForTraceSamplingFalseDecidesByTheTraceId()
+    {
+        var tracing = Make(fallback: 0, telemetry: Telemetry("randomSamplingPercentage: 50, useRequestIdForTraceSampling: false"));
+        int sampled = 0;
+        for (int i = 0; i < 40; i++)
+        {
+            // This request id alone would be sampled every time.
+            var (server, _, _) = Forward(tracing, "x-request-id: 00000001-0000-4000-8000-000000000000");
+            if (server is not null)
+            {
+                sampled++;
+                Assert.True(WaypointSampler.IsSampled(server.TraceId, 50), $"{server.TraceId} was sampled outside the 50% share");
+            }
+        }
+        // 40 fair coins: neither all nor none (each has probability 2^-40).
+        Assert.True(sampled is > 0 and < 40, $"{sampled} of 40 sampled");
     }
 
     [Fact]

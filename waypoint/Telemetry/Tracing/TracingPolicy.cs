@@ -11,7 +11,11 @@ namespace Ambient.Waypoint.Telemetry.Tracing;
 /// <param name="Source">The most specific resource that set the percentage (for logs and the config dump).</param>
 /// <param name="DisableSpanReporting">Spans are made and propagated as usual, but not exported.</param>
 /// <param name="CustomTags">Tag name -> where its value comes from, added to the server and client spans.</param>
-internal sealed record TracingSettings(double? Percentage, string? Source, bool DisableSpanReporting, ImmutableDictionary<string, CustomTag> CustomTags)
+/// <param name="UseRequestId">
+/// <c>useRequestIdForTraceSampling</c> (Istio's default: true): a trace that starts here is sampled by its request's
+/// <c>x-request-id</c> as Envoy does it, so every proxy that sees the same request id decides the same way.
+/// </param>
+internal sealed record TracingSettings(double? Percentage, string? Source, bool DisableSpanReporting, ImmutableDictionary<string, CustomTag> CustomTags, bool UseRequestId = true)
 {
     public static readonly TracingSettings None = new(null, null, false, ImmutableDictionary<string, CustomTag>.Empty);
 }
@@ -21,7 +25,8 @@ internal sealed record TracingSettings(double? Percentage, string? Source, bool 
 /// to most specific: the mesh (root namespace <c>istio-system</c>, no selector or targetRefs), the waypoint's
 /// namespace (likewise), the waypoint itself (<c>targetRefs</c> to its Gateway, or a <c>selector</c> matching its
 /// pod's labels), then the destination Service (<c>targetRefs</c> to the Service, in the Service's namespace). Each
-/// level overrides only what it sets: <c>randomSamplingPercentage</c>, <c>disableSpanReporting</c>, and
+/// level overrides only what it sets: <c>randomSamplingPercentage</c>, <c>disableSpanReporting</c>,
+/// <c>useRequestIdForTraceSampling</c>, and
 /// <c>customTags</c> tag by tag (as Istio merges them). Among several at one level, the first by name wins (Istio
 /// takes the oldest; names are stable across sources). Worked out once per mesh snapshot, so a changed resource
 /// applies to the next request.
@@ -129,6 +134,10 @@ internal sealed class TracingPolicy(WaypointIdentity identity, string rootNamesp
         if (tracing.DisableSpanReporting is { } disable)
         {
             result = result with { DisableSpanReporting = disable };
+        }
+        if (tracing.UseRequestIdForTraceSampling is { } useRequestId)
+        {
+            result = result with { UseRequestId = useRequestId };
         }
         if (!tracing.CustomTags.IsEmpty)
         {

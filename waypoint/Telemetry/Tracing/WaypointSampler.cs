@@ -38,11 +38,29 @@ internal sealed class WaypointSampler(string nodeId, Func<(double Percentage, bo
     /// </summary>
     internal static bool Decide(in ActivityContext parent, ActivityTraceId traceId, double percentage, bool ignoreParent)
     {
-        if (parent.TraceId != default && (!ignoreParent || !parent.IsRemote))
+        if (ParentDecides(parent, ignoreParent))
         {
             return (parent.TraceFlags & ActivityTraceFlags.Recorded) != 0;
         }
         return IsSampled(traceId, percentage);
+    }
+
+    /// <summary>Whether the caller's context, not the percentage, decides (a parent that is not overridden).</summary>
+    internal static bool ParentDecides(in ActivityContext parent, bool ignoreParent) =>
+        parent.TraceId != default && (!ignoreParent || !parent.IsRemote);
+
+    /// <summary>
+    /// Envoy's sampling by request id (<c>useRequestIdForTraceSampling</c>): the first 8 hex digits of the
+    /// <c>x-request-id</c> UUID as a number, modulo 10,000, against the percentage in hundredths of a percent. Null when
+    /// the request id does not start with 8 hex digits (then the trace id decides).
+    /// </summary>
+    internal static bool? IsSampledByRequestId(ReadOnlySpan<char> requestId, double percentage)
+    {
+        if (requestId.Length < 8 || !uint.TryParse(requestId[..8], System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture, out uint value))
+        {
+            return null;
+        }
+        return value % 10_000 < (uint)Math.Round(Math.Clamp(percentage, 0, 100) * 100);
     }
 
     /// <summary>Whether a trace id falls in the sampled share: its low 8 bytes against the percentage of 2^64.</summary>

@@ -57,6 +57,12 @@ internal sealed class WaypointTracing : IDisposable
     [ThreadStatic]
     private static TracingSettings? t_starting;
 
+    /// <summary>
+    /// What the sampler sees for a root that <see cref="StartServer"/> sampled by its request id: 100%, so the SDK's
+    /// decision (by trace id) agrees with the one already taken.
+    /// </summary>
+    private static readonly TracingSettings SampledByRequestId = TracingSettings.None with { Percentage = 100 };
+
     /// <summary>The id <see cref="StartServer"/> decided a new trace on, for the root span it is starting on this thread.</summary>
     [ThreadStatic]
     private static ActivityTraceId t_rootTraceId;
@@ -166,12 +172,17 @@ internal sealed class WaypointTracing : IDisposable
         var remote = parent.ActivityContext;
         // A trace that starts here gets its id now, so the decision and, when sampled, the span use the same one.
         var traceId = remote.TraceId != default ? remote.TraceId : ActivityTraceId.CreateRandom();
-        if (!WaypointSampler.Decide(remote, traceId, percentage, ignoreParent))
+        // A trace that starts here under a Telemetry percentage is sampled by its x-request-id when the resource says
+        // so (Istio's default), as Envoy does; otherwise (and under OTEL_TRACES_SAMPLER) by its trace id.
+        bool? byRequestId = settings is { UseRequestId: true, Percentage: not null } && !WaypointSampler.ParentDecides(remote, ignoreParent)
+            ? WaypointSampler.IsSampledByRequestId(headers["x-request-id"].ToString(), percentage)
+            : null;
+        if (!(byRequestId ?? WaypointSampler.Decide(remote, traceId, percentage, ignoreParent)))
         {
             context.Features.Set(new UnsampledTrace(traceId, remote.TraceState, single, multi));
             return null;
         }
-        t_starting = settings;
+        t_starting = byRequestId == true ? SampledByRequestId : settings;
         t_rootTraceId = remote.TraceId != default ? default : traceId;
         Activity? span;
         try
