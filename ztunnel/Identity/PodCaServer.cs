@@ -236,43 +236,18 @@ internal sealed class PodCaServer : IAsyncDisposable
     /// </summary>
     private static string? RequestedUri(CertificateRequest csr, out string? problem)
     {
-        X509Extension? san = null;
-        foreach (X509Extension e in csr.CertificateExtensions)
+        if (!SpiffeSan.TryReadNames(csr.CertificateExtensions, out var uris, out int others, out string? why))
         {
-            if (e.Oid?.Value == "2.5.29.17")
-            {
-                san = e;
-            }
-        }
-        if (san is null)
-        {
-            problem = "it has no subjectAltName";
+            problem = $"it {why}";
             return null;
         }
-        var uriTag = new Asn1Tag(TagClass.ContextSpecific, 6);
-        string? uri = null;
-        try
+        problem = (uris.Count, others) switch
         {
-            var reader = new AsnReader(san.RawData, AsnEncodingRules.DER);
-            AsnReader names = reader.ReadSequence();
-            reader.ThrowIfNotEmpty();
-            while (names.HasData)
-            {
-                if (!names.PeekTag().HasSameClassAndValue(uriTag) || uri is not null)
-                {
-                    problem = "its subjectAltName holds more than one name";
-                    return null;
-                }
-                uri = names.ReadCharacterString(UniversalTagNumber.IA5String, uriTag);
-            }
-        }
-        catch (AsnContentException)
-        {
-            problem = "its subjectAltName is malformed";
-            return null;
-        }
-        problem = uri is null ? "its subjectAltName holds no URI" : null;
-        return uri;
+            (0, 0) => "its subjectAltName holds no URI",
+            (1, 0) => null,
+            _ => "its subjectAltName holds more than one name",
+        };
+        return problem is null ? uris[0] : null;
     }
 
     /// <summary>grpc-message is percent-encoded UTF-8 (gRPC over HTTP/2, "Responses").</summary>
