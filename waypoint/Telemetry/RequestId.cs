@@ -6,10 +6,9 @@ namespace Ambient.Waypoint.Telemetry;
 /// Istio's <c>x-request-id</c>: a random (version 4) UUID in its usual text form, generated at the first proxy.
 /// </summary>
 /// <remarks>
-/// <see cref="Guid.NewGuid"/> asks the kernel for 16 bytes on every call (a <c>read</c> of /dev/urandom on Linux):
-/// at 1,000 req/s that was one system call per request, about a sixth of the waypoint's non-socket system calls
-/// (perf/results/node-bench-l7-profile.md, session 7). Here each thread draws the same cryptographically secure
-/// bytes 4 KiB at a time, one system call per 256 ids, as Envoy batches its own random bytes for UUIDs.
+/// <see cref="Guid.NewGuid"/> asks the kernel for 16 bytes on every call (a <c>read</c> of /dev/urandom on Linux): one
+/// of the waypoint's ~6.7 system calls per request (perf/results/node-bench-l7-profile.md, session 7). Here each
+/// thread draws the same kind of cryptographically secure bytes 4 KiB at a time, one system call per 256 ids.
 /// </remarks>
 internal static class RequestId
 {
