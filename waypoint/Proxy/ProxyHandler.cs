@@ -63,7 +63,7 @@ internal sealed partial class ProxyHandler(
         if (!request.Headers.ContainsKey("x-request-id"))
         {
             // Istio's request id: generated at the first proxy, kept by the next ones and by retries.
-            request.Headers["x-request-id"] = Guid.NewGuid().ToString();
+            request.Headers["x-request-id"] = RequestId.Next();
         }
         var span = tracing.StartServer(context, tunnel);
         var requestBody = new CountingStream(request.Body);
