@@ -127,7 +127,7 @@ public sealed class GovernanceEndToEndTests
             var r = await mesh.CurlAsync("/slow");
             Assert.True(r.Status == 504, $"{r.Status} {r.Body}\n{mesh.WaypointLog}");
             Assert.Equal(200, (await mesh.CurlAsync("/fast")).Status);
-            Assert.Contains("\"GET /slow HTTP/1.1\" 504 UT ", mesh.WaypointLog.ToString(), StringComparison.Ordinal);
+            await TestWait.UntilLoggedAsync(() => mesh.WaypointLog.ToString(), "\"GET /slow HTTP/1.1\" 504 UT ");
 
             // Gateway API: timeouts.backendRequest bounds each try, timeouts.request the whole exchange.
             await mesh.ApplyAsync("""
@@ -142,7 +142,7 @@ public sealed class GovernanceEndToEndTests
                 """);
             var r2 = await mesh.CurlAsync("/slow/route");
             Assert.True(r2.Status == 504, $"{r2.Status} {r2.Body}\n{mesh.WaypointLog}");
-            Assert.Contains("\"GET /slow/route HTTP/1.1\" 504 UT", mesh.WaypointLog.ToString(), StringComparison.Ordinal);
+            await TestWait.UntilLoggedAsync(() => mesh.WaypointLog.ToString(), "\"GET /slow/route HTTP/1.1\" 504 UT");
         }
         finally
         {
@@ -201,7 +201,7 @@ public sealed class GovernanceEndToEndTests
         mesh.V2.Script = mesh.V1.Script;
         var down = await mesh.CurlAsync("/down");
         Assert.Equal(503, down.Status);
-        Assert.Contains("\"GET /down HTTP/1.1\" 503 URX ", mesh.WaypointLog.ToString(), StringComparison.Ordinal);
+        await TestWait.UntilLoggedAsync(() => mesh.WaypointLog.ToString(), "\"GET /down HTTP/1.1\" 503 URX ");
     }
 
     [Fact]
@@ -262,7 +262,7 @@ public sealed class GovernanceEndToEndTests
             await TestWait.UntilAsync(() => Metrics(mesh).Contains("resource=\"pending\"} 0", StringComparison.Ordinal), "the second request pending");
             var third = await mesh.CurlAsync("/hold/3");
             Assert.True(third.Status == 503, $"{third.Status} {third.Body}\n{mesh.WaypointLog}");
-            Assert.Contains("\"GET /hold/3 HTTP/1.1\" 503 UO ", mesh.WaypointLog.ToString(), StringComparison.Ordinal);
+            await TestWait.UntilLoggedAsync(() => mesh.WaypointLog.ToString(), "\"GET /hold/3 HTTP/1.1\" 503 UO ");
             gate.SetResult();
             Assert.Equal(200, (await first.WaitAsync(TimeSpan.FromSeconds(30))).Status);
             Assert.Equal(200, (await second.WaitAsync(TimeSpan.FromSeconds(30))).Status);

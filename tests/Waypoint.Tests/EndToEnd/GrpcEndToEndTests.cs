@@ -121,8 +121,8 @@ public sealed class GrpcEndToEndTests
         Assert.Equal("echo-v2", results[2].Backend); // header match on a service prefix as long as the HTTPRoute's
         Assert.Equal("echo-v1", results[3].Backend); // the HTTPRoute's /ambient.test.Echo prefix
 
-        Assert.Contains("GRPCRoute/shop/grpc#1", mesh.WaypointLog.ToString(), StringComparison.Ordinal);
-        Assert.Contains("HTTPRoute/shop/http#0", mesh.WaypointLog.ToString(), StringComparison.Ordinal);
+        await TestWait.UntilLoggedAsync(() => mesh.WaypointLog.ToString(), "GRPCRoute/shop/grpc#1");
+        await TestWait.UntilLoggedAsync(() => mesh.WaypointLog.ToString(), "HTTPRoute/shop/http#0");
 
         // Weighted backendRefs: a 50/50 split reaches both backends in twenty calls (all on one: p = 2e-6).
         await mesh.ApplyAsync("""

@@ -46,7 +46,7 @@ public sealed class IstioCaEndToEndTests
         var r = await mesh.CurlAsync("/through-istio-ca");
         Assert.True(r.Status == 200, $"{r.Status} {r.Stderr}\n{r.Body}\n{mesh.WaypointLog}");
         Assert.Equal("/through-istio-ca", r.Echo("path"));
-        Assert.Contains("\"GET /through-istio-ca HTTP/1.1\" 200", mesh.WaypointLog.ToString(), StringComparison.Ordinal);
+        await TestWait.UntilLoggedAsync(() => mesh.WaypointLog.ToString(), "\"GET /through-istio-ca HTTP/1.1\" 200");
         // The destination ztunnel authenticated the waypoint by the certificate the CA signed.
         string inbound = mesh.AgentB.Metrics.Render() + mesh.AgentC.Metrics.Render();
         Assert.Contains($"source_principal=\"{WaypointId}\"", inbound, StringComparison.Ordinal);

@@ -78,7 +78,7 @@ public sealed class TcpEndToEndTests
         long expected = Encoding.ASCII.GetByteCount("GET / HTTP/1.1\r\nHost: not-parsed\r\n\r\n") + 100_000;
         Assert.EndsWith($" {expected}", Line(metrics, "istio_tcp_received_bytes_total{"), StringComparison.Ordinal);
         Assert.EndsWith($" {expected}", Line(metrics, "istio_tcp_sent_bytes_total{"), StringComparison.Ordinal);
-        Assert.Contains("\"TCP\" - ", mesh.WaypointLog.ToString(), StringComparison.Ordinal);
+        await TestWait.UntilLoggedAsync(() => mesh.WaypointLog.ToString(), "\"TCP\" - ");
         // Not parsed as HTTP: no request was counted.
         Assert.DoesNotContain("istio_requests_total{", metrics, StringComparison.Ordinal);
     }
@@ -118,7 +118,7 @@ public sealed class TcpEndToEndTests
         string denied = Line(metrics, "istio_tcp_connections_opened_total{");
         Assert.Contains("response_flags=\"DENY\"", denied, StringComparison.Ordinal);
         Assert.Contains("request_protocol=\"tcp\"", denied, StringComparison.Ordinal);
-        Assert.Contains("deny-client", mesh.WaypointLog.ToString(), StringComparison.Ordinal);
+        await TestWait.UntilLoggedAsync(() => mesh.WaypointLog.ToString(), "deny-client");
     }
 
     private static string Line(string metrics, string prefix) =>

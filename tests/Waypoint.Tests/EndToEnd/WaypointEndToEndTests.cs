@@ -25,8 +25,8 @@ public sealed class WaypointEndToEndTests
         string inbound = mesh.AgentB.Metrics.Render() + mesh.AgentC.Metrics.Render();
         Assert.Contains("source_principal=\"spiffe://cluster.local/ns/shop/sa/waypoint\"", inbound, StringComparison.Ordinal);
         Assert.DoesNotContain("source_principal=\"spiffe://cluster.local/ns/shop/sa/client\"", inbound, StringComparison.Ordinal);
-        Assert.Contains("\"GET /hello?x=1 HTTP/1.1\" 200", mesh.WaypointLog.ToString(), StringComparison.Ordinal);
-        Assert.Contains("\"GET /h2 HTTP/2\" 200", mesh.WaypointLog.ToString(), StringComparison.Ordinal);
+        await TestWait.UntilLoggedAsync(() => mesh.WaypointLog.ToString(), "\"GET /hello?x=1 HTTP/1.1\" 200");
+        await TestWait.UntilLoggedAsync(() => mesh.WaypointLog.ToString(), "\"GET /h2 HTTP/2\" 200");
     }
 
     [Fact]

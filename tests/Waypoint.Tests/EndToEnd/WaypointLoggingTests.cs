@@ -28,7 +28,7 @@ public sealed class WaypointLoggingTests
             var r = await mesh.CurlAsync($"/quiet/{i}");
             Assert.True(r.Status == 200, $"{r.Status} {r.Body}\n{mesh.WaypointLog}");
         }
-        Assert.Contains("\"GET /quiet/2 HTTP/1.1\" 200 ", mesh.WaypointLog.ToString(), StringComparison.Ordinal);
+        await TestWait.UntilLoggedAsync(() => mesh.WaypointLog.ToString(), "\"GET /quiet/2 HTTP/1.1\" 200 ");
         var perRequest = lines.Skip(before).Where(l => l.Level < LogLevel.Warning).ToList();
         Assert.True(perRequest.Count == 0, string.Join("\n", perRequest.Select(l => $"{l.Category} {l.Level}: {l.Message}")));
     }
