@@ -69,8 +69,8 @@ internal sealed class WaypointTracing : IDisposable
 
     private static int s_generatorInstalled;
 
-    private double _fallback;
-    private bool _fallbackIgnoresParent;
+    private readonly double _fallback;
+    private readonly bool _fallbackIgnoresParent;
 
     public WaypointTracing(TracingOptions options, WaypointIdentity identity, MeshStore store)
     {
